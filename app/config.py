@@ -1,0 +1,227 @@
+"""Configuration: environment variables prefixed ``SCIM_LDAP_`` and an optional TOML file.
+
+Nested sections use ``__`` in environment variables, for example
+``SCIM_LDAP_LDAP__BIND_DN`` or ``SCIM_LDAP_AUTH__TOKENS='["t1","t2"]'``. Values
+given in the environment win over the TOML file given with ``--config``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_USER_MAPPING: dict[str, str] = {
+    "externalId": "scimExternalId",
+    "displayName": "displayName",
+    "name.givenName": "givenName",
+    "name.familyName": "sn",
+    "name.formatted": "scimFormattedName",
+    "title": "title",
+    "preferredLanguage": "preferredLanguage",
+    'emails[type eq "work"].value': "mail",
+    'phoneNumbers[type eq "work"].value': "telephoneNumber",
+    'phoneNumbers[type eq "mobile"].value': "mobile",
+    'phoneNumbers[type eq "fax"].value': "facsimileTelephoneNumber",
+    'addresses[type eq "work"].streetAddress': "street",
+    'addresses[type eq "work"].locality': "l",
+    'addresses[type eq "work"].region': "st",
+    'addresses[type eq "work"].postalCode': "postalCode",
+    'addresses[type eq "work"].country': "co",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "employeeNumber",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "departmentNumber",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "manager",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:uidNumber": "uidNumber",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:gidNumber": "gidNumber",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:homeDirectory": "homeDirectory",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:loginShell": "loginShell",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:gecos": "gecos",
+}
+
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+
+
+class LdapSettings(BaseModel):
+    """Where the directory is and how the server binds to it."""
+
+    urls: list[str] = Field(
+        default=["ldap://127.0.0.1:389"],
+        min_length=1,
+        description="LDAP URLs tried in order (ldap://, ldaps://).",
+    )
+    bind_dn: str = Field(default="", description="DN the server binds as.")
+    bind_password: SecretStr = Field(default=SecretStr(""), description="Password of bind_dn.")
+    base_dn: str = Field(default="dc=example,dc=org", description="Base DN of the directory.")
+    users_dn: str = Field(
+        default="", description="Container of user entries (default ou=people,<base_dn>)."
+    )
+    start_tls: bool = Field(default=False, description="Issue StartTLS on ldap:// URLs.")
+    ca_file: Path | None = Field(default=None, description="CA bundle for TLS verification.")
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
+    receive_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for a reply.")
+    pool_size: int = Field(default=8, ge=1, le=64, description="Connections kept open.")
+
+    @field_validator("urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^ldaps?://[^/\s]+/?$", url):
+                raise ValueError(f"{url!r} is not an ldap:// or ldaps:// URL of a host")
+        return urls
+
+    @model_validator(mode="after")
+    def _default_users_dn(self) -> LdapSettings:
+        if not self.users_dn:
+            self.users_dn = f"ou=people,{self.base_dn}"
+        return self
+
+
+class UserSettings(BaseModel):
+    """How SCIM users become LDAP entries."""
+
+    object_classes: list[str] = Field(
+        default=["inetOrgPerson", "posixAccount", "shadowAccount", "scimUser"],
+        min_length=1,
+        description="Object classes of a new user entry.",
+    )
+    rdn_attribute: str = Field(default="uid", description="RDN attribute of user entries.")
+    user_name_attribute: str | None = Field(
+        default="scimUserName",
+        description="Keeps userName as sent when it differs from the login name "
+        "(empty: userName is the login name).",
+    )
+    active_attribute: str | None = Field(
+        default="scimActive", description="Boolean attribute holding SCIM active."
+    )
+    mapping: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps.",
+    )
+    default_gid_number: int = Field(default=10000, ge=1, description="gidNumber when none sent.")
+    home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
+    login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
+
+    @field_validator("rdn_attribute", "user_name_attribute", "active_attribute")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value and not _ATTRIBUTE_NAME.match(value):
+            raise ValueError(f"{value!r} is not an LDAP attribute name")
+        return value or None
+
+    @field_validator("mapping")
+    @classmethod
+    def _check_mapping(cls, mapping: dict[str, str | None]) -> dict[str, str | None]:
+        for path, attribute in mapping.items():
+            if path not in DEFAULT_USER_MAPPING:
+                known = ", ".join(sorted(DEFAULT_USER_MAPPING))
+                raise ValueError(f"unknown SCIM path {path!r}; known paths: {known}")
+            if attribute and not _ATTRIBUTE_NAME.match(attribute):
+                raise ValueError(f"{attribute!r} (for {path}) is not an LDAP attribute name")
+        return mapping
+
+    @field_validator("home_directory")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        try:
+            value.format(uid="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"template may only use {{uid}}: {exc}") from None
+        return value
+
+    def attribute_map(self) -> dict[str, str]:
+        """The effective SCIM path -> LDAP attribute mapping."""
+        merged: dict[str, str | None] = {**DEFAULT_USER_MAPPING, **self.mapping}
+        return {path: attr for path, attr in merged.items() if attr}
+
+
+class AuthSettings(BaseModel):
+    """Bearer tokens accepted (several at once for rotation)."""
+
+    tokens: list[SecretStr] = Field(default_factory=list, description="Accepted bearer tokens.")
+
+    @field_validator("tokens")
+    @classmethod
+    def _check_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        for token in tokens:
+            if len(token.get_secret_value()) < 16:
+                raise ValueError("every token must be at least 16 characters long")
+        return tokens
+
+
+class HttpSettings(BaseModel):
+    """The HTTP side: paths, limits and the reverse proxy in front."""
+
+    base_path: str = Field(default="/scim/v2", description="Path the SCIM endpoints live under.")
+    public_base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Public URL of the SCIM base (e.g. https://scim.example.com/scim/v2); "
+        "wins over forwarded headers.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Client addresses whose X-Forwarded-Proto/-Host are believed ('*' for all).",
+    )
+    max_page_size: int = Field(default=200, ge=1, le=10000, description="Largest page served.")
+    default_page_size: int = Field(default=100, ge=1, description="Page size when none asked.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+
+    @field_validator("base_path")
+    @classmethod
+    def _check_base_path(cls, value: str) -> str:
+        if not re.match(r"^(/[A-Za-z0-9._~-]+)+$", value):
+            raise ValueError("must look like /scim/v2 (no trailing slash)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pages(self) -> HttpSettings:
+        self.default_page_size = min(self.default_page_size, self.max_page_size)
+        return self
+
+
+class Settings(BaseSettings):
+    """All settings of the server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCIM_LDAP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+    toml_file: ClassVar[Path | None] = None
+
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
+    users: UserSettings = Field(default_factory=UserSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+def load_settings(toml_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment and, when given, a TOML file."""
+
+    class _FileSettings(Settings):
+        toml_file: ClassVar[Path | None] = None
+
+    _FileSettings.toml_file = toml_file
+    return _FileSettings(**overrides)

@@ -1,0 +1,249 @@
+"""The shared directory connection pool.
+
+ldap3 is blocking, so each request borrows one bound connection for the time of
+its operations, from threads off the event loop. A connection that fails at
+the transport level is dropped and a fresh one is opened on the next borrow, so
+the server reconnects by itself after the directory restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPException, LDAPExceptionError
+
+from app.config import LdapSettings
+from app.ldap.errors import DirectoryUnavailable, raise_for_result
+
+log = logging.getLogger(__name__)
+
+Control = tuple[str, bool, bytes | None]
+
+
+class DirectoryConfigError(RuntimeError):
+    """The directory answers but refuses the configured bind: an administrator must act."""
+
+
+class Session:
+    """One borrowed connection; every operation checks its result in one place."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def search(
+        self,
+        base: str,
+        ldap_filter: str,
+        attributes: Sequence[str],
+        *,
+        scope: str = "SUBTREE",
+        controls: Sequence[Control] | None = None,
+        size_limit: int = 0,
+        action: str,
+    ) -> list[dict[str, Any]]:
+        """Search and return the entries (``dn`` and ``attributes``); no such base is empty."""
+        self.conn.search(
+            base,
+            ldap_filter,
+            search_scope=scope,
+            attributes=list(attributes),
+            controls=list(controls) if controls else None,
+            size_limit=size_limit,
+        )
+        result = self.conn.result
+        if result["result"] == 32:
+            return []
+        if result["result"] != 4:
+            raise_for_result(result, action)
+        return [e for e in self.conn.response or [] if e.get("type") == "searchResEntry"]
+
+    def add(
+        self, dn: str, attributes: dict[str, Any], *, controls: Sequence[Control] | None, action: str
+    ) -> dict[str, Any]:
+        self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
+        raise_for_result(self.conn.result, action)
+        return dict(self.conn.result)
+
+    def modify(
+        self,
+        dn: str,
+        changes: dict[str, Any],
+        *,
+        controls: Sequence[Control] | None = None,
+        action: str,
+    ) -> dict[str, Any]:
+        self.conn.modify(dn, changes, controls=list(controls) if controls else None)
+        raise_for_result(self.conn.result, action)
+        return dict(self.conn.result)
+
+    def rename(
+        self,
+        dn: str,
+        new_rdn: str,
+        *,
+        controls: Sequence[Control] | None = None,
+        action: str,
+    ) -> dict[str, Any]:
+        self.conn.modify_dn(
+            dn, new_rdn, delete_old_dn=True, controls=list(controls) if controls else None
+        )
+        raise_for_result(self.conn.result, action)
+        return dict(self.conn.result)
+
+    def delete(
+        self, dn: str, *, controls: Sequence[Control] | None = None, action: str
+    ) -> None:
+        self.conn.delete(dn, controls=list(controls) if controls else None)
+        raise_for_result(self.conn.result, action)
+
+
+def _is_alive(conn: Connection) -> bool:
+    """Whether an idle connection can still be used.
+
+    An idle LDAP connection has nothing to read; a readable socket means the
+    server closed it (a restart) or sent a Notice of Disconnection.
+    """
+    sock = conn.socket
+    if conn.closed or sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class Directory:
+    """A bounded pool of bound connections to the first reachable configured server."""
+
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        self._servers = [self._server(url) for url in settings.urls]
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(settings.pool_size)
+        self._closed = False
+
+    def _server(self, url: str) -> Server:
+        parts = urlsplit(url)
+        use_ssl = parts.scheme == "ldaps"
+        tls = None
+        if use_ssl or self.settings.start_tls:
+            tls = Tls(
+                validate=ssl.CERT_REQUIRED,
+                ca_certs_file=str(self.settings.ca_file) if self.settings.ca_file else None,
+            )
+        return Server(
+            parts.hostname or "127.0.0.1",
+            port=parts.port or (636 if use_ssl else 389),
+            use_ssl=use_ssl,
+            tls=tls,
+            get_info=NONE,
+            connect_timeout=self.settings.connect_timeout,
+        )
+
+    def _connect(self) -> Connection:
+        last_error: Exception | None = None
+        for server in self._servers:
+            conn = Connection(
+                server,
+                user=self.settings.bind_dn or None,
+                password=self.settings.bind_password.get_secret_value() or None,
+                authentication=SIMPLE if self.settings.bind_dn else None,
+                client_strategy=SYNC,
+                auto_bind=False,
+                raise_exceptions=False,
+                receive_timeout=self.settings.receive_timeout,
+                check_names=False,
+                auto_escape=False,
+                return_empty_attributes=False,
+            )
+            try:
+                conn.open()
+                if self.settings.start_tls and not server.ssl:
+                    conn.start_tls()
+                if not conn.bind():
+                    code = conn.result.get("result")
+                    conn.unbind()
+                    if code in (49, 48, 50, 53):
+                        raise DirectoryConfigError(
+                            f"the directory at {server.host}:{server.port} refused the bind "
+                            f"as {self.settings.bind_dn!r} (LDAP code {code})"
+                        )
+                    raise_for_result(conn.result, "bind to the directory")
+                return conn
+            except LDAPException as exc:
+                last_error = exc
+                log.warning("cannot reach %s:%s: %s", server.host, server.port, type(exc).__name__)
+        log.warning("no directory server reachable (%s)", type(last_error).__name__)
+        raise DirectoryUnavailable()
+
+    def check(self) -> None:
+        """Open one connection now: a wrong bind fails start-up, an outage only warns."""
+        try:
+            with self.session():
+                pass
+        except DirectoryUnavailable:
+            log.warning("the directory is not reachable yet; requests answer 503 until it is")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Borrow a connection; transport failures drop it and answer 503."""
+        if not self._slots.acquire(timeout=self.settings.receive_timeout):
+            raise DirectoryUnavailable(detail="All directory connections are busy; retry later")
+        try:
+            conn = self._borrow()
+            try:
+                yield Session(conn)
+            except LDAPExceptionError as exc:
+                log.warning("directory connection lost: %s", type(exc).__name__)
+                self._discard(conn)
+                raise DirectoryUnavailable() from None
+            except DirectoryUnavailable:
+                self._discard(conn)
+                raise
+            except BaseException:
+                self._release(conn)
+                raise
+            self._release(conn)
+        finally:
+            self._slots.release()
+
+    def _borrow(self) -> Connection:
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            if _is_alive(conn):
+                return conn
+            self._discard(conn)
+
+    def _release(self, conn: Connection) -> None:
+        if conn.closed or self._closed:
+            self._discard(conn)
+        else:
+            self._idle.put(conn)
+
+    @staticmethod
+    def _discard(conn: Connection) -> None:
+        try:
+            conn.unbind()
+        except LDAPException:
+            log.debug("ignoring error while closing a broken connection")
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._discard(self._idle.get_nowait())
+            except queue.Empty:
+                return

@@ -1,0 +1,183 @@
+"""SCIM slots <-> LDAP attributes of a user entry, driven by the configured mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scim2_models import InvalidValueException
+
+from app.attributes import (
+    ACTIVE,
+    BY_PATH,
+    GID_NUMBER,
+    HOME_DIRECTORY,
+    LOGIN_SHELL,
+    MANAGER,
+    UID_NUMBER,
+    USER_NAME,
+    Slot,
+    SlotValue,
+)
+from app.config import LdapSettings, UserSettings
+
+OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
+
+LdapValues = dict[str, list[str]]
+
+
+@dataclass
+class UserRecord:
+    """A user entry read from the directory, in slot form."""
+
+    id: str
+    dn: str
+    login: str
+    values: dict[Slot, SlotValue]
+    manager_dn: str | None
+    object_classes: list[str]
+    created: datetime | None
+    modified: datetime | None
+    version: str | None
+
+
+def parse_generalized_time(value: str | None) -> datetime | None:
+    """``20261127140102Z`` (or with fractions) -> an aware datetime."""
+    if not value:
+        return None
+    text = value.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return moment
+
+
+def generalized_time(moment: datetime) -> str:
+    """An aware datetime -> LDAP GeneralizedTime in UTC."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def _first(attributes: Mapping[str, Any], name: str) -> str | None:
+    value = attributes.get(name)
+    if isinstance(value, list):
+        return str(value[0]) if value else None
+    return None if value is None else str(value)
+
+
+class UserMapping:
+    """The configured correspondence between slots and LDAP attributes."""
+
+    def __init__(self, users: UserSettings, ldap: LdapSettings) -> None:
+        self.settings = users
+        self.container = ldap.users_dn
+        self.rdn = users.rdn_attribute
+        self.user_name_attribute = users.user_name_attribute
+        self.active_attribute = users.active_attribute
+        self.object_classes = list(users.object_classes)
+        self.by_slot: dict[Slot, str] = {
+            BY_PATH[path]: attr for path, attr in users.attribute_map().items()
+        }
+        managed = {self.rdn, "cn", "sn", *self.by_slot.values()}
+        if self.user_name_attribute:
+            managed.add(self.user_name_attribute)
+        if self.active_attribute:
+            managed.add(self.active_attribute)
+        self.managed = sorted(managed, key=str.lower)
+        self.read_attributes = [*self.managed, "objectClass", *OPERATIONAL]
+        self.search_filter = "(objectClass=posixAccount)"
+
+    def attribute_of(self, slot: Slot) -> str | None:
+        """The LDAP attribute a slot is stored in, or None when it is not stored."""
+        if slot == USER_NAME:
+            return self.rdn
+        if slot == ACTIVE:
+            return self.active_attribute
+        return self.by_slot.get(slot)
+
+    def record(self, entry: Mapping[str, Any]) -> UserRecord:
+        """Turn an ldap3 search entry into a record."""
+        attrs: Mapping[str, Any] = entry["attributes"]
+        login = _first(attrs, self.rdn) or ""
+        values: dict[Slot, SlotValue] = {}
+        user_name = _first(attrs, self.user_name_attribute) if self.user_name_attribute else None
+        values[USER_NAME] = user_name or login
+        active = _first(attrs, self.active_attribute) if self.active_attribute else None
+        values[ACTIVE] = (active or "TRUE").upper() != "FALSE"
+        manager_dn = None
+        for slot, attr in self.by_slot.items():
+            raw = _first(attrs, attr)
+            if raw is None or raw == "":
+                continue
+            if slot == MANAGER:
+                manager_dn = raw
+            elif slot.kind == "integer":
+                try:
+                    values[slot] = int(raw)
+                except ValueError:
+                    continue
+            else:
+                values[slot] = raw
+        return UserRecord(
+            id=_first(attrs, "entryUUID") or "",
+            dn=str(entry["dn"]),
+            login=login,
+            values=values,
+            manager_dn=manager_dn,
+            object_classes=[str(c) for c in attrs.get("objectClass", [])],
+            created=parse_generalized_time(_first(attrs, "createTimestamp")),
+            modified=parse_generalized_time(_first(attrs, "modifyTimestamp")),
+            version=_first(attrs, "entryCSN"),
+        )
+
+    def attributes(
+        self, values: Mapping[Slot, SlotValue], login: str, manager_dn: str | None
+    ) -> LdapValues:
+        """The managed attributes of an entry holding ``values`` (defaults filled in).
+
+        posixAccount requires uidNumber, gidNumber and homeDirectory, and
+        inetOrgPerson requires cn and sn: missing ones are derived here, except
+        uidNumber, which has no safe default.
+        """
+        out: LdapValues = {}
+        for slot, attr in self.by_slot.items():
+            if slot == MANAGER:
+                if manager_dn:
+                    out[attr] = [manager_dn]
+                continue
+            value = values.get(slot)
+            if value is None or value == "":
+                continue
+            out[attr] = [str(value)]
+        user_name = str(values[USER_NAME])
+        out[self.rdn] = [login]
+        if self.user_name_attribute and user_name != login:
+            out[self.user_name_attribute] = [user_name]
+        if self.active_attribute:
+            out[self.active_attribute] = ["TRUE" if values.get(ACTIVE, True) else "FALSE"]
+        display = values.get(BY_PATH["displayName"])
+        out["cn"] = [str(display) if display else user_name]
+        out.setdefault("sn", [login])
+        self._posix_defaults(out, login)
+        return out
+
+    def _posix_defaults(self, out: LdapValues, login: str) -> None:
+        uid_attr = self.by_slot.get(UID_NUMBER, "uidNumber")
+        if uid_attr not in out:
+            raise InvalidValueException(
+                detail=f"{UID_NUMBER.path} is required: the Linux account needs a uidNumber"
+            )
+        defaults = {
+            GID_NUMBER: str(self.settings.default_gid_number),
+            HOME_DIRECTORY: self.settings.home_directory.format(uid=login),
+            LOGIN_SHELL: self.settings.login_shell,
+        }
+        for slot, default in defaults.items():
+            attr = self.by_slot.get(slot)
+            if attr:
+                out.setdefault(attr, [default])

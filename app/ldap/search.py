@@ -1,0 +1,315 @@
+"""SCIM filters (RFC 7644 §3.4.2.2) translated into one escaped LDAP filter.
+
+The directory evaluates the whole filter; nothing is filtered in Python. Parts
+that are decided without the directory (``meta.resourceType eq "User"``, the
+``type`` of an element, an ``id`` that is not a UUID) fold into the constants
+TRUE and FALSE, so the emitted filter only has real assertions.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from ldap3.utils.conv import escape_filter_chars
+from scim2_models import InvalidFilterException
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+
+from app.attributes import ACTIVE, CORE_USER, EXTENSIONS, MULTI_VALUED, USER_NAME, Slot, slots_of
+from app.ldap.mapping import UserMapping, generalized_time
+
+TRUE = "(&)"
+FALSE = "(|)"
+
+_META_TIMES = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
+
+
+def _and(terms: list[str]) -> str:
+    if FALSE in terms:
+        return FALSE
+    kept = list(dict.fromkeys(t for t in terms if t != TRUE))
+    if not kept:
+        return TRUE
+    return kept[0] if len(kept) == 1 else "(&" + "".join(kept) + ")"
+
+
+def _or(terms: list[str]) -> str:
+    if TRUE in terms:
+        return TRUE
+    kept = list(dict.fromkeys(t for t in terms if t != FALSE))
+    if not kept:
+        return FALSE
+    return kept[0] if len(kept) == 1 else "(|" + "".join(kept) + ")"
+
+
+def _not(term: str) -> str:
+    if term == TRUE:
+        return FALSE
+    if term == FALSE:
+        return TRUE
+    return f"(!{term})"
+
+
+def _compare(attr: str, op: CompareOperator, value: str) -> str:
+    """One assertion; ``value`` is already escaped."""
+    if op == CompareOperator.eq:
+        return f"({attr}={value})"
+    if op == CompareOperator.ne:
+        return f"(!({attr}={value}))"
+    if op == CompareOperator.co:
+        return f"({attr}=*{value}*)"
+    if op == CompareOperator.sw:
+        return f"({attr}={value}*)"
+    if op == CompareOperator.ew:
+        return f"({attr}=*{value})"
+    if op == CompareOperator.ge:
+        return f"({attr}>={value})"
+    if op == CompareOperator.le:
+        return f"({attr}<={value})"
+    if op == CompareOperator.gt:
+        return f"(&({attr}>={value})(!({attr}={value})))"
+    return f"(&({attr}<={value})(!({attr}={value})))"
+
+
+def _escape(value: str) -> str:
+    return str(escape_filter_chars(value, "utf-8"))
+
+
+def _static(matches: bool, op: CompareOperator) -> str:
+    return TRUE if matches != (op == CompareOperator.ne) else FALSE
+
+
+class LdapFilterBuilder(FilterVisitor[str]):
+    """Emit an LDAP filter for a SCIM filter over Users.
+
+    ``element`` is set while translating the inner filter of a value path:
+    it names the multi-valued attribute and the element type the inner
+    attribute names refer to.
+    """
+
+    def __init__(self, mapping: UserMapping, element: tuple[str, str] | None = None) -> None:
+        self.mapping = mapping
+        self.element = element
+
+    def build(self, node: FilterNode) -> str:
+        return self.visit(node)
+
+    def visit_logical_expr(self, node: LogicalExpr) -> str:
+        terms = [self.visit(term) for term in node.terms]
+        return _and(terms) if node.op == LogicalOperator.and_ else _or(terms)
+
+    def visit_not(self, node: Not) -> str:
+        return _not(self.visit(node.expr))
+
+    def visit_present(self, node: Present) -> str:
+        return self._resolve(node.attr_path, lambda attr, slot: f"({attr}=*)", present=True)
+
+    def visit_comparison(self, node: Comparison) -> str:
+        path = node.attr_path
+        name = path.attr.lower()
+        if self.element is None and path.uri is None and name == "id":
+            return self._id(node)
+        if self.element is None and path.uri is None and name == "meta":
+            return self._meta(node)
+
+        def emit(attr: str, slot: Slot) -> str:
+            return self._slot_comparison(attr, slot, node)
+
+        return self._resolve(path, emit, op=node.op, value=node.value)
+
+    def visit_value_path(self, node: ValuePath) -> str:
+        path = node.attr_path
+        if self.element is not None:
+            raise InvalidFilterException(detail="value filters cannot be nested")
+        attr = self._canonical_multi(path)
+        types = sorted({s.type for s in slots_of(attr) if s.type})
+        branches = []
+        for element_type in types:
+            inner = LdapFilterBuilder(self.mapping, (attr, element_type)).visit(node.val_filter)
+            exists = _or(
+                [f"({a}=*)" for s in slots_of(attr) if s.type == element_type
+                 if (a := self.mapping.attribute_of(s))]
+            )
+            branches.append(_and([exists, inner]))
+        return _or(branches)
+
+    def _canonical_multi(self, path: AttrPath) -> str:
+        if path.uri not in (None, CORE_USER) or path.sub_attr:
+            raise InvalidFilterException(detail=f"{path} is not a multi-valued attribute")
+        for attr in MULTI_VALUED:
+            if attr.lower() == path.attr.lower():
+                return attr
+        raise InvalidFilterException(
+            detail=f"{path.attr} is not a multi-valued attribute this server stores"
+        )
+
+    def _resolve(
+        self,
+        path: AttrPath,
+        emit: Callable[[str, Slot], str],
+        *,
+        present: bool = False,
+        op: CompareOperator | None = None,
+        value: object = None,
+    ) -> str:
+        """Translate an assertion on a path into an OR over the slots it designates."""
+        if self.element is not None:
+            multi, element_type = self.element
+            name = path.attr.lower()
+            if name == "type":
+                if present:
+                    return TRUE
+                if op not in (CompareOperator.eq, CompareOperator.ne):
+                    raise InvalidFilterException(detail="type supports eq and ne only")
+                return _static(str(value).lower() == element_type, op)
+            slots = [
+                s for s in slots_of(multi) if s.type == element_type and (s.sub or "").lower() == name
+            ]
+            if not slots and name not in {n.lower() for n in MULTI_VALUED[multi]}:
+                raise InvalidFilterException(detail=f"{multi} has no sub-attribute {path.attr}")
+            return _or([emit(a, s) for s in slots if (a := self.mapping.attribute_of(s))]
+                       ) if slots else self._unstored(f"{multi}.{path.attr}")
+
+        schema = CORE_USER
+        if path.uri is not None:
+            matches = [u for u in (CORE_USER, *EXTENSIONS) if u.lower() == path.uri.lower()]
+            if not matches:
+                raise InvalidFilterException(detail=f"unknown schema {path.uri}")
+            schema = matches[0]
+        slots = list(slots_of(path.attr, schema))
+        if not slots:
+            if schema == CORE_USER and path.attr.lower() in {m.lower() for m in MULTI_VALUED}:
+                return self._unstored(path.attr)
+            raise InvalidFilterException(
+                detail=f"{path.attr} is not an attribute this server can filter on"
+            )
+        sub = (path.sub_attr or "").lower()
+        if slots[0].is_multi:
+            if sub == "type":
+                types = {s.type for s in slots}
+                per_type = []
+                for element_type in sorted(t for t in types if t):
+                    exists = _or([f"({a}=*)" for s in slots if s.type == element_type
+                                  if (a := self.mapping.attribute_of(s))])
+                    if present:
+                        per_type.append(exists)
+                    else:
+                        assert op is not None
+                        if op not in (CompareOperator.eq, CompareOperator.ne):
+                            raise InvalidFilterException(detail="type supports eq and ne only")
+                        per_type.append(_and([exists, _static(str(value).lower() == element_type,
+                                                              op)]))
+                return _or(per_type)
+            if not sub and not present:
+                sub = "value"
+            slots = [s for s in slots if not sub or (s.sub or "").lower() == sub]
+        elif slots[0].sub is not None and slots[0].attr != "manager":
+            if not sub and present:
+                pass
+            elif not sub:
+                raise InvalidFilterException(detail=f"{path.attr} needs a sub-attribute")
+            else:
+                slots = [s for s in slots if (s.sub or "").lower() == sub]
+        elif sub and not (slots[0].attr == "manager" and sub == "value"):
+            raise InvalidFilterException(detail=f"{path.attr} has no sub-attribute {sub}")
+        if not slots:
+            raise InvalidFilterException(detail=f"{path} is not stored by this server")
+        terms = []
+        for slot in slots:
+            attr = self.mapping.attribute_of(slot)
+            if attr is None:
+                return self._unstored(slot.path)
+            terms.append(emit(attr, slot))
+        return _or(terms)
+
+    @staticmethod
+    def _unstored(name: str) -> str:
+        raise InvalidFilterException(detail=f"{name} is not stored by this server")
+
+    def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
+        op, value = node.op, node.value
+        if slot == ACTIVE:
+            return self._active(attr, op, value)
+        if slot.kind == "reference":
+            raise InvalidFilterException(detail=f"{slot.path} cannot be filtered on")
+        if value is None:
+            raise InvalidFilterException(detail=f"{node.attr_path} cannot be compared with null")
+        if slot.kind == "integer":
+            if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+                raise InvalidFilterException(detail=f"{slot.path} compares with integers only")
+            if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+                raise InvalidFilterException(detail=f"{slot.path} does not support {op.value}")
+            return _compare(attr, op, str(int(str(value).strip())))
+        if not isinstance(value, str):
+            raise InvalidFilterException(detail=f"{slot.path} compares with strings only")
+        escaped = _escape(value)
+        if slot == USER_NAME and self.mapping.user_name_attribute:
+            kept = self.mapping.user_name_attribute
+            positive = _compare(kept, _positive(op), escaped)
+            fallback = f"(&(!({kept}=*)){_compare(attr, _positive(op), escaped)})"
+            either = f"(|{positive}{fallback})"
+            return _not(either) if op == CompareOperator.ne else either
+        return _compare(attr, op, escaped)
+
+    @staticmethod
+    def _active(attr: str, op: CompareOperator, value: object) -> str:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool) or op not in (CompareOperator.eq, CompareOperator.ne):
+            raise InvalidFilterException(detail="active compares with eq/ne and true/false only")
+        wanted = value if op == CompareOperator.eq else not value
+        return f"(!({attr}=FALSE))" if wanted else f"({attr}=FALSE)"
+
+    @staticmethod
+    def _id(node: Comparison) -> str:
+        if node.op not in (CompareOperator.eq, CompareOperator.ne):
+            raise InvalidFilterException(detail="id supports eq and ne only")
+        try:
+            parsed = str(uuid.UUID(str(node.value)))
+        except ValueError:
+            return _static(False, node.op)
+        return _compare("entryUUID", node.op, _escape(parsed))
+
+    @staticmethod
+    def _meta(node: Comparison) -> str:
+        sub = (node.attr_path.sub_attr or "").lower()
+        if sub == "resourcetype":
+            if node.op not in (CompareOperator.eq, CompareOperator.ne):
+                raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
+            return _static(str(node.value).lower() == "user", node.op)
+        attr = _META_TIMES.get(sub)
+        if attr is None:
+            raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
+        if node.op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+            raise InvalidFilterException(detail=f"meta.{sub} does not support {node.op.value}")
+        try:
+            moment = datetime.fromisoformat(str(node.value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidFilterException(
+                detail=f"meta.{sub} compares with an xsd:dateTime such as 2026-01-31T12:00:00Z"
+            ) from None
+        if moment.tzinfo is None:
+            raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
+        return _compare(attr, node.op, generalized_time(moment))
+
+
+def _positive(op: CompareOperator) -> CompareOperator:
+    return CompareOperator.eq if op == CompareOperator.ne else op
+
+
+def translate(mapping: UserMapping, node: FilterNode) -> str:
+    """The LDAP filter for a parsed SCIM filter (may be TRUE or FALSE)."""
+    return LdapFilterBuilder(mapping).build(node)

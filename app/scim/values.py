@@ -1,0 +1,54 @@
+"""Coercion of incoming JSON values to the type of the slot they fill.
+
+Entra sends integers as numbers or strings and booleans as ``true`` or
+``"True"``/``"False"`` (ENTRA.md §2); the enterprise ``manager`` arrives as
+``{"value": "<id>"}`` or as a bare id. ``""`` and ``null`` clear a value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models import InvalidValueException
+
+from app.attributes import Slot, SlotValue
+
+MAX_STRING = 4096
+
+
+def coerce(slot: Slot, value: Any) -> SlotValue | None:
+    """The value to store in ``slot``, or None to clear it."""
+    if value is None or value == "":
+        return None
+    if slot.kind == "reference":
+        if isinstance(value, dict):
+            return coerce(slot, value.get("value"))
+        if isinstance(value, str):
+            return value
+        raise InvalidValueException(detail=f"{slot.path} must be an id or {{\"value\": id}}")
+    if slot.kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise InvalidValueException(detail=f"{slot.path} must be true or false, not {value!r}")
+    if slot.kind == "integer":
+        if isinstance(value, bool):
+            raise InvalidValueException(detail=f"{slot.path} must be an integer, not {value!r}")
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = int(value.strip())
+        else:
+            raise InvalidValueException(detail=f"{slot.path} must be an integer, not {value!r}")
+        if not 0 <= number < 2**31:
+            raise InvalidValueException(detail=f"{slot.path} must be between 0 and 2147483647")
+        return number
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidValueException(detail=f"{slot.path} must be a string")
+    text = str(value)
+    if len(text) > MAX_STRING:
+        raise InvalidValueException(detail=f"{slot.path} is longer than {MAX_STRING} characters")
+    if "\x00" in text:
+        raise InvalidValueException(detail=f"{slot.path} must not contain NUL characters")
+    return text

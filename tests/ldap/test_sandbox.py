@@ -1,0 +1,198 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ldap3 import BASE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPException
+
+from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
+
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw test@example"
+
+
+def connect(directory: SandboxDirectory) -> Connection:
+    return Connection(
+        Server(directory.url, connect_timeout=2),
+        user=directory.bind_dn,
+        password=directory.bind_password,
+        auto_bind=True,
+        receive_timeout=5,
+    )
+
+
+@pytest.fixture
+def conn(directory: SandboxDirectory) -> Iterator[Connection]:
+    connection = connect(directory)
+    try:
+        yield connection
+    finally:
+        connection.unbind()
+
+
+def add_user(conn: Connection, directory: SandboxDirectory, uid: str) -> str:
+    dn = f"uid={uid},{directory.users_dn}"
+    ok = conn.add(
+        dn,
+        ["inetOrgPerson", "posixAccount", "shadowAccount", "scimUser", "ldapPublicKey"],
+        {
+            "cn": "Alice Smith",
+            "sn": "Smith",
+            "givenName": "Alice",
+            "uidNumber": 10001,
+            "gidNumber": 10001,
+            "homeDirectory": f"/home/{uid}",
+            "loginShell": "/bin/bash",
+            "scimUserName": f"{uid}.Smith@Example.COM",
+            "scimExternalId": f"AbC-{uid}",
+            "scimActive": "TRUE",
+            "scimFormattedName": "Ms. Alice Smith",
+            "co": "Netherlands",
+            "sshPublicKey": SSH_KEY,
+        },
+    )
+    assert ok, conn.result
+    return dn
+
+
+def search_uids(conn: Connection, directory: SandboxDirectory, ldap_filter: str) -> list[str]:
+    conn.search(directory.users_dn, ldap_filter, SUBTREE, attributes=["uid"])
+    assert conn.result["description"] == "success", conn.result
+    return [str(entry.uid) for entry in conn.entries]
+
+
+def test_bind_accepts_generated_password(directory: SandboxDirectory) -> None:
+    connection = connect(directory)
+    try:
+        assert connection.bound
+        assert connection.extend.standard.who_am_i() == f"dn:{directory.bind_dn}"
+    finally:
+        connection.unbind()
+
+
+def test_bind_refuses_wrong_password(directory: SandboxDirectory) -> None:
+    connection = Connection(
+        Server(directory.url), user=directory.bind_dn, password=directory.bind_password + "x"
+    )
+    assert not connection.bind()
+    assert connection.result["description"] == "invalidCredentials"
+
+
+def test_base_entries_exist(conn: Connection, directory: SandboxDirectory) -> None:
+    for dn, object_class in (
+        (directory.base_dn, "organization"),
+        (directory.users_dn, "organizationalUnit"),
+        (directory.groups_dn, "organizationalUnit"),
+    ):
+        assert conn.search(dn, "(objectClass=*)", BASE, attributes=["objectClass"]), dn
+        assert object_class in conn.entries[0].objectClass.values
+
+
+def test_scim_user_entry_round_trips(conn: Connection, directory: SandboxDirectory) -> None:
+    dn = add_user(conn, directory, "roundtrip")
+    try:
+        assert conn.search(dn, "(objectClass=*)", BASE, attributes=["*", "entryUUID"])
+        entry = conn.entries[0]
+        assert entry.scimUserName.value == "roundtrip.Smith@Example.COM"
+        assert entry.scimExternalId.value == "AbC-roundtrip"
+        assert entry.scimActive.value is True
+        assert entry.scimFormattedName.value == "Ms. Alice Smith"
+        assert entry.co.value == "Netherlands"
+        assert entry.sshPublicKey.raw_values == [SSH_KEY.encode()]
+        assert entry.entryUUID.value
+    finally:
+        conn.delete(dn)
+
+
+def test_scim_user_name_matches_case_insensitively(
+    conn: Connection, directory: SandboxDirectory
+) -> None:
+    dn = add_user(conn, directory, "caseuser")
+    try:
+        assert search_uids(conn, directory, "(scimUserName=CASEUSER.smith@example.com)") == [
+            "caseuser"
+        ]
+        assert search_uids(conn, directory, "(scimUserName=caseuser.sm*)") == ["caseuser"]
+    finally:
+        conn.delete(dn)
+
+
+def test_scim_external_id_matches_case_sensitively(
+    conn: Connection, directory: SandboxDirectory
+) -> None:
+    dn = add_user(conn, directory, "extid")
+    try:
+        assert search_uids(conn, directory, "(scimExternalId=AbC-extid)") == ["extid"]
+        assert search_uids(conn, directory, "(scimExternalId=abc-extid)") == []
+    finally:
+        conn.delete(dn)
+
+
+def test_scim_group_class_is_available(conn: Connection, directory: SandboxDirectory) -> None:
+    dn = f"cn=scimgroup,{directory.groups_dn}"
+    assert conn.add(
+        dn,
+        ["posixGroup", "scimGroup"],
+        {"cn": "scimgroup", "gidNumber": 20001, "scimExternalId": "Group-1"},
+    ), conn.result
+    try:
+        assert conn.search(directory.groups_dn, "(scimExternalId=Group-1)", attributes=["cn"])
+        assert [str(entry.cn) for entry in conn.entries] == ["scimgroup"]
+    finally:
+        conn.delete(dn)
+
+
+def test_schema_rejects_unknown_attribute(conn: Connection, directory: SandboxDirectory) -> None:
+    ok = conn.add(
+        f"uid=bad,{directory.users_dn}",
+        ["inetOrgPerson"],
+        {"cn": "Bad", "sn": "Bad", "co": "Netherlands"},
+    )
+    assert not ok
+    assert conn.result["description"] == "objectClassViolation"
+
+
+def test_outage_keeps_data(tmp_path: Path) -> None:
+    with Sandbox(workdir=tmp_path) as sandbox:
+        directory = sandbox.directory
+        connection = connect(directory)
+        dn = add_user(connection, directory, "survivor")
+        connection.unbind()
+
+        sandbox.stop_server()
+        with pytest.raises(LDAPException):
+            connect(directory)
+
+        sandbox.start_server()
+        connection = connect(directory)
+        try:
+            assert connection.search(dn, "(objectClass=*)", BASE, attributes=["scimExternalId"])
+            assert connection.entries[0].scimExternalId.value == "AbC-survivor"
+        finally:
+            connection.unbind()
+
+
+def test_stop_removes_files_and_is_idempotent(tmp_path: Path) -> None:
+    sandbox = Sandbox(workdir=tmp_path)
+    directory = sandbox.start()
+    root = sandbox.root
+    assert (root / "slapd.d").is_dir()
+    password = directory.bind_password.encode()
+    assert all(password not in path.read_bytes() for path in root.rglob("*") if path.is_file())
+    sandbox.stop()
+    assert not root.exists()
+    assert list(tmp_path.iterdir()) == []
+    sandbox.stop()
+    with pytest.raises(LDAPException):
+        connect(directory)
+
+
+def test_start_failure_reports_slapd_log_and_cleans_up(
+    directory: SandboxDirectory, tmp_path: Path
+) -> None:
+    busy_port = int(directory.url.rsplit(":", 1)[1])
+    sandbox = Sandbox(port=busy_port, workdir=tmp_path)
+    with pytest.raises(SandboxError, match="slapd"):
+        sandbox.start()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SandboxError, match="not started"):
+        _ = sandbox.directory
