@@ -66,7 +66,7 @@ class LdapSettings(BaseModel):
     start_tls: bool = Field(default=False, description="Issue StartTLS on ldap:// URLs.")
     ca_file: Path | None = Field(default=None, description="CA bundle for TLS verification.")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
-    receive_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for a reply.")
+    receive_timeout: int = Field(default=15, ge=1, description="Seconds to wait for a reply.")
     pool_size: int = Field(default=8, ge=1, le=64, description="Connections kept open.")
 
     @field_validator("urls")
@@ -105,6 +105,11 @@ class UserSettings(BaseModel):
         default_factory=dict,
         description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps.",
     )
+    login_pattern: str = Field(
+        default=r"^[a-z_][a-z0-9_.-]*\$?$",
+        description="Regular expression a Linux login name must match.",
+    )
+    login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
     default_gid_number: int = Field(default=10000, ge=1, description="gidNumber when none sent.")
     home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
     login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
@@ -126,6 +131,15 @@ class UserSettings(BaseModel):
             if attribute and not _ATTRIBUTE_NAME.match(attribute):
                 raise ValueError(f"{attribute!r} (for {path}) is not an LDAP attribute name")
         return mapping
+
+    @field_validator("login_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
     @field_validator("home_directory")
     @classmethod

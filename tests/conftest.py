@@ -1,6 +1,13 @@
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from ldap3 import Connection
+from pydantic import SecretStr
+
+from app.config import AuthSettings, HttpSettings, LdapSettings, Settings
+from app.main import create_app
 
 from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
 
@@ -21,3 +28,44 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def directory(sandbox: Sandbox) -> SandboxDirectory:
     return sandbox.directory
+
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def make_settings(directory: SandboxDirectory, **http: object) -> Settings:
+    return Settings(
+        ldap=LdapSettings(
+            urls=[directory.url],
+            bind_dn=directory.bind_dn,
+            bind_password=SecretStr(directory.bind_password),
+            base_dn=directory.base_dn,
+            users_dn=directory.users_dn,
+        ),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        http=HttpSettings(**http),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def app(sandbox: Sandbox) -> FastAPI:
+    return create_app(make_settings(sandbox.directory))
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def ldap(sandbox: Sandbox) -> Iterator[Connection]:
+    """A raw admin connection, to assert what landed in the directory."""
+    directory = sandbox.directory
+    conn = Connection(
+        directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+    )
+    try:
+        yield conn
+    finally:
+        conn.unbind()

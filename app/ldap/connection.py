@@ -48,9 +48,13 @@ class Session:
         scope: str = "SUBTREE",
         controls: Sequence[Control] | None = None,
         size_limit: int = 0,
+        tolerate: tuple[int, ...] = (),
         action: str,
     ) -> list[dict[str, Any]]:
-        """Search and return the entries (``dn`` and ``attributes``); no such base is empty."""
+        """Search and return the entries (``dn`` and ``attributes``); no such base is empty.
+
+        A size limit that is hit is not an error: ``limited`` tells it afterwards.
+        """
         self.conn.search(
             base,
             ldap_filter,
@@ -62,9 +66,14 @@ class Session:
         result = self.conn.result
         if result["result"] == 32:
             return []
-        if result["result"] != 4:
+        if result["result"] not in (4, *tolerate):
             raise_for_result(result, action)
         return [e for e in self.conn.response or [] if e.get("type") == "searchResEntry"]
+
+    @property
+    def limited(self) -> bool:
+        """Whether the last search stopped at its size limit."""
+        return bool(self.conn.result.get("result") == 4)
 
     def add(
         self, dn: str, attributes: dict[str, Any], *, controls: Sequence[Control] | None, action: str
@@ -127,7 +136,6 @@ class Directory:
 
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
-        self._servers = [self._server(url) for url in settings.urls]
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.pool_size)
         self._closed = False
@@ -152,7 +160,8 @@ class Directory:
 
     def _connect(self) -> Connection:
         last_error: Exception | None = None
-        for server in self._servers:
+        for url in self.settings.urls:
+            server = self._server(url)
             conn = Connection(
                 server,
                 user=self.settings.bind_dn or None,
@@ -195,12 +204,18 @@ class Directory:
             log.warning("the directory is not reachable yet; requests answer 503 until it is")
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """Borrow a connection; transport failures drop it and answer 503."""
+    def session(self, *, dedicated: bool = False) -> Iterator[Session]:
+        """Borrow a connection; transport failures drop it and answer 503.
+
+        A ``dedicated`` connection is opened for this session and closed after
+        it: OpenLDAP's sssvlv overlay keeps the sorted list of every virtual
+        list view search until the connection ends, so VLV searches must not
+        run on pooled connections.
+        """
         if not self._slots.acquire(timeout=self.settings.receive_timeout):
             raise DirectoryUnavailable(detail="All directory connections are busy; retry later")
         try:
-            conn = self._borrow()
+            conn = self._connect() if dedicated else self._borrow()
             try:
                 yield Session(conn)
             except LDAPExceptionError as exc:
@@ -211,9 +226,9 @@ class Directory:
                 self._discard(conn)
                 raise
             except BaseException:
-                self._release(conn)
+                self._release(conn, dedicated)
                 raise
-            self._release(conn)
+            self._release(conn, dedicated)
         finally:
             self._slots.release()
 
@@ -227,8 +242,8 @@ class Directory:
                 return conn
             self._discard(conn)
 
-    def _release(self, conn: Connection) -> None:
-        if conn.closed or self._closed:
+    def _release(self, conn: Connection, dedicated: bool) -> None:
+        if dedicated or conn.closed or self._closed:
             self._discard(conn)
         else:
             self._idle.put(conn)

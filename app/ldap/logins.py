@@ -6,26 +6,31 @@ import re
 
 from scim2_models import InvalidValueException
 
-POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
-MAX_LENGTH = 32
 
+class LoginRule:
+    """The userName itself when it is a valid login name, else the lower-cased part before ``@``.
 
-def is_posix_name(name: str) -> bool:
-    """Whether ``name`` is a portable login name (``useradd``'s default rule)."""
-    return len(name) <= MAX_LENGTH and POSIX_NAME.match(name) is not None
-
-
-def login_for(user_name: str) -> str:
-    """The userName itself when it is a valid POSIX name, else the lower-cased part before ``@``.
-
-    Raises 400 ``invalidValue`` naming the userName when neither is a valid name.
+    Valid means matching the configured pattern (by default shadow-utils'
+    ``[a-z_][a-z0-9_-]*[$]?`` with dots allowed, as in ``alice.smith``) within
+    the configured length.
     """
-    if is_posix_name(user_name):
-        return user_name
-    local = user_name.split("@", 1)[0].lower()
-    if is_posix_name(local):
-        return local
-    raise InvalidValueException(
-        detail=f"userName {user_name!r} does not yield a valid Linux login name: the part "
-        f"before '@' must match [a-z_][a-z0-9_-]*[$]? and be at most {MAX_LENGTH} characters"
-    )
+
+    def __init__(self, pattern: str, max_length: int) -> None:
+        self.pattern = re.compile(pattern)
+        self.max_length = max_length
+
+    def is_valid(self, name: str) -> bool:
+        return len(name) <= self.max_length and self.pattern.match(name) is not None
+
+    def login_for(self, user_name: str) -> str:
+        """Raises 400 ``invalidValue`` naming the userName when no valid login follows."""
+        if self.is_valid(user_name):
+            return user_name
+        local = user_name.split("@", 1)[0].lower()
+        if self.is_valid(local):
+            return local
+        raise InvalidValueException(
+            detail=f"userName {user_name!r} does not yield a valid Linux login name: the part "
+            f"before '@' must match {self.pattern.pattern} and be at most {self.max_length} "
+            "characters"
+        )

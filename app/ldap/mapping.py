@@ -22,6 +22,7 @@ from app.attributes import (
     SlotValue,
 )
 from app.config import LdapSettings, UserSettings
+from app.ldap.logins import LoginRule
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
 
@@ -77,6 +78,7 @@ class UserMapping:
         self.settings = users
         self.container = ldap.users_dn
         self.rdn = users.rdn_attribute
+        self.logins = LoginRule(users.login_pattern, users.login_max_length)
         self.user_name_attribute = users.user_name_attribute
         self.active_attribute = users.active_attribute
         self.object_classes = list(users.object_classes)

@@ -27,15 +27,22 @@ from scim2_models import (
 
 from app.attributes import MANAGER, USER_NAME, Slot, SlotValue
 from app.ldap.connection import Control, Directory, Session
-from app.ldap.controls import SortKey, assertion_control, read_vlv_response, sort_control, vlv_control
+from app.ldap.errors import DirectoryFailure
+from app.ldap.controls import (
+    VLV_ERROR,
+    VLV_REQUEST_OID,
+    SortKey,
+    assertion_control,
+    read_vlv_response,
+    sort_control,
+    vlv_control,
+)
 from app.ldap.dn import child_dn, rdn_of
-from app.ldap.logins import login_for
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.search import FALSE, TRUE
 
 log = logging.getLogger(__name__)
 
-VLV_CONTROL = "2.16.840.1.113730.3.4.9"
 POST_READ = "1.3.6.1.1.13.2"
 
 
@@ -54,9 +61,12 @@ def _version_filter(version: str) -> str:
 class UserDirectory:
     """User entries below the users' container, addressed by entryUUID."""
 
-    def __init__(self, directory: Directory, mapping: UserMapping) -> None:
+    def __init__(
+        self, directory: Directory, mapping: UserMapping, small_search: int = 200
+    ) -> None:
         self.directory = directory
         self.mapping = mapping
+        self.small_search = small_search
         self._vlv: bool | None = None
 
     # ---- reading
@@ -89,14 +99,34 @@ class UserDirectory:
     def search(self, condition: str, start_index: int, count: int) -> Page:
         """Matches of an LDAP condition, ``count`` of them from the 1-based ``start_index``.
 
-        With VLV and server-side sorting (OpenLDAP's sssvlv overlay) the
-        directory returns the total and the asked window in one search, so a
-        deep page costs the directory's sort, not a walk from the first entry.
+        A selective filter (Entra's ``userName eq``) is answered by one plain
+        search. Otherwise, with server-side sorting and virtual list views
+        (OpenLDAP's sssvlv overlay), the directory returns the total and the
+        asked window in one search, so a deep page costs the directory's sort
+        of the matches, never a walk from the first entry through Python.
+        Both orders are by login name, so pages of one listing agree.
         """
         if condition == FALSE:
             return Page(0)
         ldap_filter = self._filter(condition)
-        with self.directory.session() as session:
+        window = start_index - 1 + count
+        if condition != TRUE and window <= self.small_search:
+            with self.directory.session() as session:
+                entries = session.search(
+                    self.mapping.container,
+                    ldap_filter,
+                    self.mapping.read_attributes,
+                    size_limit=self.small_search + 1,
+                    action="search users",
+                )
+                if not session.limited:
+                    records = sorted(
+                        (self.mapping.record(e) for e in entries), key=lambda r: r.login.lower()
+                    )
+                    page = Page(len(records), records[start_index - 1 : window])
+                    self._manager_ids(session, page.records)
+                    return page
+        with self.directory.session(dedicated=True) as session:
             if self._vlv is None:
                 self._vlv = self._supports_vlv(session)
             if self._vlv:
@@ -111,54 +141,49 @@ class UserDirectory:
             "", "(objectClass=*)", ["supportedControl"], scope="BASE", action="read the root DSE"
         )
         controls = entries[0]["attributes"].get("supportedControl", []) if entries else []
-        supported = VLV_CONTROL in controls
+        supported = VLV_REQUEST_OID in controls
         log.info("directory %s virtual list views", "supports" if supported else "lacks")
         return supported
-
-    def _sort_keys(self) -> list[SortKey]:
-        return [SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch", False)]
 
     def _vlv_page(
         self, session: Session, ldap_filter: str, start_index: int, count: int
     ) -> Page:
-        after = max(count - 1, 0)
         controls: list[Control] = [
-            sort_control(self._sort_keys()),
-            vlv_control(start_index, 0, after),
+            sort_control([SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch")]),
+            vlv_control(start_index, 0, max(count - 1, 0)),
         ]
-        attributes = self.mapping.read_attributes if count else ["1.1"]
         entries = session.search(
             self.mapping.container,
             ldap_filter,
-            attributes,
+            self.mapping.read_attributes if count else ["1.1"],
             controls=controls,
+            tolerate=(VLV_ERROR,),
             action="search users",
         )
         vlv = read_vlv_response(session.conn.result)
         if vlv is None:
-            raise SCIMException(detail="The directory did not answer the paged search")
-        records = [self.mapping.record(e) for e in entries[:count]] if count else []
-        if start_index > vlv.content_count:
-            records = []
-        return Page(vlv.content_count, records)
+            raise DirectoryFailure(detail="The directory did not answer the paged search")
+        if start_index > vlv.content_count or not count:
+            return Page(vlv.content_count)
+        return Page(vlv.content_count, [self.mapping.record(e) for e in entries[:count]])
 
     def _walk_page(
         self, session: Session, ldap_filter: str, start_index: int, count: int
     ) -> Page:
-        """Fallback without VLV: one search for the names, one read per entry of the page."""
+        """Without VLV: one search for the names, then one read per entry of the page."""
         names = session.search(
-            self.mapping.container, ldap_filter, ["1.1"], action="search users"
+            self.mapping.container, ldap_filter, [self.mapping.rdn], action="search users"
         )
-        dns = sorted(str(e["dn"]) for e in names)
-        window = dns[start_index - 1 : start_index - 1 + count] if count else []
+        ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
+        window = ordered[start_index - 1 : start_index - 1 + count]
         records = []
-        for dn in window:
-            entries = session.search(
-                dn, "(objectClass=*)", self.mapping.read_attributes, scope="BASE",
+        for entry in window:
+            found = session.search(
+                str(entry["dn"]), "(objectClass=*)", self.mapping.read_attributes, scope="BASE",
                 action="read user",
             )
-            records.extend(self.mapping.record(e) for e in entries)
-        return Page(len(dns), records)
+            records.extend(self.mapping.record(e) for e in found)
+        return Page(len(names), records)
 
     def _manager_ids(self, session: Session, records: Sequence[UserRecord]) -> None:
         """Replace manager DNs by the managers' ids (entryUUID)."""
@@ -210,7 +235,7 @@ class UserDirectory:
         return self.mapping.record({"dn": dn, "attributes": attributes})
 
     def create(self, values: dict[Slot, SlotValue]) -> UserRecord:
-        login = login_for(str(values[USER_NAME]))
+        login = self.mapping.logins.login_for(str(values[USER_NAME]))
         dn = child_dn(self.mapping.rdn, login, self.mapping.container)
         with self.directory.session() as session:
             manager_dn = self._manager_dn(session, values.get(MANAGER))
@@ -230,10 +255,6 @@ class UserDirectory:
                 record.values[MANAGER] = values[MANAGER]
             return record
 
-    def read_for_update(self, user_id: str) -> UserRecord:
-        """The current state, read before a PATCH or PUT computes the new one."""
-        return self.get(user_id)
-
     def update(
         self,
         current: UserRecord,
@@ -242,18 +263,25 @@ class UserDirectory:
     ) -> UserRecord:
         """Write the difference between ``current`` and ``values``: one modify, plus a modrdn.
 
+        ``if_match`` is the entryCSN the write is conditional on (assertion
+        control, RFC 4528): a concurrent change makes it fail with 412.
+
         Only attributes whose value changes are written. When the login name
         changes, the entry is renamed first; if the modify then fails, the
         rename is undone, so the change is never half-applied.
         """
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailedException(
+                detail="the resource changed since the version given in If-Match"
+            )
         old_login = current.login
         new_login = (
             old_login
             if str(values[USER_NAME]).lower() == str(current.values[USER_NAME]).lower()
             and values[USER_NAME] != ""
-            else login_for(str(values[USER_NAME]))
+            else self.mapping.logins.login_for(str(values[USER_NAME]))
         )
-        version = current.version if if_match is None else if_match
+        version = if_match
         with self.directory.session() as session:
             old_manager = current.manager_dn
             new_manager = (
@@ -270,8 +298,6 @@ class UserDirectory:
                 dn = self._rename(session, current, new_login, guard)
                 guard = []
             if not changes:
-                if if_match is not None and new_login == old_login:
-                    self._check_version(session, dn, if_match)
                 return self._reread(session, current.id)
             try:
                 result = session.modify(
@@ -329,15 +355,6 @@ class UserDirectory:
             session.rename(dn, rdn_of(self.mapping.rdn, old_login), action="undo a rename")
         except SCIMException:
             log.error("could not undo the rename of %s back to %s", dn, old_login)
-
-    def _check_version(self, session: Session, dn: str, version: str) -> None:
-        entries = session.search(
-            dn, _version_filter(version), ["1.1"], scope="BASE", action="check the version"
-        )
-        if not entries:
-            raise PreconditionFailedException(
-                detail="the resource changed since the version given in If-Match"
-            )
 
     def _reread(self, session: Session, user_id: str) -> UserRecord:
         record = self._find(session, user_id)

@@ -1,0 +1,56 @@
+"""/ServiceProviderConfig, /ResourceTypes and /Schemas (RFC 7644 §4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from scim2_models import NotFoundException
+
+from app.api.deps import BaseUrlDep, SettingsDep, UsersDep
+from app.api.responses import ScimResponse
+from app.scim import discovery
+from app.scim.users import LIST_RESPONSE
+
+router = APIRouter(tags=["Discovery"])
+
+
+def _list(resources: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": len(resources),
+        "itemsPerPage": len(resources),
+        "startIndex": 1,
+        "Resources": resources,
+    }
+
+
+@router.get("/ServiceProviderConfig", operation_id="getServiceProviderConfig")
+def service_provider_config(settings: SettingsDep, base: BaseUrlDep) -> ScimResponse:
+    return ScimResponse(
+        discovery.service_provider_config(base, settings.http.max_page_size)
+    )
+
+
+@router.get("/ResourceTypes", operation_id="listResourceTypes")
+def resource_types(base: BaseUrlDep) -> ScimResponse:
+    return ScimResponse(_list(discovery.resource_types(base)))
+
+
+@router.get("/ResourceTypes/{name}", operation_id="getResourceType")
+def resource_type(name: str, base: BaseUrlDep) -> ScimResponse:
+    for item in discovery.resource_types(base):
+        if item["id"] == name:
+            return ScimResponse(item)
+    raise NotFoundException(detail=f"ResourceType {name} not found")
+
+
+@router.get("/Schemas", operation_id="listSchemas")
+def schemas(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
+    return ScimResponse(_list(discovery.schemas(users.stored_slots(), base)))
+
+
+@router.get("/Schemas/{urn}", operation_id="getSchema")
+def schema(urn: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
+    for item in discovery.schemas(users.stored_slots(), base):
+        if item["id"] == urn:
+            return ScimResponse(item)
+    raise NotFoundException(detail=f"Schema {urn} not found")

@@ -1,0 +1,161 @@
+"""``python -m app`` / ``scim-ldap``: serve, demo, check, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+from pydantic import SecretStr, ValidationError
+
+from app.config import LdapSettings, Settings, load_settings
+from app.ldap.connection import Directory, DirectoryConfigError
+
+log = logging.getLogger("app")
+
+
+def _fail(message: str) -> int:
+    print(f"scim-ldap: {message}", file=sys.stderr)
+    return 2
+
+
+def _settings(config: Path | None) -> Settings | str:
+    if config is not None and not config.is_file():
+        return f"configuration file {config} not found"
+    try:
+        return load_settings(config)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"  {field}: {error['msg']}")
+        return "invalid configuration:\n" + "\n".join(lines)
+    except (OSError, ValueError) as exc:
+        return f"cannot read configuration: {exc}"
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from app.main import create_app
+
+    app = create_app(settings)
+    directory: Directory = app.state.directory
+    try:
+        directory.check()
+    except DirectoryConfigError as exc:
+        return _fail(str(exc))
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if isinstance(settings, str):
+        return _fail(settings)
+    if not settings.auth.tokens:
+        return _fail("auth.tokens: at least one bearer token is required "
+                     "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')")
+    return _serve(settings, args.host, args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.ldap.sandbox import Sandbox, SandboxError
+
+    token = secrets.token_urlsafe(32)
+    sandbox = Sandbox()
+    try:
+        directory = sandbox.start()
+    except SandboxError as exc:
+        return _fail(str(exc))
+    try:
+        settings = Settings(
+            ldap=LdapSettings(
+                urls=[directory.url],
+                bind_dn=directory.bind_dn,
+                bind_password=SecretStr(directory.bind_password),
+                base_dn=directory.base_dn,
+                users_dn=directory.users_dn,
+            ),
+            auth={"tokens": [SecretStr(token)]},
+        )
+        base = f"http://{args.host}:{args.port}{settings.http.base_path}"
+        print(f"""
+scim-ldap demo: a throwaway OpenLDAP at {directory.url} (base {directory.base_dn})
+  SCIM base URL : {base}
+  Bearer token  : {token}
+Try:
+  curl -s -H "Authorization: Bearer {token}" -H "Content-Type: application/scim+json" \\
+    -d '{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","urn:ietf:params:scim:schemas:extension:posix:2.0:User":{{"uidNumber":10001}}}}' \\
+    {base}/Users
+Ctrl-C stops the server and removes the directory.
+""", flush=True)
+        return _serve(settings, args.host, args.port)
+    finally:
+        sandbox.stop()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if isinstance(settings, str):
+        return _fail(settings)
+    directory = Directory(settings.ldap)
+    try:
+        directory.check()
+    except DirectoryConfigError as exc:
+        return _fail(str(exc))
+    finally:
+        directory.close()
+    print("configuration is valid")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from app.main import create_app
+
+    document = create_app(Settings()).openapi()
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scim-ldap", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the SCIM server against the configured LDAP")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = commands.add_parser("demo", help="run against a throwaway local OpenLDAP")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.set_defaults(func=cmd_demo)
+
+    check = commands.add_parser("check", help="validate the configuration and the directory")
+    check.add_argument("--config", type=Path, help="TOML configuration file")
+    check.set_defaults(func=cmd_check)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument("--output", help="write to this file instead of stdout")
+    openapi.set_defaults(func=cmd_openapi)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    code: int = args.func(args)
+    return code

@@ -1,0 +1,52 @@
+"""The application factory: settings in, a FastAPI app with its directory pool out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from app.api import discovery, errors, health, users
+from app.api.deps import require_token
+from app.auth import BearerAuth
+from app.config import Settings
+from app.ldap.connection import Directory
+from app.ldap.mapping import UserMapping
+from app.ldap.users import UserDirectory
+from app.scim.users import UserService
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; the directory pool opens in the lifespan and closes with it."""
+    directory = Directory(settings.ldap)
+    user_directory = UserDirectory(
+        directory,
+        UserMapping(settings.users, settings.ldap),
+        small_search=settings.http.max_page_size,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            directory.close()
+
+    app = FastAPI(
+        title="scim-ldap",
+        version="0.1.0",
+        description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.directory = directory
+    app.state.users = UserService(settings, user_directory)
+    app.state.auth = BearerAuth(settings.auth)
+    scim = APIRouter(prefix=settings.http.base_path, dependencies=[Depends(require_token)])
+    scim.include_router(users.router)
+    scim.include_router(discovery.router)
+    app.include_router(scim)
+    app.include_router(health.router)
+    errors.install(app)
+    return app

@@ -1,0 +1,182 @@
+"""A user record rendered as a SCIM User (RFC 7643 §4.1), with attribute projection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from app.attributes import (
+    ACTIVE,
+    CORE_USER,
+    EXTENSIONS,
+    MANAGER,
+    USER_NAME,
+    Slot,
+    SlotValue,
+)
+from app.ldap.mapping import UserRecord
+
+ALWAYS_RETURNED = frozenset({"id", "schemas"})
+
+
+def etag(version: str | None) -> str | None:
+    """The weak ETag for an entryCSN (RFC 7644 §3.14)."""
+    return f'W/"{version}"' if version else None
+
+
+def parse_if_match(header: str | None) -> str | None:
+    """The entryCSN an If-Match header asks for; ``*`` or no header means any version."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text in ("", "*"):
+        return None
+    if text.startswith("W/"):
+        text = text[2:]
+    return text.strip().strip('"')
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _put(doc: dict[str, Any], slot: Slot, value: SlotValue, users_url: str) -> None:
+    target = doc if slot.schema == CORE_USER else doc.setdefault(slot.schema, {})
+    if slot == MANAGER:
+        target["manager"] = {"value": value, "$ref": f"{users_url}/{value}"}
+        return
+    if slot.type is not None:
+        elements: list[dict[str, Any]] = target.setdefault(slot.attr, [])
+        element = next((e for e in elements if e.get("type") == slot.type), None)
+        if element is None:
+            element = {"type": slot.type}
+            if slot.attr in ("emails", "addresses") and slot.type == "work":
+                element["primary"] = True
+            elements.append(element)
+        element[str(slot.sub)] = value
+        return
+    if slot.sub is not None:
+        target.setdefault(slot.attr, {})[slot.sub] = value
+        return
+    target[slot.attr] = value
+
+
+def render(record: UserRecord, users_url: str) -> dict[str, Any]:
+    """The full SCIM representation of a user; ``users_url`` is the public ``.../Users``."""
+    location = f"{users_url}/{record.id}"
+    doc: dict[str, Any] = {"schemas": [CORE_USER], "id": record.id}
+    for slot, value in sorted(record.values.items(), key=lambda item: item[0].path):
+        _put(doc, slot, value, users_url)
+    doc["userName"] = record.values[USER_NAME]
+    doc["active"] = bool(record.values.get(ACTIVE, True))
+    doc["schemas"] += [urn for urn in EXTENSIONS if urn in doc]
+    meta: dict[str, Any] = {"resourceType": "User", "location": location}
+    if record.created:
+        meta["created"] = _iso(record.created)
+    if record.modified:
+        meta["lastModified"] = _iso(record.modified)
+    if record.version:
+        meta["version"] = etag(record.version)
+    doc["meta"] = meta
+    return doc
+
+
+def _split(paths: Iterable[str]) -> list[tuple[str | None, str, str | None]]:
+    """``a.b`` / ``urn:...:a.b`` -> (schema, attribute, sub-attribute), lower-cased."""
+    parsed = []
+    for raw in paths:
+        text = raw.strip()
+        if not text:
+            continue
+        schema = None
+        for urn in (CORE_USER, *EXTENSIONS):
+            if text.lower() == urn.lower():
+                parsed.append((urn.lower(), "", None))
+                break
+            if text.lower().startswith(urn.lower() + ":"):
+                schema = urn.lower()
+                text = text[len(urn) + 1 :]
+                break
+        else:
+            attr, _, sub = text.partition(".")
+            parsed.append((schema, attr.lower(), sub.lower() or None))
+            continue
+        if text:
+            attr, _, sub = text.partition(".")
+            parsed.append((schema, attr.lower(), sub.lower() or None))
+    return parsed
+
+
+def _select(
+    container: dict[str, Any], schema: str, wanted: list[tuple[str | None, str, str | None]],
+    keep: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in container.items():
+        if schema == CORE_USER.lower() and key.lower() in ALWAYS_RETURNED:
+            out[key] = value
+            continue
+        if key.lower() in (u.lower() for u in EXTENSIONS):
+            continue
+        hits = [w for w in wanted if w[0] in (None, schema) and w[1] == key.lower()]
+        whole = any(w[2] is None for w in hits) or any(w[0] == schema and w[1] == "" for w in
+                                                        wanted)
+        subs = {w[2] for w in hits if w[2]}
+        if keep:
+            if whole:
+                out[key] = value
+            elif subs:
+                out[key] = _sub_project(value, subs, keep=True)
+        elif whole:
+            continue
+        elif subs:
+            out[key] = _sub_project(value, subs, keep=False)
+        else:
+            out[key] = value
+    return out
+
+
+def _sub_project(value: Any, subs: set[str], *, keep: bool) -> Any:
+    def one(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return {k: v for k, v in item.items() if (k.lower() in subs) == keep}
+
+    if isinstance(value, list):
+        return [one(item) for item in value]
+    return one(value)
+
+
+def project(
+    doc: dict[str, Any], attributes: list[str] | None, excluded: list[str] | None
+) -> dict[str, Any]:
+    """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.4.2.5, §3.9)."""
+    if not attributes and not excluded:
+        return doc
+    keep = bool(attributes)
+    wanted = _split(attributes if attributes else excluded or [])
+    out = _select(doc, CORE_USER.lower(), wanted, keep)
+    for urn in EXTENSIONS:
+        if urn not in doc:
+            continue
+        whole = any(w[0] == urn.lower() and w[1] == "" for w in wanted)
+        if keep and whole or (not keep and not whole):
+            inner = doc[urn] if keep else _select(doc[urn], urn.lower(), wanted, keep)
+        elif keep:
+            inner = _select(doc[urn], urn.lower(), wanted, keep)
+        else:
+            inner = {}
+        if inner:
+            out[urn] = inner
+    out["schemas"] = [CORE_USER] + [urn for urn in EXTENSIONS if urn in out]
+    return out
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """A comma-separated query parameter as a list."""
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return items or None
+

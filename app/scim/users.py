@@ -1,0 +1,128 @@
+"""The SCIM User operations (RFC 7644 §3.3-§3.6) over the directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_models import InvalidValueException, PreconditionFailedException
+from scim2_models.path import ScimFilter
+
+from app.attributes import SLOTS, Slot, SlotValue
+from app.config import Settings
+from app.ldap.mapping import UserRecord
+from app.ldap.search import TRUE, translate
+from app.ldap.users import UserDirectory
+from app.scim.patch import loaded, patched
+from app.scim.resource import parse_if_match, project, render
+
+_RETRIES = 3
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+@dataclass
+class Written:
+    """A user as answered after a read or write: the body and its version."""
+
+    body: dict[str, Any]
+    version: str | None
+
+
+def _int_param(name: str, raw: str | None, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidValueException(detail=f"{name} must be an integer, not {raw!r}") from None
+
+
+class UserService:
+    """Turns SCIM requests into directory operations and directory records into SCIM bodies."""
+
+    def __init__(self, settings: Settings, users: UserDirectory) -> None:
+        self.settings = settings
+        self.users = users
+
+    def stored_slots(self) -> list[Slot]:
+        return [s for s in SLOTS if self.users.mapping.attribute_of(s)]
+
+    def _answer(self, record: UserRecord, users_url: str) -> Written:
+        return Written(render(record, users_url), record.version)
+
+    def get(self, user_id: str, users_url: str, attributes: list[str] | None = None,
+            excluded: list[str] | None = None) -> Written:
+        record = self.users.get(user_id)
+        answer = self._answer(record, users_url)
+        answer.body = project(answer.body, attributes, excluded)
+        return answer
+
+    def create(self, body: Any, users_url: str) -> Written:
+        return self._answer(self.users.create(loaded(body)), users_url)
+
+    def replace(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
+        values = loaded(body)
+        return self._update(user_id, lambda _current: values, if_match, users_url)
+
+    def patch(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
+        return self._update(user_id, lambda current: patched(current.values, body), if_match,
+                            users_url)
+
+    def _update(
+        self,
+        user_id: str,
+        change: Callable[[UserRecord], dict[Slot, SlotValue]],
+        if_match: str | None,
+        users_url: str,
+    ) -> Written:
+        """Read, change, write guarded by the version read.
+
+        With If-Match the client's version guards the write and a stale one is
+        412. Without it, a write that lost a race with another writer is
+        recomputed on the fresh state, so concurrent PATCHes never undo each
+        other and the client never sees a 412 it did not ask for.
+        """
+        wanted = parse_if_match(if_match)
+        for _attempt in range(_RETRIES):
+            current = self.users.get(user_id)
+            try:
+                record = self.users.update(current, change(current), wanted or current.version)
+            except PreconditionFailedException:
+                if wanted is not None:
+                    raise
+                continue
+            return self._answer(record, users_url)
+        raise PreconditionFailedException(
+            detail="the user kept changing during the update; retry"
+        )
+
+    def delete(self, user_id: str, if_match: str | None) -> None:
+        self.users.delete(user_id, parse_if_match(if_match))
+
+    def search(
+        self,
+        users_url: str,
+        *,
+        filter_text: str | None,
+        start_index: str | None,
+        count: str | None,
+        attributes: list[str] | None,
+        excluded: list[str] | None,
+    ) -> dict[str, Any]:
+        """A ListResponse (RFC 7644 §3.4.2); ``count=0`` answers the total only."""
+        http = self.settings.http
+        start = max(_int_param("startIndex", start_index, 1), 1)
+        size = min(max(_int_param("count", count, http.default_page_size), 0), http.max_page_size)
+        condition = TRUE
+        if filter_text is not None and filter_text.strip():
+            condition = translate(self.users.mapping, ScimFilter(filter_text).ast)
+        page = self.users.search(condition, start, size)
+        resources = [project(render(r, users_url), attributes, excluded) for r in page.records]
+        return {
+            "schemas": [LIST_RESPONSE],
+            "totalResults": page.total,
+            "itemsPerPage": len(resources),
+            "startIndex": start,
+            "Resources": resources,
+        }
