@@ -23,7 +23,7 @@ Kind = Literal["string", "integer", "boolean", "reference"]
 SlotValue = str | int | bool
 
 _PATH = re.compile(
-    r'^(?:(?P<urn>urn:[^\s\[\]]+:User):)?(?P<attr>[A-Za-z]+)'
+    r"^(?:(?P<urn>urn:[^\s\[\]]+:User):)?(?P<attr>[A-Za-z]+)"
     r'(?:\[type eq "(?P<type>[a-z]+)"\])?(?:\.(?P<sub>[A-Za-z]+))?$'
 )
 

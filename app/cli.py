@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
+from app.attributes import CORE_USER, POSIX_USER
 from app.config import LdapSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 
@@ -64,8 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if isinstance(settings, str):
         return _fail(settings)
     if not settings.auth.tokens:
-        return _fail("auth.tokens: at least one bearer token is required "
-                     "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')")
+        return _fail(
+            "auth.tokens: at least one bearer token is required "
+            "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')"
+        )
     return _serve(settings, args.host, args.port)
 
 
@@ -90,16 +93,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             auth={"tokens": [SecretStr(token)]},
         )
         base = f"http://{args.host}:{args.port}{settings.http.base_path}"
-        print(f"""
+        example = json.dumps(
+            {
+                "schemas": [CORE_USER],
+                "userName": "alice@example.com",
+                POSIX_USER: {"uidNumber": 10001},
+            }
+        )
+        print(
+            f"""
 scim-ldap demo: a throwaway OpenLDAP at {directory.url} (base {directory.base_dn})
   SCIM base URL : {base}
   Bearer token  : {token}
 Try:
   curl -s -H "Authorization: Bearer {token}" -H "Content-Type: application/scim+json" \\
-    -d '{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","urn:ietf:params:scim:schemas:extension:posix:2.0:User":{{"uidNumber":10001}}}}' \\
+    -d '{example}' \\
     {base}/Users
 Ctrl-C stops the server and removes the directory.
-""", flush=True)
+""",
+            flush=True,
+        )
         return _serve(settings, args.host, args.port)
     finally:
         sandbox.stop()

@@ -7,9 +7,8 @@ from ldap3 import Connection
 from pydantic import SecretStr
 
 from app.config import AuthSettings, HttpSettings, LdapSettings, Settings
-from app.main import create_app
-
 from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
+from app.main import create_app
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +42,7 @@ def make_settings(directory: SandboxDirectory, **http: object) -> Settings:
             users_dn=directory.users_dn,
         ),
         auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
-        http=HttpSettings(**http),  # type: ignore[arg-type]
+        http=HttpSettings(**http),
     )
 
 
@@ -62,9 +61,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def ldap(sandbox: Sandbox) -> Iterator[Connection]:
     """A raw admin connection, to assert what landed in the directory."""
     directory = sandbox.directory
-    conn = Connection(
-        directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
-    )
+    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
     try:
         yield conn
     finally:

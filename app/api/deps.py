@@ -22,9 +22,7 @@ def get_users(request: Request) -> UserService:
     return service
 
 
-def require_token(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     auth: BearerAuth = request.app.state.auth
     auth.check(authorization)
 

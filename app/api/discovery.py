@@ -25,9 +25,7 @@ def _list(resources: list[dict[str, object]]) -> dict[str, object]:
 
 @router.get("/ServiceProviderConfig", operation_id="getServiceProviderConfig")
 def service_provider_config(settings: SettingsDep, base: BaseUrlDep) -> ScimResponse:
-    return ScimResponse(
-        discovery.service_provider_config(base, settings.http.max_page_size)
-    )
+    return ScimResponse(discovery.service_provider_config(base, settings.http.max_page_size))
 
 
 @router.get("/ResourceTypes", operation_id="listResourceTypes")

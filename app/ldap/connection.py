@@ -76,7 +76,12 @@ class Session:
         return bool(self.conn.result.get("result") == 4)
 
     def add(
-        self, dn: str, attributes: dict[str, Any], *, controls: Sequence[Control] | None, action: str
+        self,
+        dn: str,
+        attributes: dict[str, Any],
+        *,
+        controls: Sequence[Control] | None,
+        action: str,
     ) -> dict[str, Any]:
         self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
         raise_for_result(self.conn.result, action)
@@ -108,9 +113,7 @@ class Session:
         raise_for_result(self.conn.result, action)
         return dict(self.conn.result)
 
-    def delete(
-        self, dn: str, *, controls: Sequence[Control] | None = None, action: str
-    ) -> None:
+    def delete(self, dn: str, *, controls: Sequence[Control] | None = None, action: str) -> None:
         self.conn.delete(dn, controls=list(controls) if controls else None)
         raise_for_result(self.conn.result, action)
 

@@ -23,6 +23,7 @@ def parent_of(dn: str) -> str:
 
 def same_dn(left: str, right: str) -> bool:
     """Compare two DNs ignoring case and spaces around separators."""
+
     def norm(dn: str) -> list[tuple[str, str]]:
         return [(a.lower(), v.lower()) for a, v, _s in parse_dn(dn, escape=False, strip=True)]
 

@@ -29,14 +29,14 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
 
 
-class DirectoryUnavailable(SCIMException):  # noqa: N818 - named like scim2-models' exceptions
+class DirectoryUnavailable(SCIMException):
     """The directory cannot be reached (HTTP 503, with ``Retry-After``)."""
 
     status = 503
     _default_detail = "The directory is unavailable; retry later"
 
 
-class DirectoryFailure(SCIMException):  # noqa: N818
+class DirectoryFailure(SCIMException):
     """The directory refused an operation for a reason the client cannot fix."""
 
     status = 500

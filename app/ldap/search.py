@@ -92,6 +92,15 @@ def _static(matches: bool, op: CompareOperator) -> str:
     return TRUE if matches != (op == CompareOperator.ne) else FALSE
 
 
+def _type_test(element_type: str, present: bool, op: CompareOperator | None, value: object) -> str:
+    """``type`` is not stored: each element's type is known, so the test folds to a constant."""
+    if present:
+        return TRUE
+    if op not in (CompareOperator.eq, CompareOperator.ne):
+        raise InvalidFilterException(detail="type supports eq and ne only")
+    return _static(str(value).lower() == element_type, op)
+
+
 class LdapFilterBuilder(FilterVisitor[str]):
     """Emit an LDAP filter for a SCIM filter over Users.
 
@@ -139,11 +148,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
         branches = []
         for element_type in types:
             inner = LdapFilterBuilder(self.mapping, (attr, element_type)).visit(node.val_filter)
-            exists = _or(
-                [f"({a}=*)" for s in slots_of(attr) if s.type == element_type
-                 if (a := self.mapping.attribute_of(s))]
-            )
-            branches.append(_and([exists, inner]))
+            branches.append(_and([self._exists(list(slots_of(attr)), element_type), inner]))
         return _or(branches)
 
     def _canonical_multi(self, path: AttrPath) -> str:
@@ -168,21 +173,38 @@ class LdapFilterBuilder(FilterVisitor[str]):
         """Translate an assertion on a path into an OR over the slots it designates."""
         if self.element is not None:
             multi, element_type = self.element
-            name = path.attr.lower()
-            if name == "type":
-                if present:
-                    return TRUE
-                if op not in (CompareOperator.eq, CompareOperator.ne):
-                    raise InvalidFilterException(detail="type supports eq and ne only")
-                return _static(str(value).lower() == element_type, op)
-            slots = [
-                s for s in slots_of(multi) if s.type == element_type and (s.sub or "").lower() == name
-            ]
-            if not slots and name not in {n.lower() for n in MULTI_VALUED[multi]}:
+            if path.attr.lower() == "type":
+                return _type_test(element_type, present, op, value)
+            if path.attr.lower() not in {n.lower() for n in MULTI_VALUED[multi]}:
                 raise InvalidFilterException(detail=f"{multi} has no sub-attribute {path.attr}")
-            return _or([emit(a, s) for s in slots if (a := self.mapping.attribute_of(s))]
-                       ) if slots else self._unstored(f"{multi}.{path.attr}")
+            slots = [
+                s
+                for s in slots_of(multi)
+                if s.type == element_type and (s.sub or "").lower() == path.attr.lower()
+            ]
+            return self._emit_all(slots, emit, f"{multi}.{path.attr}")
+        slots = self._top_slots(path)
+        sub = (path.sub_attr or "").lower()
+        if slots[0].is_multi:
+            if sub == "type":
+                return _or(
+                    [
+                        _and([self._exists(slots, t), _type_test(t, present, op, value)])
+                        for t in sorted({s.type for s in slots if s.type})
+                    ]
+                )
+            if not sub and not present:
+                sub = "value"
+            slots = [s for s in slots if not sub or (s.sub or "").lower() == sub]
+        elif slots[0].sub is not None and slots[0].attr != "manager":
+            if not sub and not present:
+                raise InvalidFilterException(detail=f"{path.attr} needs a sub-attribute")
+            slots = [s for s in slots if not sub or (s.sub or "").lower() == sub]
+        elif sub and not (slots[0].attr == "manager" and sub == "value"):
+            raise InvalidFilterException(detail=f"{path.attr} has no sub-attribute {sub}")
+        return self._emit_all(slots, emit, str(path))
 
+    def _top_slots(self, path: AttrPath) -> list[Slot]:
         schema = CORE_USER
         if path.uri is not None:
             matches = [u for u in (CORE_USER, *EXTENSIONS) if u.lower() == path.uri.lower()]
@@ -191,53 +213,31 @@ class LdapFilterBuilder(FilterVisitor[str]):
             schema = matches[0]
         slots = list(slots_of(path.attr, schema))
         if not slots:
-            if schema == CORE_USER and path.attr.lower() in {m.lower() for m in MULTI_VALUED}:
-                return self._unstored(path.attr)
             raise InvalidFilterException(
                 detail=f"{path.attr} is not an attribute this server can filter on"
             )
-        sub = (path.sub_attr or "").lower()
-        if slots[0].is_multi:
-            if sub == "type":
-                types = {s.type for s in slots}
-                per_type = []
-                for element_type in sorted(t for t in types if t):
-                    exists = _or([f"({a}=*)" for s in slots if s.type == element_type
-                                  if (a := self.mapping.attribute_of(s))])
-                    if present:
-                        per_type.append(exists)
-                    else:
-                        assert op is not None
-                        if op not in (CompareOperator.eq, CompareOperator.ne):
-                            raise InvalidFilterException(detail="type supports eq and ne only")
-                        per_type.append(_and([exists, _static(str(value).lower() == element_type,
-                                                              op)]))
-                return _or(per_type)
-            if not sub and not present:
-                sub = "value"
-            slots = [s for s in slots if not sub or (s.sub or "").lower() == sub]
-        elif slots[0].sub is not None and slots[0].attr != "manager":
-            if not sub and present:
-                pass
-            elif not sub:
-                raise InvalidFilterException(detail=f"{path.attr} needs a sub-attribute")
-            else:
-                slots = [s for s in slots if (s.sub or "").lower() == sub]
-        elif sub and not (slots[0].attr == "manager" and sub == "value"):
-            raise InvalidFilterException(detail=f"{path.attr} has no sub-attribute {sub}")
+        return slots
+
+    def _exists(self, slots: list[Slot], element_type: str) -> str:
+        return _or(
+            [
+                f"({a}=*)"
+                for s in slots
+                if s.type == element_type
+                if (a := self.mapping.attribute_of(s))
+            ]
+        )
+
+    def _emit_all(self, slots: list[Slot], emit: Callable[[str, Slot], str], name: str) -> str:
         if not slots:
-            raise InvalidFilterException(detail=f"{path} is not stored by this server")
+            raise InvalidFilterException(detail=f"{name} is not stored by this server")
         terms = []
         for slot in slots:
             attr = self.mapping.attribute_of(slot)
             if attr is None:
-                return self._unstored(slot.path)
+                raise InvalidFilterException(detail=f"{slot.path} is not stored by this server")
             terms.append(emit(attr, slot))
         return _or(terms)
-
-    @staticmethod
-    def _unstored(name: str) -> str:
-        raise InvalidFilterException(detail=f"{name} is not stored by this server")
 
     def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
         op, value = node.op, node.value

@@ -27,7 +27,6 @@ from scim2_models import (
 
 from app.attributes import MANAGER, USER_NAME, Slot, SlotValue
 from app.ldap.connection import Control, Directory, Session
-from app.ldap.errors import DirectoryFailure
 from app.ldap.controls import (
     VLV_ERROR,
     VLV_REQUEST_OID,
@@ -38,6 +37,7 @@ from app.ldap.controls import (
     vlv_control,
 )
 from app.ldap.dn import child_dn, rdn_of
+from app.ldap.errors import DirectoryFailure
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.search import FALSE, TRUE
 
@@ -61,9 +61,7 @@ def _version_filter(version: str) -> str:
 class UserDirectory:
     """User entries below the users' container, addressed by entryUUID."""
 
-    def __init__(
-        self, directory: Directory, mapping: UserMapping, small_search: int = 200
-    ) -> None:
+    def __init__(self, directory: Directory, mapping: UserMapping, small_search: int = 200) -> None:
         self.directory = directory
         self.mapping = mapping
         self.small_search = small_search
@@ -145,9 +143,7 @@ class UserDirectory:
         log.info("directory %s virtual list views", "supports" if supported else "lacks")
         return supported
 
-    def _vlv_page(
-        self, session: Session, ldap_filter: str, start_index: int, count: int
-    ) -> Page:
+    def _vlv_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
         controls: list[Control] = [
             sort_control([SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch")]),
             vlv_control(start_index, 0, max(count - 1, 0)),
@@ -167,19 +163,20 @@ class UserDirectory:
             return Page(vlv.content_count)
         return Page(vlv.content_count, [self.mapping.record(e) for e in entries[:count]])
 
-    def _walk_page(
-        self, session: Session, ldap_filter: str, start_index: int, count: int
-    ) -> Page:
+    def _walk_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
         """Without VLV: one search for the names, then one read per entry of the page."""
         names = session.search(
             self.mapping.container, ldap_filter, [self.mapping.rdn], action="search users"
         )
         ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
         window = ordered[start_index - 1 : start_index - 1 + count]
-        records = []
+        records: list[UserRecord] = []
         for entry in window:
             found = session.search(
-                str(entry["dn"]), "(objectClass=*)", self.mapping.read_attributes, scope="BASE",
+                str(entry["dn"]),
+                "(objectClass=*)",
+                self.mapping.read_attributes,
+                scope="BASE",
                 action="read user",
             )
             records.extend(self.mapping.record(e) for e in found)
@@ -197,7 +194,9 @@ class UserDirectory:
                     dn, "(objectClass=*)", ["entryUUID"], scope="BASE", action="read manager"
                 )
                 values = found[0]["attributes"].get("entryUUID") if found else None
-                cache[dn] = str(values[0] if isinstance(values, list) else values) if values else None
+                cache[dn] = (
+                    str(values[0] if isinstance(values, list) else values) if values else None
+                )
             manager_id = cache[dn]
             if manager_id:
                 record.values[MANAGER] = manager_id
@@ -335,7 +334,7 @@ class UserDirectory:
         return changes
 
     def _rename(
-        self, session: Session, current: UserRecord, new_login: str, guard: list[Control]
+        self, session: Session, current: UserRecord, new_login: str, guard: Sequence[Control]
     ) -> str:
         try:
             session.rename(

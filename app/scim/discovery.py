@@ -72,8 +72,9 @@ def _slot_attribute(slot: Slot) -> dict[str, Any]:
     return _attribute(name, kind=kind, case_exact=slot.case_exact)
 
 
-def _schema(urn: str, name: str, description: str, attributes: list[dict[str, Any]],
-            location: str) -> dict[str, Any]:
+def _schema(
+    urn: str, name: str, description: str, attributes: list[dict[str, Any]], location: str
+) -> dict[str, Any]:
     return {
         "schemas": [SCHEMA_URN],
         "id": urn,
@@ -103,8 +104,8 @@ def _core_attributes(slots: Iterable[Slot]) -> list[dict[str, Any]]:
             complex_subs.setdefault(slot.attr, []).append(_slot_attribute(slot))
             continue
         out.append(_slot_attribute(slot))
-    for attr, subs in complex_subs.items():
-        out.append(_attribute(attr, kind="complex", sub=subs))
+    for attr, complex_sub in complex_subs.items():
+        out.append(_attribute(attr, kind="complex", sub=complex_sub))
     for attr in MULTI_VALUED:
         if attr in multi_subs:
             subs = multi_subs[attr]

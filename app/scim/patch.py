@@ -232,7 +232,7 @@ class UserWriter:
         self._set(op, targets[0], value)
 
     def _apply_complex(self, op: str, slots: Iterable[Slot], value: Any) -> None:
-        """A single-valued complex attribute (``name``): sub-attributes merge (RFC 7644 §3.5.2.3)."""
+        """Single-valued complex (``name``); sub-attributes merge (RFC 7644 §3.5.2.3)."""
         by_sub = {(s.sub or "").lower(): s for s in slots}
         if op == "remove" or value is None:
             for slot in by_sub.values():
@@ -241,16 +241,19 @@ class UserWriter:
         if not isinstance(value, dict):
             raise InvalidValueException(detail="a complex attribute needs an object value")
         for key, item in value.items():
-            slot = by_sub.get(str(key).lower())
-            if slot is not None:
-                self._set(op, slot, item)
+            target = by_sub.get(str(key).lower())
+            if target is not None:
+                self._set(op, target, item)
 
     def _apply_multi(self, op: str, attr: str, sub: str | None, value: Any) -> None:
         """``emails``, ``phoneNumbers``, ``addresses`` addressed without a filter."""
         slots = slots_of(attr)
         if sub is not None:
-            element = [s for s in slots if s.type == UNTYPED_DEFAULT and (s.sub or "").lower()
-                       == sub.lower()]
+            element = [
+                s
+                for s in slots
+                if s.type == UNTYPED_DEFAULT and (s.sub or "").lower() == sub.lower()
+            ]
             if element:
                 self._set(op, element[0], value)
             return
@@ -281,8 +284,9 @@ class UserWriter:
                 self._set(op, slot, sub_value)
 
     def _apply_value_path(self, op: str, node: ValuePath, value: Any) -> None:
-        attr = _multi_named(node.attr_path.attr) if node.attr_path.uri in (None, CORE_USER) \
-            else None
+        attr = (
+            _multi_named(node.attr_path.attr) if node.attr_path.uri in (None, CORE_USER) else None
+        )
         if attr is None:
             if node.attr_path.attr.lower() in READ_ONLY:
                 raise MutabilityException(detail=f"{node.attr_path.attr} is read-only")
@@ -292,8 +296,12 @@ class UserWriter:
                 detail=f"{node.attr_path.attr} is not a multi-valued attribute this server stores"
             )
         types = sorted({s.type for s in slots_of(attr) if s.type})
-        matches = [t for t in types if self._element_exists(attr, t)
-                   and _ElementMatcher(self._element(attr, t)).visit(node.val_filter)]
+        matches = [
+            t
+            for t in types
+            if self._element_exists(attr, t)
+            and _ElementMatcher(self._element(attr, t)).visit(node.val_filter)
+        ]
         if not matches:
             if op == "remove":
                 return

@@ -84,7 +84,7 @@ def render(record: UserRecord, users_url: str) -> dict[str, Any]:
 
 def _split(paths: Iterable[str]) -> list[tuple[str | None, str, str | None]]:
     """``a.b`` / ``urn:...:a.b`` -> (schema, attribute, sub-attribute), lower-cased."""
-    parsed = []
+    parsed: list[tuple[str | None, str, str | None]] = []
     for raw in paths:
         text = raw.strip()
         if not text:
@@ -109,7 +109,9 @@ def _split(paths: Iterable[str]) -> list[tuple[str | None, str, str | None]]:
 
 
 def _select(
-    container: dict[str, Any], schema: str, wanted: list[tuple[str | None, str, str | None]],
+    container: dict[str, Any],
+    schema: str,
+    wanted: list[tuple[str | None, str, str | None]],
     keep: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -120,8 +122,9 @@ def _select(
         if key.lower() in (u.lower() for u in EXTENSIONS):
             continue
         hits = [w for w in wanted if w[0] in (None, schema) and w[1] == key.lower()]
-        whole = any(w[2] is None for w in hits) or any(w[0] == schema and w[1] == "" for w in
-                                                        wanted)
+        whole = any(w[2] is None for w in hits) or any(
+            w[0] == schema and w[1] == "" for w in wanted
+        )
         subs = {w[2] for w in hits if w[2]}
         if keep:
             if whole:
@@ -161,7 +164,7 @@ def project(
         if urn not in doc:
             continue
         whole = any(w[0] == urn.lower() and w[1] == "" for w in wanted)
-        if keep and whole or (not keep and not whole):
+        if (keep and whole) or (not keep and not whole):
             inner = doc[urn] if keep else _select(doc[urn], urn.lower(), wanted, keep)
         elif keep:
             inner = _select(doc[urn], urn.lower(), wanted, keep)
@@ -179,4 +182,3 @@ def split_list(value: str | None) -> list[str] | None:
         return None
     items = [item.strip() for item in value.split(",") if item.strip()]
     return items or None
-

@@ -51,8 +51,13 @@ class UserService:
     def _answer(self, record: UserRecord, users_url: str) -> Written:
         return Written(render(record, users_url), record.version)
 
-    def get(self, user_id: str, users_url: str, attributes: list[str] | None = None,
-            excluded: list[str] | None = None) -> Written:
+    def get(
+        self,
+        user_id: str,
+        users_url: str,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> Written:
         record = self.users.get(user_id)
         answer = self._answer(record, users_url)
         answer.body = project(answer.body, attributes, excluded)
@@ -66,8 +71,9 @@ class UserService:
         return self._update(user_id, lambda _current: values, if_match, users_url)
 
     def patch(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
-        return self._update(user_id, lambda current: patched(current.values, body), if_match,
-                            users_url)
+        return self._update(
+            user_id, lambda current: patched(current.values, body), if_match, users_url
+        )
 
     def _update(
         self,
@@ -93,9 +99,7 @@ class UserService:
                     raise
                 continue
             return self._answer(record, users_url)
-        raise PreconditionFailedException(
-            detail="the user kept changing during the update; retry"
-        )
+        raise PreconditionFailedException(detail="the user kept changing during the update; retry")
 
     def delete(self, user_id: str, if_match: str | None) -> None:
         self.users.delete(user_id, parse_if_match(if_match))

@@ -25,7 +25,7 @@ def coerce(slot: Slot, value: Any) -> SlotValue | None:
             return coerce(slot, value.get("value"))
         if isinstance(value, str):
             return value
-        raise InvalidValueException(detail=f"{slot.path} must be an id or {{\"value\": id}}")
+        raise InvalidValueException(detail=f'{slot.path} must be an id or {{"value": id}}')
     if slot.kind == "boolean":
         if isinstance(value, bool):
             return value
