@@ -103,6 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"""
 scim-ldap demo: a throwaway OpenLDAP at {directory.url} (base {directory.base_dn})
+  Directory data: {sandbox.root} (removed on exit)
   SCIM base URL : {base}
   Bearer token  : {token}
 Try:

@@ -44,7 +44,7 @@ async def json_body(request: Request, limit: int) -> Any:
 def _trusted(client: str | None, proxies: list[str]) -> bool:
     if not proxies or client is None:
         return False
-    if "*" in proxies:
+    if "*" in proxies or client in proxies:
         return True
     try:
         address = ipaddress.ip_address(client)

@@ -1,0 +1,73 @@
+"""The command line: clear messages, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app.ldap.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bad_setting_stops_with_the_field_name() -> None:
+    result = run("serve", env={"SCIM_LDAP_HTTP__MAX_PAGE_SIZE": "-3"})
+    assert result.returncode == 2
+    assert "http.max_page_size" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_needs_a_token() -> None:
+    result = run("serve")
+    assert result.returncode == 2
+    assert "auth.tokens" in result.stderr
+
+
+def test_missing_config_file() -> None:
+    result = run("serve", "--config", "/nonexistent/scim.toml")
+    assert result.returncode == 2
+    assert "/nonexistent/scim.toml" in result.stderr
+
+
+def test_check_reports_a_refused_bind_without_the_password(sandbox: Sandbox) -> None:
+    directory = sandbox.directory
+    secret = "wrong-password-value"
+    result = run(
+        "check",
+        env={
+            "SCIM_LDAP_LDAP__URLS": f'["{directory.url}"]',
+            "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
+            "SCIM_LDAP_LDAP__BIND_PASSWORD": secret,
+        },
+    )
+    assert result.returncode == 2
+    assert "refused the bind" in result.stderr
+    assert secret not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_check_accepts_the_right_bind(sandbox: Sandbox) -> None:
+    directory = sandbox.directory
+    result = run(
+        "check",
+        env={
+            "SCIM_LDAP_LDAP__URLS": f'["{directory.url}"]',
+            "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
+            "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration is valid" in result.stdout

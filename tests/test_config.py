@@ -1,0 +1,71 @@
+"""Settings from the environment and TOML, and their validation."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import load_settings
+
+
+def test_environment_with_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_LDAP_LDAP__URLS", '["ldap://a.example:389", "ldaps://b.example"]')
+    monkeypatch.setenv("SCIM_LDAP_LDAP__BASE_DN", "dc=corp,dc=example")
+    monkeypatch.setenv("SCIM_LDAP_AUTH__TOKENS", '["0123456789abcdef0", "fedcba98765432100"]')
+    settings = load_settings()
+    assert settings.ldap.urls == ["ldap://a.example:389", "ldaps://b.example"]
+    assert settings.ldap.users_dn == "ou=people,dc=corp,dc=example"
+    assert len(settings.auth.tokens) == 2
+    assert "0123456789abcdef0" not in repr(settings)
+
+
+def test_toml_file_and_environment_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "scim-ldap.toml"
+    config.write_text(
+        """
+[ldap]
+base_dn = "dc=file,dc=example"
+bind_dn = "cn=scim,dc=file,dc=example"
+
+[users]
+login_shell = "/bin/zsh"
+mapping = { "title" = "", "name.formatted" = "description" }
+
+[http]
+max_page_size = 50
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SCIM_LDAP_LDAP__BIND_DN", "cn=from-env,dc=example")
+    settings = load_settings(config)
+    assert settings.ldap.base_dn == "dc=file,dc=example"
+    assert settings.ldap.bind_dn == "cn=from-env,dc=example"
+    assert settings.users.login_shell == "/bin/zsh"
+    mapping = settings.users.attribute_map()
+    assert "title" not in mapping
+    assert mapping["name.formatted"] == "description"
+    assert settings.http.max_page_size == 50
+    assert settings.http.default_page_size == 50
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "field"),
+    [
+        ("SCIM_LDAP_LDAP__URLS", '["http://x"]', "ldap.urls"),
+        ("SCIM_LDAP_HTTP__BASE_PATH", "scim/", "http.base_path"),
+        ("SCIM_LDAP_HTTP__MAX_PAGE_SIZE", "0", "http.max_page_size"),
+        ("SCIM_LDAP_USERS__MAPPING", '{"nickName": "x"}', "users.mapping"),
+        ("SCIM_LDAP_USERS__HOME_DIRECTORY", "/home/{login}", "users.home_directory"),
+        ("SCIM_LDAP_AUTH__TOKENS", '["short"]', "auth.tokens"),
+    ],
+)
+def test_bad_values_name_the_field(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    locations = [".".join(str(p) for p in error["loc"]) for error in caught.value.errors()]
+    assert any(loc.startswith(field) for loc in locations), locations
