@@ -60,6 +60,7 @@ def _slot(path: str, kind: Kind = "string", case_exact: bool = False) -> Slot:
 USER_NAME = _slot("userName")
 ACTIVE = _slot("active", "boolean")
 EXTERNAL_ID = _slot("externalId", case_exact=True)
+WORK_EMAIL = _slot('emails[type eq "work"].value')
 MANAGER = _slot(f"{ENTERPRISE_USER}:manager", "reference", case_exact=True)
 UID_NUMBER = _slot(f"{POSIX_USER}:uidNumber", "integer")
 GID_NUMBER = _slot(f"{POSIX_USER}:gidNumber", "integer")
@@ -76,7 +77,7 @@ SLOTS: tuple[Slot, ...] = (
     _slot("name.formatted"),
     _slot("title"),
     _slot("preferredLanguage"),
-    _slot('emails[type eq "work"].value'),
+    WORK_EMAIL,
     _slot('phoneNumbers[type eq "work"].value'),
     _slot('phoneNumbers[type eq "mobile"].value'),
     _slot('phoneNumbers[type eq "fax"].value'),

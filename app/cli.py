@@ -12,10 +12,13 @@ from pathlib import Path
 
 import uvicorn
 from pydantic import SecretStr, ValidationError
+from scim2_models import SCIMException
 
 from app.attributes import CORE_USER, POSIX_USER
 from app.config import LdapSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
+from app.ldap.mapping import UserMapping
+from app.ldap.users import UserDirectory
 
 log = logging.getLogger("app")
 
@@ -49,6 +52,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         directory.check()
     except DirectoryConfigError as exc:
         return _fail(str(exc))
+    _warn_about_indexes(app.state.users.users)
     uvicorn.run(
         app,
         host=host,
@@ -58,6 +62,15 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         server_header=False,
     )
     return 0
+
+
+def _warn_about_indexes(users: UserDirectory) -> None:
+    try:
+        warnings = users.index_warnings()
+    except SCIMException:
+        return
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -126,8 +139,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     directory = Directory(settings.ldap)
     try:
         directory.check()
+        users = UserDirectory(directory, UserMapping(settings.users, settings.ldap))
+        for warning in users.index_warnings():
+            print(f"warning: {warning}")
     except DirectoryConfigError as exc:
         return _fail(str(exc))
+    except SCIMException as exc:
+        return _fail(f"the directory cannot be checked: {exc.detail}")
     finally:
         directory.close()
     print("configuration is valid")

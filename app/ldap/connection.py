@@ -19,7 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException, LDAPExceptionError
+from ldap3.core.exceptions import (
+    LDAPCommunicationError,
+    LDAPException,
+    LDAPMaximumRetriesError,
+    LDAPResponseTimeoutError,
+)
 
 from app.config import LdapSettings
 from app.ldap.errors import DirectoryUnavailable, raise_for_result
@@ -27,6 +32,7 @@ from app.ldap.errors import DirectoryUnavailable, raise_for_result
 log = logging.getLogger(__name__)
 
 Control = tuple[str, bool, bytes | None]
+_TRANSPORT_ERRORS = (LDAPCommunicationError, LDAPResponseTimeoutError, LDAPMaximumRetriesError)
 
 
 class DirectoryConfigError(RuntimeError):
@@ -221,7 +227,7 @@ class Directory:
             conn = self._connect() if dedicated else self._borrow()
             try:
                 yield Session(conn)
-            except LDAPExceptionError as exc:
+            except _TRANSPORT_ERRORS as exc:
                 log.warning("directory connection lost: %s", type(exc).__name__)
                 self._discard(conn)
                 raise DirectoryUnavailable() from None

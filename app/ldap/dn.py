@@ -21,10 +21,16 @@ def parent_of(dn: str) -> str:
     return ",".join(f"{attr}={value}" for attr, value, _sep in parts[1:])
 
 
+def _normal(dn: str) -> list[tuple[str, str]]:
+    return [(a.lower(), v.lower()) for a, v, _s in parse_dn(dn, escape=False, strip=True)]
+
+
 def same_dn(left: str, right: str) -> bool:
     """Compare two DNs ignoring case and spaces around separators."""
+    return _normal(left) == _normal(right)
 
-    def norm(dn: str) -> list[tuple[str, str]]:
-        return [(a.lower(), v.lower()) for a, v, _s in parse_dn(dn, escape=False, strip=True)]
 
-    return norm(left) == norm(right)
+def is_under(dn: str, ancestor: str) -> bool:
+    """Whether ``dn`` is ``ancestor`` or below it."""
+    inner, outer = _normal(dn), _normal(ancestor)
+    return len(inner) >= len(outer) and inner[len(inner) - len(outer) :] == outer

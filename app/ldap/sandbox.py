@@ -300,7 +300,7 @@ class Sandbox:
                 [
                     ("objectClass", "olcDatabaseConfig"),
                     ("olcDatabase", "{0}config"),
-                    ("olcAccess", "{0}to * by * none"),
+                    ("olcAccess", f'{{0}}to * by dn.exact="{directory.bind_dn}" read by * none'),
                 ],
             ),
             _ldif_entry(

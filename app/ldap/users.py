@@ -25,7 +25,7 @@ from scim2_models import (
     UniquenessException,
 )
 
-from app.attributes import MANAGER, USER_NAME, Slot, SlotValue
+from app.attributes import EXTERNAL_ID, MANAGER, USER_NAME, WORK_EMAIL, Slot, SlotValue
 from app.ldap.connection import Control, Directory, Session
 from app.ldap.controls import (
     VLV_ERROR,
@@ -38,6 +38,7 @@ from app.ldap.controls import (
 )
 from app.ldap.dn import child_dn, rdn_of
 from app.ldap.errors import DirectoryFailure
+from app.ldap.indexes import index_warnings
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.search import FALSE, TRUE
 
@@ -216,6 +217,18 @@ class UserDirectory:
             action="find manager",
         )
         return str(found[0]["dn"]) if found else None
+
+    def index_warnings(self) -> list[str]:
+        """Which of the indexes the server's searches rely on the directory lacks."""
+        needed = {"objectClass": "eq", "entryUUID": "eq", self.mapping.rdn: "eq"}
+        for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL):
+            attribute = self.mapping.attribute_of(slot)
+            if attribute:
+                needed[attribute] = "eq"
+        if self.mapping.user_name_attribute:
+            needed[self.mapping.user_name_attribute] = "eq"
+        with self.directory.session() as session:
+            return index_warnings(session, self.mapping.container, needed)
 
     # ---- writing
 
