@@ -13,44 +13,35 @@ Prints medians (ms) and ratios. Usage: ``.venv/bin/python scripts/bench_paging.p
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import httpx
+from benchlib import median_ms, served
 from ldap3 import Connection
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app.ldap.controls import SortKey, read_vlv_response, sort_control, vlv_control
+from app.ldap.mapping import OPERATIONAL
+from app.ldap.sandbox import Sandbox, SandboxDirectory
 
-from app.ldap.controls import SortKey, read_vlv_response, sort_control, vlv_control  # noqa: E402
-from app.ldap.mapping import OPERATIONAL  # noqa: E402
-from app.ldap.sandbox import Sandbox, SandboxDirectory  # noqa: E402
-
-TOKEN = "bench-token-0123456789abcdef"
 PAGE = 100
 ATTRIBUTES = [
-    "uid", "cn", "sn", "givenName", "displayName", "mail", "scimUserName", "scimActive",
-    "scimExternalId", "uidNumber", "gidNumber", "homeDirectory", "loginShell", "objectClass",
+    "uid",
+    "cn",
+    "sn",
+    "givenName",
+    "displayName",
+    "mail",
+    "scimUserName",
+    "scimActive",
+    "scimExternalId",
+    "uidNumber",
+    "gidNumber",
+    "homeDirectory",
+    "loginShell",
+    "objectClass",
     *OPERATIONAL,
 ]
-
-
-def median_ms(action: Callable[[], object], repeats: int) -> float:
-    action()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def load(directory: SandboxDirectory, count: int) -> None:
@@ -106,34 +97,7 @@ def main() -> int:
         began = time.perf_counter()
         load(directory, total)
         print(f"loaded {total} users in {time.perf_counter() - began:.1f} s")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
-        env.update(
-            {
-                "SCIM_LDAP_LDAP__URLS": json.dumps([directory.url]),
-                "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
-                "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
-                "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
-                "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
-                "SCIM_LDAP_LOG_LEVEL": "warning",
-            }
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            http = httpx.Client(base_url=f"{base}/scim/v2",
-                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with served(directory) as http:
             last = total - PAGE + 1
 
             def page(start: int) -> Callable[[], object]:
@@ -141,6 +105,7 @@ def main() -> int:
                     body = http.get("/Users", params={"startIndex": start, "count": PAGE}).json()
                     assert body["totalResults"] == total and len(body["Resources"]) == PAGE
                     return body
+
                 return get
 
             probe_name = f"user{total // 2:06d}@example.com"
@@ -150,32 +115,40 @@ def main() -> int:
                 assert body["totalResults"] == 1
                 return body
 
-            raw = Connection(directory.url, directory.bind_dn, directory.bind_password,
-                             auto_bind=True)
+            raw = Connection(
+                directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+            )
 
             def raw_probe() -> object:
-                raw.search(directory.users_dn,
-                           f"(&(objectClass=posixAccount)(scimUserName={probe_name}))",
-                           attributes=ATTRIBUTES)
+                raw.search(
+                    directory.users_dn,
+                    f"(&(objectClass=posixAccount)(scimUserName={probe_name}))",
+                    attributes=ATTRIBUTES,
+                )
                 return raw.response
 
             rows = [
-                ("first page (1..100)", median_ms(page(1), repeats),
-                 median_ms(lambda: raw_vlv(directory, 1), repeats)),
-                (f"last page ({last}..{total})", median_ms(page(last), repeats),
-                 median_ms(lambda: raw_vlv(directory, last), repeats)),
+                (
+                    "first page (1..100)",
+                    median_ms(page(1), repeats),
+                    median_ms(lambda: raw_vlv(directory, 1), repeats),
+                ),
+                (
+                    f"last page ({last}..{total})",
+                    median_ms(page(last), repeats),
+                    median_ms(lambda: raw_vlv(directory, last), repeats),
+                ),
                 ("probe userName eq", median_ms(probe, repeats), median_ms(raw_probe, repeats)),
             ]
             raw.unbind()
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
     print(f"\n{total} users, page size {PAGE}, median of {repeats} runs")
     print(f"{'operation':<28}{'SCIM ms':>10}{'raw LDAP ms':>14}{'SCIM/raw':>10}")
     for name, scim, ldap in rows:
         print(f"{name:<28}{scim:>10.1f}{ldap:>14.1f}{scim / ldap:>10.2f}")
-    print(f"\nlast page / first page: SCIM {rows[1][1] / rows[0][1]:.2f}, "
-          f"raw LDAP {rows[1][2] / rows[0][2]:.2f}")
+    print(
+        f"\nlast page / first page: SCIM {rows[1][1] / rows[0][1]:.2f}, "
+        f"raw LDAP {rows[1][2] / rows[0][2]:.2f}"
+    )
     return 0
 
 
