@@ -52,7 +52,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         directory.check()
     except DirectoryConfigError as exc:
         return _fail(str(exc))
-    _warn_about_indexes(app.state.users.users)
+    _warn_about_directory(app.state.users.users)
     uvicorn.run(
         app,
         host=host,
@@ -64,9 +64,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-def _warn_about_indexes(users: UserDirectory) -> None:
+def _warn_about_directory(users: UserDirectory) -> None:
     try:
-        warnings = users.index_warnings()
+        warnings = users.preflight_warnings()
     except SCIMException:
         return
     for warning in warnings:
@@ -140,7 +140,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         directory.check()
         users = UserDirectory(directory, UserMapping(settings.users, settings.ldap))
-        for warning in users.index_warnings():
+        for warning in users.preflight_warnings():
             print(f"warning: {warning}")
     except DirectoryConfigError as exc:
         return _fail(str(exc))

@@ -94,6 +94,16 @@ class UserMapping:
         self.read_attributes = [*self.managed, "objectClass", *OPERATIONAL]
         self.search_filter = "(objectClass=posixAccount)"
 
+    def uses(self) -> dict[str, str]:
+        """Every LDAP attribute the mapping writes, with what it holds."""
+        uses = {attr: slot.path for slot, attr in self.by_slot.items()}
+        uses.update({self.rdn: "the login name", "cn": "cn", "sn": "sn"})
+        if self.user_name_attribute:
+            uses[self.user_name_attribute] = "userName"
+        if self.active_attribute:
+            uses[self.active_attribute] = "active"
+        return uses
+
     def attribute_of(self, slot: Slot) -> str | None:
         """The LDAP attribute a slot is stored in, or None when it is not stored."""
         if slot == USER_NAME:

@@ -38,8 +38,8 @@ from app.ldap.controls import (
 )
 from app.ldap.dn import child_dn, rdn_of
 from app.ldap.errors import DirectoryFailure
-from app.ldap.indexes import index_warnings
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
+from app.ldap.preflight import index_warnings, schema_warnings
 from app.ldap.search import FALSE, TRUE
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,8 @@ class UserDirectory:
         )
         return str(found[0]["dn"]) if found else None
 
-    def index_warnings(self) -> list[str]:
-        """Which of the indexes the server's searches rely on the directory lacks."""
+    def preflight_warnings(self) -> list[str]:
+        """What the directory lacks for this mapping: schema elements, then indexes."""
         needed = {"objectClass": "eq", "entryUUID": "eq", self.mapping.rdn: "eq"}
         for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL):
             attribute = self.mapping.attribute_of(slot)
@@ -228,7 +228,10 @@ class UserDirectory:
         if self.mapping.user_name_attribute:
             needed[self.mapping.user_name_attribute] = "eq"
         with self.directory.session() as session:
-            return index_warnings(session, self.mapping.container, needed)
+            return [
+                *schema_warnings(session, self.mapping.uses(), self.mapping.object_classes),
+                *index_warnings(session, self.mapping.container, needed),
+            ]
 
     # ---- writing
 
