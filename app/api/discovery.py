@@ -29,13 +29,13 @@ def service_provider_config(settings: SettingsDep, base: BaseUrlDep) -> ScimResp
 
 
 @router.get("/ResourceTypes", operation_id="listResourceTypes")
-def resource_types(base: BaseUrlDep) -> ScimResponse:
-    return ScimResponse(_list(discovery.resource_types(base)))
+def resource_types(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
+    return ScimResponse(_list(discovery.resource_types(users.stored_slots(), base)))
 
 
 @router.get("/ResourceTypes/{name}", operation_id="getResourceType")
-def resource_type(name: str, base: BaseUrlDep) -> ScimResponse:
-    for item in discovery.resource_types(base):
+def resource_type(name: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
+    for item in discovery.resource_types(users.stored_slots(), base):
         if item["id"] == name:
             return ScimResponse(item)
     raise NotFoundException(detail=f"ResourceType {name} not found")

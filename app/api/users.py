@@ -1,17 +1,24 @@
-"""/Users (RFC 7644 §3.3-§3.6)."""
+"""/Users (RFC 7644 §3.3-§3.6), and POST ``/.search`` (§3.4.3).
+
+Users are the only resource type served, so a search from the root of the
+SCIM base is a search of /Users.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from scim2_models import InvalidValueException
 
 from app.api.deps import BaseUrlDep, BodyDep, IfMatch, UsersDep
 from app.api.responses import ScimResponse
 from app.scim.resource import etag, split_list
-from app.scim.users import Written
+from app.scim.users import UserService, Written
 
-router = APIRouter(prefix="/Users", tags=["Users"])
+router = APIRouter(tags=["Users"])
+
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 _BODY = {
     "requestBody": {
@@ -33,13 +40,13 @@ def _answer(written: Written, status: int = 200, location: str | None = None) ->
     return ScimResponse(written.body, status_code=status, headers=headers)
 
 
-@router.post("", operation_id="createUser", status_code=201, openapi_extra=_BODY)
+@router.post("/Users", operation_id="createUser", status_code=201, openapi_extra=_BODY)
 def create_user(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     written = users.create(body, f"{base}/Users")
     return _answer(written, 201, written.body["meta"]["location"])
 
 
-@router.get("", operation_id="listUsers")
+@router.get("/Users", operation_id="listUsers")
 def list_users(
     users: UsersDep,
     base: BaseUrlDep,
@@ -60,7 +67,60 @@ def list_users(
     return ScimResponse(body)
 
 
-@router.get("/{user_id}", operation_id="getUser")
+def _names(body: dict[str, Any], key: str) -> list[str] | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return split_list(",".join(value))
+    raise InvalidValueException(detail=f"{key} must be a list of attribute paths")
+
+
+def _number(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidValueException(detail=f"{key} must be an integer, not {value!r}")
+    return str(value)
+
+
+def _filter(body: dict[str, Any]) -> str | None:
+    value = body.get("filter")
+    if value is not None and not isinstance(value, str):
+        raise InvalidValueException(detail="filter must be a string")
+    return value
+
+
+def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
+    """A query sent as a SearchRequest (RFC 7644 §3.4.3); sortBy is ignored, as in a GET."""
+    if not isinstance(body, dict):
+        raise InvalidValueException(detail="a SearchRequest must be a JSON object")
+    schemas = body.get("schemas")
+    if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
+        raise InvalidValueException(detail=f"schemas must contain {SEARCH_REQUEST}")
+    result: dict[str, Any] = users.search(
+        users_url,
+        filter_text=_filter(body),
+        start_index=_number(body, "startIndex"),
+        count=_number(body, "count"),
+        attributes=_names(body, "attributes"),
+        excluded=_names(body, "excludedAttributes"),
+    )
+    return ScimResponse(result)
+
+
+@router.post("/Users/.search", operation_id="searchUsers", openapi_extra=_BODY)
+def search_users(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
+    return _search(users, body, f"{base}/Users")
+
+
+@router.post("/.search", operation_id="search", openapi_extra=_BODY)
+def search_all(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
+    return _search(users, body, f"{base}/Users")
+
+
+@router.get("/Users/{user_id}", operation_id="getUser")
 def get_user(
     user_id: str,
     users: UsersDep,
@@ -74,21 +134,21 @@ def get_user(
     return _answer(written)
 
 
-@router.put("/{user_id}", operation_id="replaceUser", openapi_extra=_BODY)
+@router.put("/Users/{user_id}", operation_id="replaceUser", openapi_extra=_BODY)
 def replace_user(
     user_id: str, users: UsersDep, body: BodyDep, base: BaseUrlDep, if_match: IfMatch = None
 ) -> ScimResponse:
     return _answer(users.replace(user_id, body, if_match, f"{base}/Users"))
 
 
-@router.patch("/{user_id}", operation_id="patchUser", openapi_extra=_BODY)
+@router.patch("/Users/{user_id}", operation_id="patchUser", openapi_extra=_BODY)
 def patch_user(
     user_id: str, users: UsersDep, body: BodyDep, base: BaseUrlDep, if_match: IfMatch = None
 ) -> ScimResponse:
     return _answer(users.patch(user_id, body, if_match, f"{base}/Users"))
 
 
-@router.delete("/{user_id}", operation_id="deleteUser", status_code=204)
+@router.delete("/Users/{user_id}", operation_id="deleteUser", status_code=204)
 def delete_user(user_id: str, users: UsersDep, if_match: IfMatch = None) -> Response:
     users.delete(user_id, if_match)
     return Response(status_code=204)

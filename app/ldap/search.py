@@ -35,6 +35,10 @@ TRUE = "(&)"
 FALSE = "(|)"
 
 _META_TIMES = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
+_META_ALWAYS = frozenset({"", "resourcetype", "created", "lastmodified", "location", "version"})
+_ORDERING = frozenset(
+    {CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le}
+)
 
 
 def _and(terms: list[str]) -> str:
@@ -124,7 +128,13 @@ class LdapFilterBuilder(FilterVisitor[str]):
         return _not(self.visit(node.expr))
 
     def visit_present(self, node: Present) -> str:
-        return self._resolve(node.attr_path, lambda attr, slot: f"({attr}=*)", present=True)
+        """``id`` and ``meta`` are on every user (RFC 7643 §3.1), so ``pr`` on them is TRUE."""
+        path = node.attr_path
+        if self.element is None and path.uri is None:
+            name, sub = path.attr.lower(), (path.sub_attr or "").lower()
+            if name == "id" or (name == "meta" and sub in _META_ALWAYS):
+                return TRUE
+        return self._resolve(path, lambda attr, slot: f"({attr}=*)", present=True)
 
     def visit_comparison(self, node: Comparison) -> str:
         path = node.attr_path
@@ -240,6 +250,13 @@ class LdapFilterBuilder(FilterVisitor[str]):
         return _or(terms)
 
     def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
+        """One comparison on a stored slot.
+
+        Ordering (``gt``, ``ge``, ``lt``, ``le``) is refused on strings with
+        ``invalidFilter`` (RFC 7644 §3.12): most directory attributes behind them
+        (``title``, ``mail``, ``uid``) have no ORDERING rule, and slapd would
+        answer an empty result instead of the lexicographic comparison asked.
+        """
         op, value = node.op, node.value
         if slot == ACTIVE:
             return self._active(attr, op, value)
@@ -255,6 +272,11 @@ class LdapFilterBuilder(FilterVisitor[str]):
             return _compare(attr, op, str(int(str(value).strip())))
         if not isinstance(value, str):
             raise InvalidFilterException(detail=f"{slot.path} compares with strings only")
+        if op in _ORDERING:
+            raise InvalidFilterException(
+                detail=f"{slot.path} does not support {op.value}: strings compare with "
+                "eq, ne, co, sw, ew and pr only"
+            )
         escaped = _escape(value)
         if slot == USER_NAME and self.mapping.user_name_attribute:
             kept = self.mapping.user_name_attribute

@@ -250,6 +250,7 @@ class UserDirectory:
         return self.mapping.record({"dn": dn, "attributes": attributes})
 
     def create(self, values: dict[Slot, SlotValue]) -> UserRecord:
+        """Add the entry; the manager id is answered as GET answers it, in entryUUID's form."""
         login = self.mapping.logins.login_for(str(values[USER_NAME]))
         dn = child_dn(self.mapping.rdn, login, self.mapping.container)
         with self.directory.session() as session:
@@ -267,7 +268,7 @@ class UserDirectory:
                 ) from None
             record = self._record_after(result, dn)
             if manager_dn and MANAGER in values:
-                record.values[MANAGER] = values[MANAGER]
+                record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
 
     def update(

@@ -14,6 +14,7 @@ from app.attributes import (
     ENTERPRISE_USER,
     MULTI_VALUED,
     POSIX_USER,
+    UID_NUMBER,
     Slot,
 )
 
@@ -69,7 +70,7 @@ def _attribute(
 def _slot_attribute(slot: Slot) -> dict[str, Any]:
     kind = {"integer": "integer", "boolean": "boolean"}.get(slot.kind, "string")
     name = slot.sub if slot.sub and slot.type is None else slot.attr
-    return _attribute(name, kind=kind, case_exact=slot.case_exact)
+    return _attribute(name, kind=kind, case_exact=slot.case_exact, required=slot == UID_NUMBER)
 
 
 def _schema(
@@ -109,7 +110,6 @@ def _core_attributes(slots: Iterable[Slot]) -> list[dict[str, Any]]:
     for attr in MULTI_VALUED:
         if attr in multi_subs:
             subs = multi_subs[attr]
-            subs.setdefault("primary", _attribute("primary", kind="boolean"))
             types = sorted({s.type for s in slots if s.attr == attr and s.type})
             subs["type"]["canonicalValues"] = types
             out.append(_attribute(attr, kind="complex", multi=True, sub=list(subs.values())))
@@ -160,7 +160,14 @@ def schemas(stored: Iterable[Slot], location: str) -> list[dict[str, Any]]:
     ]
 
 
-def resource_types(location: str) -> list[dict[str, Any]]:
+def resource_types(stored: Iterable[Slot], location: str) -> list[dict[str, Any]]:
+    """The User resource type (RFC 7643 §6).
+
+    The POSIX extension is required when uidNumber is stored: a Linux account
+    cannot be created without it, and §6 has a required extension carry the
+    attributes its schema declares required.
+    """
+    posix_required = UID_NUMBER in set(stored)
     return [
         {
             "schemas": [RESOURCE_TYPE_URN],
@@ -171,7 +178,7 @@ def resource_types(location: str) -> list[dict[str, Any]]:
             "schema": CORE_USER,
             "schemaExtensions": [
                 {"schema": ENTERPRISE_USER, "required": False},
-                {"schema": POSIX_USER, "required": False},
+                {"schema": POSIX_USER, "required": posix_required},
             ],
             "meta": {"resourceType": "ResourceType", "location": f"{location}/ResourceTypes/User"},
         }

@@ -173,15 +173,23 @@ class UserWriter:
             raise InvalidPathException(detail=f"{key!r} is not an attribute path")
 
     def _apply_extension(self, op: str, schema: str, value: Any) -> None:
+        """A whole schema as the path or key.
+
+        Removing the core one cannot drop the required userName; a ``schemas``
+        member inside the object, which some clients copy from the resource,
+        names no attribute and is skipped like the top-level one.
+        """
         if op == "remove":
             for slot in [s for s in self.state if s.schema == schema]:
-                del self.state[slot]
+                self._set(op, slot, None)
             return
         if value is None:
             return
         if not isinstance(value, dict):
             raise InvalidValueException(detail=f"{schema} must be an object")
         for key, item in value.items():
+            if str(key).lower() == "schemas":
+                continue
             if schema == ECMA2HOST_USER:
                 self._apply_ecma2host(op, str(key), item)
             else:

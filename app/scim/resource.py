@@ -51,8 +51,6 @@ def _put(doc: dict[str, Any], slot: Slot, value: SlotValue, users_url: str) -> N
         element = next((e for e in elements if e.get("type") == slot.type), None)
         if element is None:
             element = {"type": slot.type}
-            if slot.attr in ("emails", "addresses") and slot.type == "work":
-                element["primary"] = True
             elements.append(element)
         element[str(slot.sub)] = value
         return
@@ -63,13 +61,18 @@ def _put(doc: dict[str, Any], slot: Slot, value: SlotValue, users_url: str) -> N
 
 
 def render(record: UserRecord, users_url: str) -> dict[str, Any]:
-    """The full SCIM representation of a user; ``users_url`` is the public ``.../Users``."""
+    """The full SCIM representation of a user; ``users_url`` is the public ``.../Users``.
+
+    Only assigned values are rendered (RFC 7643 §2.5): nothing the server does not
+    store, such as ``primary``, is made up.
+    """
     location = f"{users_url}/{record.id}"
     doc: dict[str, Any] = {"schemas": [CORE_USER], "id": record.id}
     for slot, value in sorted(record.values.items(), key=lambda item: item[0].path):
         _put(doc, slot, value, users_url)
     doc["userName"] = record.values[USER_NAME]
-    doc["active"] = bool(record.values.get(ACTIVE, True))
+    if ACTIVE in record.values:
+        doc["active"] = bool(record.values[ACTIVE])
     doc["schemas"] += [urn for urn in EXTENSIONS if urn in doc]
     meta: dict[str, Any] = {"resourceType": "User", "location": location}
     if record.created:

@@ -35,7 +35,7 @@ def uid_number() -> int:
     return next(_uid_numbers)
 
 
-def user_body(user_name: str | None = None, **overrides: Any) -> dict[str, Any]:
+def user_body(user_name: str | None = None, /, **overrides: Any) -> dict[str, Any]:
     """A minimal valid POST body; ``overrides`` replace or add top-level keys."""
     body: dict[str, Any] = {
         "schemas": [CORE, POSIX],
@@ -46,7 +46,9 @@ def user_body(user_name: str | None = None, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def new_user(client: TestClient, user_name: str | None = None, **overrides: Any) -> dict[str, Any]:
+def new_user(
+    client: TestClient, user_name: str | None = None, /, **overrides: Any
+) -> dict[str, Any]:
     """Create a user (asserting 201) and return the SCIM resource."""
     response = client.post(USERS, json=user_body(user_name, **overrides))
     assert response.status_code == 201, response.text
@@ -58,11 +60,12 @@ def patch(
     client: TestClient, user_id: str, *operations: dict[str, Any], **headers: str
 ) -> Response:
     """PATCH a user with the given operations."""
-    return client.patch(
+    response: Response = client.patch(
         f"{USERS}/{user_id}",
         json={"schemas": [PATCH_OP], "Operations": list(operations)},
         headers=headers,
     )
+    return response
 
 
 def entry(ldap: Connection, dn_or_id: str) -> dict[str, list[str]] | None:

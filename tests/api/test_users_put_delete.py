@@ -1,0 +1,272 @@
+"""PUT /Users/{id}, DELETE /Users/{id} and If-Match (RFC 7644 §3.5.1, §3.6, §3.14)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from ldap3 import Connection
+
+from app.ldap.sandbox import Sandbox
+from tests.api.helpers import (
+    ENTERPRISE,
+    POSIX,
+    USERS,
+    assert_error,
+    delete_quietly,
+    entry,
+    new_user,
+    patch,
+    unique,
+    user_body,
+)
+
+
+@pytest.fixture
+def user(client: TestClient) -> Iterator[dict[str, Any]]:
+    boss = new_user(client)
+    created = new_user(
+        client,
+        f"{unique('full')}@Example.com",
+        displayName="Full User",
+        title="Engineer",
+        externalId="ext-1",
+        name={"givenName": "Full", "familyName": "User"},
+        emails=[{"type": "work", "value": "full@example.com"}],
+        phoneNumbers=[{"type": "mobile", "value": "+1 555"}],
+        **{ENTERPRISE: {"department": "R&D", "manager": boss["id"]}},
+    )
+    yield created
+    delete_quietly(client, created["id"], boss["id"])
+
+
+def raw_of(ldap: Connection, user_id: str) -> dict[str, list[str]]:
+    raw = entry(ldap, user_id)
+    assert raw is not None
+    return raw
+
+
+def put_body(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    return user_body(user["userName"], **{POSIX: user[POSIX], **overrides})
+
+
+# ---- PUT
+
+
+def test_put_clears_what_is_not_sent(
+    client: TestClient, ldap: Connection, user: dict[str, Any]
+) -> None:
+    before = raw_of(ldap, user["id"])
+    assert {"title", "mail", "mobile", "givenName", "manager", "departmentNumber"} <= set(before)
+    response = client.put(f"{USERS}/{user['id']}", json=put_body(user, displayName="Renamed"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == user["id"]
+    assert response.headers["etag"] == body["meta"]["version"]
+    assert body["displayName"] == "Renamed"
+    for gone in ("title", "emails", "phoneNumbers", "externalId", ENTERPRISE):
+        assert gone not in body
+    after = raw_of(ldap, user["id"])
+    assert after["entryUUID"] == before["entryUUID"]
+    assert after["dn"] == before["dn"]
+    for gone in (
+        "title",
+        "mail",
+        "mobile",
+        "givenName",
+        "manager",
+        "departmentNumber",
+        "scimExternalId",
+    ):
+        assert gone not in after, gone
+    assert after["displayName"] == ["Renamed"]
+    assert after["cn"] == ["Renamed"]
+    assert after["sn"] == [before["uid"][0]]
+    assert after["uidNumber"] == before["uidNumber"]
+    assert after["gidNumber"] == ["10000"]
+    assert after["homeDirectory"] == before["homeDirectory"]
+    assert after["loginShell"] == ["/bin/bash"]
+    assert after["scimUserName"] == [user["userName"]]
+    assert client.get(f"{USERS}/{user['id']}").json() == body
+
+
+def test_put_restores_posix_defaults(client: TestClient, ldap: Connection) -> None:
+    created = new_user(client)
+    try:
+        custom = {**created[POSIX], "gidNumber": 5, "loginShell": "/bin/zsh"}
+        response = client.put(f"{USERS}/{created['id']}", json=put_body(created, **{POSIX: custom}))
+        assert response.status_code == 200, response.text
+        raw = raw_of(ldap, created["id"])
+        assert raw["gidNumber"] == ["5"]
+        assert raw["loginShell"] == ["/bin/zsh"]
+        plain = {"uidNumber": created[POSIX]["uidNumber"]}
+        response = client.put(f"{USERS}/{created['id']}", json=put_body(created, **{POSIX: plain}))
+        assert response.status_code == 200, response.text
+        raw = raw_of(ldap, created["id"])
+        assert raw["gidNumber"] == ["10000"]
+        assert raw["loginShell"] == ["/bin/bash"]
+    finally:
+        delete_quietly(client, created["id"])
+
+
+def test_put_without_uid_number_is_refused(
+    client: TestClient, ldap: Connection, user: dict[str, Any]
+) -> None:
+    before = raw_of(ldap, user["id"])
+    body = put_body(user)
+    del body[POSIX]
+    error = assert_error(client.put(f"{USERS}/{user['id']}", json=body), 400, "invalidValue")
+    assert "uidNumber" in error["detail"]
+    assert raw_of(ldap, user["id"]) == before
+
+
+def test_put_renames(
+    client: TestClient, ldap: Connection, sandbox: Sandbox, user: dict[str, Any]
+) -> None:
+    login = unique("put")
+    body = put_body(user, userName=f"{login}@Example.com")
+    response = client.put(f"{USERS}/{user['id']}", json=body)
+    assert response.status_code == 200, response.text
+    raw = raw_of(ldap, user["id"])
+    assert raw["dn"] == [f"uid={login},{sandbox.directory.users_dn}"]
+    assert raw["scimUserName"] == [f"{login}@Example.com"]
+
+
+def test_put_ignores_id_and_meta_in_the_body(client: TestClient, user: dict[str, Any]) -> None:
+    body = put_body(user, id="00000000-0000-4000-8000-000000000000", meta={"version": "x"})
+    response = client.put(f"{USERS}/{user['id']}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == user["id"]
+
+
+def test_put_unknown_id(client: TestClient) -> None:
+    response = client.put(f"{USERS}/1b4e28ba-2fa1-11d2-883f-0016d3cca427", json=user_body())
+    assert_error(response, 404)
+
+
+# ---- If-Match
+
+
+def _write(client: TestClient, method: str, user: dict[str, Any], if_match: str) -> Any:
+    url = f"{USERS}/{user['id']}"
+    headers = {"If-Match": if_match}
+    if method == "put":
+        return client.put(url, json=put_body(user, title="Guarded"), headers=headers)
+    if method == "patch":
+        operation = {"op": "replace", "path": "title", "value": "Guarded"}
+        return patch(client, user["id"], operation, **headers)
+    return client.delete(url, headers=headers)
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_if_match_current_version(
+    client: TestClient, ldap: Connection, user: dict[str, Any], method: str
+) -> None:
+    response = _write(client, method, user, user["meta"]["version"])
+    assert response.status_code == (204 if method == "delete" else 200), response.text
+    if method == "delete":
+        assert entry(ldap, user["id"]) is None
+    else:
+        assert raw_of(ldap, user["id"])["title"] == ["Guarded"]
+        assert response.json()["meta"]["version"] != user["meta"]["version"]
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_if_match_star(
+    client: TestClient, ldap: Connection, user: dict[str, Any], method: str
+) -> None:
+    response = _write(client, method, user, "*")
+    assert response.status_code == (204 if method == "delete" else 200), response.text
+    if method == "delete":
+        assert entry(ldap, user["id"]) is None
+    else:
+        assert raw_of(ldap, user["id"])["title"] == ["Guarded"]
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_if_match_stale_version(
+    client: TestClient, ldap: Connection, user: dict[str, Any], method: str
+) -> None:
+    stale = user["meta"]["version"]
+    changed = patch(client, user["id"], {"op": "replace", "path": "title", "value": "Newer"})
+    assert changed.status_code == 200
+    before = raw_of(ldap, user["id"])
+    assert_error(_write(client, method, user, stale), 412)
+    assert raw_of(ldap, user["id"]) == before
+
+
+@pytest.mark.parametrize("tag", ['W/"garbage"', '"20200101000000.000000Z#000000#000#000000"'])
+def test_if_match_unknown_version(
+    client: TestClient, ldap: Connection, user: dict[str, Any], tag: str
+) -> None:
+    before = raw_of(ldap, user["id"])
+    for method in ("patch", "put", "delete"):
+        assert_error(_write(client, method, user, tag), 412)
+    assert raw_of(ldap, user["id"]) == before
+
+
+@pytest.mark.parametrize("tag", ['W/"a)(entryCSN=*"', 'W/"\\"', 'W/"*"'])
+def test_if_match_hostile_version(
+    client: TestClient, ldap: Connection, user: dict[str, Any], tag: str
+) -> None:
+    before = raw_of(ldap, user["id"])
+    for method in ("patch", "delete"):
+        assert_error(_write(client, method, user, tag), 412)
+    assert raw_of(ldap, user["id"]) == before
+
+
+def test_rename_with_stale_if_match_changes_nothing(
+    client: TestClient, ldap: Connection, user: dict[str, Any]
+) -> None:
+    stale = user["meta"]["version"]
+    patch(client, user["id"], {"op": "replace", "path": "title", "value": "Newer"})
+    before = raw_of(ldap, user["id"])
+    response = patch(
+        client,
+        user["id"],
+        {"op": "replace", "path": "userName", "value": f"{unique()}@example.com"},
+        **{"If-Match": stale},
+    )
+    assert_error(response, 412)
+    assert raw_of(ldap, user["id"]) == before
+
+
+# ---- DELETE
+
+
+def test_delete(client: TestClient, ldap: Connection) -> None:
+    created = new_user(client)
+    dn = raw_of(ldap, created["id"])["dn"][0]
+    response = client.delete(f"{USERS}/{created['id']}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert entry(ldap, dn) is None
+    body = assert_error(client.get(f"{USERS}/{created['id']}"), 404)
+    assert created["id"] in body["detail"]
+    assert_error(client.delete(f"{USERS}/{created['id']}"), 404)
+    listed = client.get(USERS, params={"filter": f'userName eq "{created["userName"]}"'})
+    assert listed.json()["totalResults"] == 0
+
+
+def test_deleted_login_can_be_created_again(client: TestClient, ldap: Connection) -> None:
+    created = new_user(client)
+    dn = raw_of(ldap, created["id"])["dn"]
+    delete_quietly(client, created["id"])
+    again = new_user(client, created["userName"])
+    try:
+        assert again["id"] != created["id"]
+        assert raw_of(ldap, again["id"])["dn"] == dn
+    finally:
+        delete_quietly(client, again["id"])
+
+
+@pytest.mark.parametrize("user_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "*"])
+def test_delete_unknown(client: TestClient, user_id: str) -> None:
+    assert_error(client.delete(f"{USERS}/{user_id}"), 404)
+
+
+def test_get_unknown(client: TestClient) -> None:
+    body = assert_error(client.get(f"{USERS}/3f2504e0-4f89-41d3-9a0c-0305e82c3301"), 404)
+    assert body["status"] == "404"

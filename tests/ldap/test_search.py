@@ -1,0 +1,224 @@
+"""SCIM filters (RFC 7644 §3.4.2.2) -> escaped LDAP filters (RFC 4515), checked as strings."""
+
+from __future__ import annotations
+
+import pytest
+from scim2_models import InvalidFilterException
+from scim2_models.path import AttrPath, CompareOperator, Comparison, ScimFilter
+
+from app.config import LdapSettings, UserSettings
+from app.ldap.controls import encode_filter
+from app.ldap.mapping import UserMapping
+from app.ldap.search import FALSE, TRUE, translate
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
+DEFAULT = UserMapping(UserSettings(), LdapSettings())
+
+
+def ldap_filter(scim: str, mapping: UserMapping = DEFAULT) -> str:
+    return translate(mapping, ScimFilter(scim).ast)
+
+
+def user_name(assertion: str) -> str:
+    """The userName test: the kept userName, else the login name."""
+    return f"(|(scimUserName{assertion})(&(!(scimUserName=*))(uid{assertion})))"
+
+
+@pytest.mark.parametrize(
+    ("scim", "expected"),
+    [
+        ('userName eq "Alice@Contoso.com"', user_name("=Alice@Contoso.com")),
+        ('USERNAME EQ "a"', user_name("=a")),
+        ('userName sw "pg"', user_name("=pg*")),
+        ('userName co "x"', user_name("=*x*")),
+        ('userName ew "x"', user_name("=*x")),
+        ('userName ne "a"', f"(!{user_name('=a')})"),
+        ("userName pr", "(uid=*)"),
+        ('externalId eq "Ext-1"', "(scimExternalId=Ext-1)"),
+        ('displayName eq "Pat Lee"', "(displayName=Pat Lee)"),
+        ('title ne "x"', "(!(title=x))"),
+        (f"{POSIX}:uidNumber gt 5", "(&(uidNumber>=5)(!(uidNumber=5)))"),
+        (f"{POSIX}:uidNumber lt 5", "(&(uidNumber<=5)(!(uidNumber=5)))"),
+        (f"{POSIX}:uidNumber le 5", "(uidNumber<=5)"),
+        ("id pr", TRUE),
+        ("meta.lastModified pr", TRUE),
+        ("title pr", "(title=*)"),
+        ('name.familyName sw "L"', "(sn=L*)"),
+        ('name.givenName eq "P"', "(givenName=P)"),
+        ('emails[type eq "work"].value eq "x@y"', "(&(mail=*)(mail=x@y))"),
+        ('emails[type eq "work" and value co "@"]', "(&(mail=*)(mail=*@*))"),
+        ('emails[value eq "x@y"]', "(&(mail=*)(mail=x@y))"),
+        ('emails[type eq "home"].value eq "x@y"', FALSE),
+        ('emails.value co "x"', "(mail=*x*)"),
+        ('emails co "x"', "(mail=*x*)"),
+        ("emails pr", "(mail=*)"),
+        ('emails.type eq "work"', "(mail=*)"),
+        ('emails.type eq "home"', FALSE),
+        (
+            'phoneNumbers.value eq "1"',
+            "(|(telephoneNumber=1)(mobile=1)(facsimileTelephoneNumber=1))",
+        ),
+        ('phoneNumbers[type eq "mobile"].value eq "1"', "(&(mobile=*)(mobile=1))"),
+        (
+            'addresses[type eq "work"].locality eq "R"',
+            "(&(|(street=*)(l=*)(st=*)(postalCode=*)(co=*))(l=R))",
+        ),
+        (
+            'id eq "4D70662A-7EB5-1041-98CC-8F6A293BCD4E"',
+            "(entryUUID=4d70662a-7eb5-1041-98cc-8f6a293bcd4e)",
+        ),
+        (
+            'id ne "4d70662a-7eb5-1041-98cc-8f6a293bcd4e"',
+            "(!(entryUUID=4d70662a-7eb5-1041-98cc-8f6a293bcd4e))",
+        ),
+        ('id eq "not-a-uuid"', FALSE),
+        ('id ne "not-a-uuid"', TRUE),
+        ('meta.resourceType eq "User"', TRUE),
+        ('meta.resourceType eq "Group"', FALSE),
+        (
+            'meta.lastModified gt "2026-01-31T12:00:00Z"',
+            "(&(modifyTimestamp>=20260131120000Z)(!(modifyTimestamp=20260131120000Z)))",
+        ),
+        ('meta.created ge "2026-01-31T13:00:00+01:00"', "(createTimestamp>=20260131120000Z)"),
+        ("active eq false", "(scimActive=FALSE)"),
+        ('active eq "False"', "(scimActive=FALSE)"),
+        ("active eq true", "(!(scimActive=FALSE))"),
+        ("active ne true", "(scimActive=FALSE)"),
+        (f"{POSIX}:uidNumber eq 12345", "(uidNumber=12345)"),
+        (f'{POSIX}:uidNumber eq "12345"', "(uidNumber=12345)"),
+        (f"{POSIX.upper()}:UIDNUMBER ge 10", "(uidNumber>=10)"),
+        (f'{ENTERPRISE}:employeeNumber eq "7"', "(employeeNumber=7)"),
+        (f'{ENTERPRISE}:department sw "R"', "(departmentNumber=R*)"),
+    ],
+)
+def test_translation(scim: str, expected: str) -> None:
+    assert ldap_filter(scim) == expected
+
+
+@pytest.mark.parametrize(
+    ("scim", "expected"),
+    [
+        ('title eq "a" and displayName eq "b"', "(&(title=a)(displayName=b))"),
+        ('title eq "a" or displayName eq "b"', "(|(title=a)(displayName=b))"),
+        ('not (title eq "a")', "(!(title=a))"),
+        (
+            'title eq "a" and (displayName eq "b" or not (title pr))',
+            "(&(title=a)(|(displayName=b)(!(title=*))))",
+        ),
+        ('title eq "a" and meta.resourceType eq "User"', "(title=a)"),
+        ('title eq "a" and meta.resourceType eq "Group"', FALSE),
+        ('title eq "a" or meta.resourceType eq "User"', TRUE),
+        ('title eq "a" or id eq "x"', "(title=a)"),
+        ('not (id eq "x")', TRUE),
+        ('not (meta.resourceType eq "User")', FALSE),
+        ('title eq "a" or title eq "a"', "(title=a)"),
+    ],
+)
+def test_logic_and_constant_folding(scim: str, expected: str) -> None:
+    assert ldap_filter(scim) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("*", "\\2a"),
+        ("(", "\\28"),
+        (")", "\\29"),
+        ("\\", "\\5c"),
+        ("a)(uid=*", "a\\29\\28uid=\\2a"),
+        ("*)(|(objectClass=*", "\\2a\\29\\28|\\28objectClass=\\2a"),
+        ("\\2a", "\\5c2a"),
+        ('x,y+z="#;<> ', 'x,y+z="#;<> '),
+        ("caf\u00e9", "caf\u00e9"),
+    ],
+)
+def test_values_are_escaped(value: str, escaped: str) -> None:
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    assert ldap_filter(f'externalId eq "{quoted}"') == f"(scimExternalId={escaped})"
+    assert ldap_filter(f'title co "{quoted}"') == f"(title=*{escaped}*)"
+    assert ldap_filter(f'userName sw "{quoted}"') == user_name(f"={escaped}*")
+    encode_filter(ldap_filter(f'userName sw "{quoted}"'))
+
+
+def test_nul_is_escaped() -> None:
+    node = Comparison(attr_path=AttrPath(attr="title"), op=CompareOperator.eq, value="a\x00b")
+    assert translate(DEFAULT, node) == "(title=a\\00b)"
+
+
+@pytest.mark.parametrize(
+    ("scim", "expected"),
+    [
+        ('userName eq "*"', user_name("=\\2a")),
+        ('userName eq "a)(uid=*"', user_name("=a\\29\\28uid=\\2a")),
+        ('externalId eq "\\\\"', "(scimExternalId=\\5c)"),
+        ('title co "(x)"', "(title=*\\28x\\29*)"),
+        ('emails[type eq "work"].value eq "*"', "(&(mail=*)(mail=\\2a))"),
+        (f'{POSIX}:uidNumber eq " 12 "', "(uidNumber=12)"),
+    ],
+)
+def test_hostile_filters(scim: str, expected: str) -> None:
+    text = ldap_filter(scim)
+    assert text == expected
+    encode_filter(text)
+
+
+@pytest.mark.parametrize(
+    "scim",
+    [
+        'nickName eq "x"',
+        'noSuch eq "x"',
+        'name eq "x"',
+        'groups eq "x"',
+        f'{ENTERPRISE}:manager eq "x"',
+        f'{ENTERPRISE}:manager.value eq "x"',
+        'urn:example:Other:2.0:User:x eq "x"',
+        "title eq null",
+        "title eq 5",
+        "userName eq true",
+        f'{POSIX}:uidNumber eq "abc"',
+        f"{POSIX}:uidNumber eq true",
+        f"{POSIX}:uidNumber co 1",
+        'active eq "maybe"',
+        'active gt "true"',
+        'id co "x"',
+        'meta.version eq "x"',
+        'meta.lastModified gt "yesterday"',
+        'meta.lastModified gt "2026-01-31T12:00:00"',
+        'meta.created co "2026"',
+        "meta.nope pr",
+        'title gt "m"',
+        'title ge "m"',
+        'userName lt "m"',
+        'emails[type eq "work"].value le "m"',
+        'name.familyName gt "m"',
+        'emails[type gt "work"].value eq "x"',
+        'emails[value eq "x" and emails[value eq "y"]]',
+        'title[value eq "x"]',
+        'emails[display eq "x"]',
+        'emails[nope eq "x"]',
+        'title.sub eq "x"',
+    ],
+)
+def test_invalid_filters(scim: str) -> None:
+    with pytest.raises(InvalidFilterException):
+        ldap_filter(scim)
+
+
+def test_without_kept_user_name() -> None:
+    mapping = UserMapping(
+        UserSettings(user_name_attribute="", active_attribute="accountActive"),
+        LdapSettings(),
+    )
+    assert ldap_filter('userName eq "a*"', mapping) == "(uid=a\\2a)"
+    assert ldap_filter("active eq false", mapping) == "(accountActive=FALSE)"
+
+
+def test_mapping_overrides() -> None:
+    mapping = UserMapping(
+        UserSettings(mapping={"title": None, 'emails[type eq "work"].value': "email"}),
+        LdapSettings(),
+    )
+    assert ldap_filter('emails[type eq "work"].value eq "x"', mapping) == "(&(email=*)(email=x))"
+    with pytest.raises(InvalidFilterException):
+        ldap_filter('title eq "x"', mapping)

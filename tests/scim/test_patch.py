@@ -1,0 +1,421 @@
+"""PATCH and POST/PUT bodies applied to slots, without a directory (ENTRA.md §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from scim2_models import SCIMException
+
+from app.attributes import (
+    ACTIVE,
+    BY_PATH,
+    CORE_USER,
+    ECMA2HOST_USER,
+    ENTERPRISE_USER,
+    EXTERNAL_ID,
+    GID_NUMBER,
+    HOME_DIRECTORY,
+    MANAGER,
+    POSIX_USER,
+    UID_NUMBER,
+    USER_NAME,
+    SlotValue,
+)
+from app.scim.patch import PATCH_OP, State, loaded, parse_patch, patched
+
+WORK_EMAIL = BY_PATH['emails[type eq "work"].value']
+GIVEN = BY_PATH["name.givenName"]
+FAMILY = BY_PATH["name.familyName"]
+DISPLAY = BY_PATH["displayName"]
+TITLE = BY_PATH["title"]
+LOCALITY = BY_PATH['addresses[type eq "work"].locality']
+POSTAL = BY_PATH['addresses[type eq "work"].postalCode']
+STREET = BY_PATH['addresses[type eq "work"].streetAddress']
+MOBILE = BY_PATH['phoneNumbers[type eq "mobile"].value']
+WORK_PHONE = BY_PATH['phoneNumbers[type eq "work"].value']
+EMPLOYEE = BY_PATH[f"{ENTERPRISE_USER}:employeeNumber"]
+DEPARTMENT = BY_PATH[f"{ENTERPRISE_USER}:department"]
+
+BASE: State = {USER_NAME: "pat@example.com", ACTIVE: True, UID_NUMBER: 1000, TITLE: "Eng"}
+
+
+def run(state: State, *operations: dict[str, Any]) -> State:
+    return patched(state, {"schemas": [PATCH_OP], "Operations": list(operations)})
+
+
+def refused(scim_type: str, state: State, *operations: dict[str, Any]) -> SCIMException:
+    with pytest.raises(SCIMException) as caught:
+        run(state, *operations)
+    assert caught.value.scim_type == scim_type, caught.value.detail
+    return caught.value
+
+
+# ---- ENTRA.md §2, legacy
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("False", False), ("True", True), ("false", False), ("TRUE", True), (False, False)],
+)
+def test_active_strings(value: object, expected: bool) -> None:
+    state = {**BASE, ACTIVE: not expected}
+    assert run(state, {"op": "Replace", "path": "active", "value": value})[ACTIVE] is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, "", "yes"])
+def test_active_garbage(value: object) -> None:
+    operation = {"op": "replace", "path": "active", "value": value}
+    if value == "":
+        assert ACTIVE not in run(BASE, operation)
+        return
+    refused("invalidValue", BASE, operation)
+
+
+def test_add_nick_name_is_ignored() -> None:
+    assert run(BASE, {"op": "Add", "path": "nickName", "value": "Babs"}) == BASE
+
+
+def test_legacy_multi_replace() -> None:
+    state = run(
+        BASE,
+        {"op": "Replace", "path": "displayName", "value": "Pat Lee"},
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "pat@example.com"},
+        {"op": "Replace", "path": "name.givenName", "value": "Pat"},
+        {"op": "Replace", "path": "name.familyName", "value": "Lee"},
+        {"op": "Replace", "path": "externalId", "value": "plee"},
+        {"op": "Replace", "path": f"{ENTERPRISE_USER}:employeeNumber", "value": "4711"},
+    )
+    assert state == {
+        **BASE,
+        DISPLAY: "Pat Lee",
+        WORK_EMAIL: "pat@example.com",
+        GIVEN: "Pat",
+        FAMILY: "Lee",
+        EXTERNAL_ID: "plee",
+        EMPLOYEE: "4711",
+    }
+
+
+def test_filtered_path_merges_into_one_new_element() -> None:
+    state = run(
+        BASE,
+        {"op": "add", "path": 'addresses[type eq "work"].locality', "value": "Redmond"},
+        {"op": "add", "path": 'addresses[type eq "work"].postalCode', "value": "98052"},
+    )
+    assert state == {**BASE, LOCALITY: "Redmond", POSTAL: "98052"}
+
+
+def test_filtered_path_with_and_creates_the_typed_element() -> None:
+    path = 'phoneNumbers[type eq "mobile" and primary eq true].value'
+    assert run(BASE, {"op": "add", "path": path, "value": "1"}) == {**BASE, MOBILE: "1"}
+
+
+def test_filtered_path_without_type_needs_a_target() -> None:
+    refused("noTarget", BASE, {"op": "replace", "path": 'emails[value eq "x"].value', "value": "y"})
+
+
+def test_filtered_path_of_unstored_type_is_ignored() -> None:
+    path = 'emails[type eq "home"].value'
+    assert run(BASE, {"op": "add", "path": path, "value": "h@x"}) == BASE
+
+
+def test_filtered_path_whole_element() -> None:
+    state = run(
+        {**BASE, STREET: "1 Main"},
+        {"op": "replace", "path": 'addresses[type eq "work"]', "value": {"locality": "L"}},
+    )
+    assert state == {**BASE, STREET: "1 Main", LOCALITY: "L"}
+    state = run(state, {"op": "remove", "path": 'addresses[type eq "work"]'})
+    assert state == BASE
+
+
+# ---- compliant
+
+
+def test_path_less_keys_are_paths() -> None:
+    state = run(
+        BASE,
+        {
+            "op": "replace",
+            "value": {
+                "displayName": "Pat Lee",
+                "name.givenName": "Pat",
+                "name.familyName": "Lee",
+                f"{ENTERPRISE_USER}:employeeNumber": "4711",
+                "active": False,
+            },
+        },
+    )
+    assert state == {
+        **BASE,
+        DISPLAY: "Pat Lee",
+        GIVEN: "Pat",
+        FAMILY: "Lee",
+        EMPLOYEE: "4711",
+        ACTIVE: False,
+    }
+
+
+def test_path_less_extension_object_merges() -> None:
+    state = run(
+        {**BASE, DEPARTMENT: "Ops"},
+        {"op": "add", "value": {ENTERPRISE_USER: {"employeeNumber": "1"}}},
+    )
+    assert state == {**BASE, DEPARTMENT: "Ops", EMPLOYEE: "1"}
+
+
+def test_schemas_inside_an_extension_object_are_skipped() -> None:
+    value = {"schemas": [ENTERPRISE_USER], "employeeNumber": "1"}
+    for operation in (
+        {"op": "add", "path": ENTERPRISE_USER, "value": value},
+        {"op": "replace", "value": {ENTERPRISE_USER: value}},
+    ):
+        assert run(BASE, operation) == {**BASE, EMPLOYEE: "1"}
+    assert loaded({"userName": "a", ENTERPRISE_USER: value}) == {USER_NAME: "a", EMPLOYEE: "1"}
+
+
+def test_path_less_remove_is_refused() -> None:
+    refused("noTarget", BASE, {"op": "remove"})
+
+
+def test_path_less_value_must_be_an_object() -> None:
+    refused("invalidValue", BASE, {"op": "add", "value": ["title"]})
+
+
+# ---- manager
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", {"value": "abc"}, {"value": "abc", "$ref": "../Users/abc", "displayName": "B"}]
+)
+def test_manager_shapes(value: object) -> None:
+    path = f"{ENTERPRISE_USER}:manager"
+    assert run(BASE, {"op": "add", "path": path, "value": value})[MANAGER] == "abc"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "remove", "path": f"{ENTERPRISE_USER}:manager"},
+        {"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": ""},
+        {"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": {"value": ""}},
+        {"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": None},
+        {"op": "replace", "path": f"{ENTERPRISE_USER}:manager.value", "value": ""},
+    ],
+)
+def test_manager_removal(operation: dict[str, Any]) -> None:
+    assert run({**BASE, MANAGER: "abc"}, operation) == BASE
+
+
+def test_manager_must_be_an_id() -> None:
+    path = f"{ENTERPRISE_USER}:manager"
+    refused("invalidValue", BASE, {"op": "add", "path": path, "value": 5})
+
+
+# ---- values
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_empty_and_null_clear(value: object) -> None:
+    assert TITLE not in run(BASE, {"op": "replace", "path": "title", "value": value})
+
+
+def test_add_on_single_valued_replaces() -> None:
+    assert run(BASE, {"op": "add", "path": "title", "value": "Lead"})[TITLE] == "Lead"
+
+
+def test_integers_as_numbers_or_strings() -> None:
+    path = f"{POSIX_USER}:gidNumber"
+    assert run(BASE, {"op": "add", "path": path, "value": "20000"})[GID_NUMBER] == 20000
+    assert run(BASE, {"op": "add", "path": path, "value": 20000})[GID_NUMBER] == 20000
+
+
+@pytest.mark.parametrize("value", ["abc", True, 1.5, -1, 2**31, "1e3", [1]])
+def test_bad_integers(value: object) -> None:
+    error = refused(
+        "invalidValue", BASE, {"op": "add", "path": f"{POSIX_USER}:uidNumber", "value": value}
+    )
+    assert "uidNumber" in error.detail
+
+
+def test_strings_refuse_objects_and_nul() -> None:
+    refused("invalidValue", BASE, {"op": "add", "path": "title", "value": {"a": 1}})
+    refused("invalidValue", BASE, {"op": "add", "path": "title", "value": "a\x00b"})
+    refused("invalidValue", BASE, {"op": "add", "path": "title", "value": "x" * 5000})
+
+
+def test_remove_by_value_filter() -> None:
+    state = {**BASE, WORK_EMAIL: "x@e.com"}
+    assert run(state, {"op": "remove", "path": 'emails[value eq "y@e.com"]'}) == state
+    assert run(state, {"op": "remove", "path": 'emails[value eq "X@E.com"]'}) == BASE
+
+
+def test_remove_of_an_absent_element_is_not_an_error() -> None:
+    assert run(BASE, {"op": "remove", "path": 'emails[type eq "work"]'}) == BASE
+
+
+def test_multi_valued_replace_drops_other_types() -> None:
+    state = {**BASE, WORK_PHONE: "1", MOBILE: "2"}
+    result = run(state, {"op": "replace", "path": "phoneNumbers", "value": [{"value": "3"}]})
+    assert result == {**BASE, WORK_PHONE: "3"}
+    result = run(state, {"op": "add", "path": "phoneNumbers", "value": {"value": "3"}})
+    assert result == {**BASE, WORK_PHONE: "3", MOBILE: "2"}
+
+
+def test_multi_valued_sub_attribute_without_filter() -> None:
+    assert run(BASE, {"op": "add", "path": "emails.value", "value": "a@b"})[WORK_EMAIL] == "a@b"
+
+
+def test_multi_valued_elements_must_be_objects() -> None:
+    refused("invalidValue", BASE, {"op": "add", "path": "emails", "value": ["a@b"]})
+
+
+@pytest.mark.parametrize("op", ["ADD", "Add", "rEpLaCe"])
+def test_op_case(op: str) -> None:
+    assert run(BASE, {"op": op, "path": "title", "value": "X"})[TITLE] == "X"
+
+
+def test_lower_case_operations_key() -> None:
+    body = {"schemas": [PATCH_OP], "operations": [{"op": "remove", "path": "title"}]}
+    assert TITLE not in patched(BASE, body)
+
+
+def test_paths_are_case_insensitive() -> None:
+    state = run(
+        BASE,
+        {"op": "add", "path": "NAME.givenname", "value": "P"},
+        {"op": "add", "path": f"{ENTERPRISE_USER.upper()}:EMPLOYEENUMBER", "value": "7"},
+    )
+    assert state[GIVEN] == "P"
+    assert state[EMPLOYEE] == "7"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "id", "value": "x"},
+        {"op": "replace", "path": "meta", "value": {}},
+        {"op": "replace", "path": "meta.version", "value": "x"},
+        {"op": "add", "path": "groups", "value": [{"value": "g"}]},
+        {"op": "remove", "path": 'groups[value eq "g"]'},
+        {"op": "replace", "value": {"id": "x"}},
+    ],
+)
+def test_read_only(operation: dict[str, Any]) -> None:
+    refused("mutability", BASE, operation)
+
+
+def test_user_name_required() -> None:
+    refused("mutability", BASE, {"op": "remove", "path": "userName"})
+    refused("mutability", BASE, {"op": "remove", "path": CORE_USER})
+    refused("invalidValue", BASE, {"op": "replace", "path": "userName", "value": ""})
+    refused("invalidValue", BASE, {"op": "replace", "path": "userName", "value": None})
+
+
+def test_nothing_applies_when_one_operation_fails() -> None:
+    original = dict(BASE)
+    refused(
+        "invalidValue",
+        original,
+        {"op": "replace", "path": "title", "value": "Changed"},
+        {"op": "replace", "path": f"{POSIX_USER}:uidNumber", "value": "abc"},
+    )
+    assert original == BASE
+
+
+def test_unknown_paths() -> None:
+    refused("invalidPath", BASE, {"op": "add", "path": "noSuch", "value": "x"})
+    refused("invalidPath", BASE, {"op": "add", "path": "urn:x:y:User:title", "value": "x"})
+    refused("invalidPath", BASE, {"op": "add", "path": "title[", "value": "x"})
+    refused("invalidPath", BASE, {"op": "add", "path": 'title[type eq "x"]', "value": "x"})
+
+
+def test_ignored_core_sub_attributes() -> None:
+    assert run(BASE, {"op": "add", "path": "name.middleName", "value": "Q"}) == BASE
+    path = 'roles[primary eq "True"].value'
+    assert run(BASE, {"op": "add", "path": path, "value": "admin"}) == BASE
+
+
+def test_ecma2host_paths() -> None:
+    state = run(
+        BASE,
+        {"op": "add", "path": f"{ECMA2HOST_USER}:gidNumber", "value": "5"},
+        {"op": "add", "path": f"{ECMA2HOST_USER}:homeDirectory", "value": "/h"},
+        {"op": "add", "path": f"{ECMA2HOST_USER}:userPassword", "value": "secret"},
+    )
+    assert state == {**BASE, GID_NUMBER: 5, HOME_DIRECTORY: "/h"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"Operations": [{"op": "add", "path": "title", "value": "x"}]},
+        {"schemas": PATCH_OP, "Operations": [{"op": "add", "path": "title", "value": "x"}]},
+        {"schemas": [PATCH_OP], "Operations": []},
+        {"schemas": [PATCH_OP], "Operations": ["add"]},
+        {"schemas": [PATCH_OP], "Operations": [{"op": "copy", "path": "title"}]},
+        {"schemas": [PATCH_OP], "Operations": [{"path": "title", "value": "x"}]},
+    ],
+)
+def test_malformed_messages(body: object) -> None:
+    with pytest.raises(SCIMException) as caught:
+        parse_patch(body)
+    assert caught.value.scim_type == "invalidSyntax"
+
+
+def test_add_without_value_and_non_string_path() -> None:
+    with pytest.raises(SCIMException) as caught:
+        parse_patch({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "title"}]})
+    assert caught.value.scim_type == "invalidValue"
+    with pytest.raises(SCIMException) as caught:
+        parse_patch({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": 5, "value": 1}]})
+    assert caught.value.scim_type == "invalidPath"
+
+
+# ---- POST / PUT bodies
+
+
+def test_loaded_full_body() -> None:
+    body = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "ignored",
+        "meta": {"version": "ignored"},
+        "userName": "Pat@Example.com",
+        "active": "False",
+        "name": {"givenName": "Pat", "middleName": "Q"},
+        "emails": [{"type": "work", "value": "p@e.com"}, {"type": "home", "value": "h@e.com"}],
+        "addresses": [{"locality": "Redmond", "postalCode": "98052"}],
+        ENTERPRISE_USER: {"manager": {"value": "abc"}},
+        POSIX_USER: {"uidNumber": "1000"},
+    }
+    expected: dict[Any, SlotValue] = {
+        USER_NAME: "Pat@Example.com",
+        ACTIVE: False,
+        GIVEN: "Pat",
+        WORK_EMAIL: "p@e.com",
+        LOCALITY: "Redmond",
+        POSTAL: "98052",
+        MANAGER: "abc",
+        UID_NUMBER: 1000,
+    }
+    assert loaded(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "scim_type"),
+    [
+        ("x", "invalidSyntax"),
+        ([], "invalidSyntax"),
+        ({"userName": ""}, "invalidValue"),
+        ({"displayName": "x"}, "invalidValue"),
+        ({"schemas": ["urn:other"], "userName": "a"}, "invalidValue"),
+        ({"schemas": "x", "userName": "a"}, "invalidValue"),
+        ({"userName": "a", "active": "maybe"}, "invalidValue"),
+    ],
+)
+def test_loaded_refusals(body: object, scim_type: str) -> None:
+    with pytest.raises(SCIMException) as caught:
+        loaded(body)
+    assert caught.value.scim_type == scim_type
