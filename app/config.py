@@ -101,6 +101,11 @@ class UserSettings(BaseModel):
     active_attribute: str | None = Field(
         default="scimActive", description="Boolean attribute holding SCIM active."
     )
+    defaults_attribute: str | None = Field(
+        default="scimDefaulted",
+        description="Lists the attributes holding server-assigned defaults rather than SCIM "
+        "values (empty: defaults are answered as values).",
+    )
     mapping: dict[str, str | None] = Field(
         default_factory=dict,
         description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps.",
@@ -111,10 +116,18 @@ class UserSettings(BaseModel):
     )
     login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
     default_gid_number: int = Field(default=10000, ge=1, description="gidNumber when none sent.")
+    min_uid_number: int = Field(
+        default=1000, ge=1, description="Lowest uidNumber a client may set (system ids below)."
+    )
+    min_gid_number: int = Field(
+        default=1000, ge=1, description="Lowest gidNumber a client may set (system ids below)."
+    )
     home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
     login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
 
-    @field_validator("rdn_attribute", "user_name_attribute", "active_attribute")
+    @field_validator(
+        "rdn_attribute", "user_name_attribute", "active_attribute", "defaults_attribute"
+    )
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
         if value and not _ATTRIBUTE_NAME.match(value):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ class UserRecord:
     created: datetime | None
     modified: datetime | None
     version: str | None
+    defaults: dict[str, list[str]] = field(default_factory=dict)
+    """Server-assigned defaults (lower-cased attribute -> values), not SCIM values."""
 
 
 def parse_generalized_time(value: str | None) -> datetime | None:
@@ -90,6 +92,9 @@ class UserMapping:
             managed.add(self.user_name_attribute)
         if self.active_attribute:
             managed.add(self.active_attribute)
+        self.defaults_attribute = users.defaults_attribute
+        if self.defaults_attribute:
+            managed.add(self.defaults_attribute)
         self.managed = sorted(managed, key=str.lower)
         self.read_attributes = [*self.managed, "objectClass", *OPERATIONAL]
         self.search_filter = "(objectClass=posixAccount)"
@@ -120,9 +125,18 @@ class UserMapping:
         user_name = _first(attrs, self.user_name_attribute) if self.user_name_attribute else None
         values[USER_NAME] = user_name or login
         active = _first(attrs, self.active_attribute) if self.active_attribute else None
-        values[ACTIVE] = (active or "TRUE").upper() != "FALSE"
+        if active:
+            values[ACTIVE] = active.upper() != "FALSE"
+        defaults: dict[str, list[str]] = {}
+        if self.defaults_attribute:
+            for name in attrs.get(self.defaults_attribute) or []:
+                found = attrs.get(str(name))
+                if found:
+                    defaults[str(name).lower()] = [str(v) for v in found]
         manager_dn = None
         for slot, attr in self.by_slot.items():
+            if attr.lower() in defaults:
+                continue
             raw = _first(attrs, attr)
             if raw is None or raw == "":
                 continue
@@ -145,16 +159,25 @@ class UserMapping:
             created=parse_generalized_time(_first(attrs, "createTimestamp")),
             modified=parse_generalized_time(_first(attrs, "modifyTimestamp")),
             version=_first(attrs, "entryCSN"),
+            defaults=defaults,
         )
 
     def attributes(
-        self, values: Mapping[Slot, SlotValue], login: str, manager_dn: str | None
+        self,
+        values: Mapping[Slot, SlotValue],
+        login: str,
+        manager_dn: str | None,
+        defaults: Mapping[str, list[str]] | None = None,
     ) -> LdapValues:
-        """The managed attributes of an entry holding ``values`` (defaults filled in).
+        """The managed attributes of an entry holding ``values``, defaults filled in.
 
         posixAccount requires uidNumber, gidNumber and homeDirectory, and
         inetOrgPerson requires cn and sn: missing ones are derived here, except
-        uidNumber, which has no safe default.
+        uidNumber, which has no safe default. A default, once assigned, keeps
+        its value (``defaults``), so a rename or a changed template never moves
+        an existing home directory. The attributes holding defaults are listed
+        in the defaults attribute, so they are not answered as SCIM values and
+        a client that removes one sees it gone (RFC 7644 §3.5.2.2).
         """
         out: LdapValues = {}
         for slot, attr in self.by_slot.items():
@@ -170,26 +193,29 @@ class UserMapping:
         out[self.rdn] = [login]
         if self.user_name_attribute and user_name != login:
             out[self.user_name_attribute] = [user_name]
-        if self.active_attribute:
-            out[self.active_attribute] = ["TRUE" if values.get(ACTIVE, True) else "FALSE"]
+        if self.active_attribute and ACTIVE in values:
+            out[self.active_attribute] = ["TRUE" if values[ACTIVE] else "FALSE"]
         display = values.get(BY_PATH["displayName"])
         out["cn"] = [str(display) if display else user_name]
-        out.setdefault("sn", [login])
-        self._posix_defaults(out, login)
-        return out
-
-    def _posix_defaults(self, out: LdapValues, login: str) -> None:
         uid_attr = self.by_slot.get(UID_NUMBER, "uidNumber")
         if uid_attr not in out:
             raise InvalidValueException(
                 detail=f"{UID_NUMBER.path} is required: the Linux account needs a uidNumber"
             )
-        defaults = {
-            GID_NUMBER: str(self.settings.default_gid_number),
-            HOME_DIRECTORY: self.settings.home_directory.format(uid=login),
-            LOGIN_SHELL: self.settings.login_shell,
-        }
-        for slot, default in defaults.items():
-            attr = self.by_slot.get(slot)
-            if attr:
-                out.setdefault(attr, [default])
+        templates: dict[str, str] = {"sn": login}
+        for slot, template in (
+            (GID_NUMBER, str(self.settings.default_gid_number)),
+            (HOME_DIRECTORY, self.settings.home_directory.format(uid=login)),
+            (LOGIN_SHELL, self.settings.login_shell),
+        ):
+            if target := self.by_slot.get(slot):
+                templates[target] = template
+        kept = defaults or {}
+        filled = []
+        for attr, template in templates.items():
+            if attr not in out:
+                out[attr] = list(kept.get(attr.lower(), [template]))
+                filled.append(attr)
+        if self.defaults_attribute and filled:
+            out[self.defaults_attribute] = sorted(filled, key=str.lower)
+        return out

@@ -19,13 +19,23 @@ from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
+    InvalidValueException,
     NotFoundException,
     PreconditionFailedException,
     SCIMException,
     UniquenessException,
 )
 
-from app.attributes import EXTERNAL_ID, MANAGER, USER_NAME, WORK_EMAIL, Slot, SlotValue
+from app.attributes import (
+    EXTERNAL_ID,
+    GID_NUMBER,
+    MANAGER,
+    UID_NUMBER,
+    USER_NAME,
+    WORK_EMAIL,
+    Slot,
+    SlotValue,
+)
 from app.ldap.connection import Control, Directory, Session
 from app.ldap.controls import (
     VLV_ERROR,
@@ -36,7 +46,7 @@ from app.ldap.controls import (
     sort_control,
     vlv_control,
 )
-from app.ldap.dn import child_dn, rdn_of
+from app.ldap.dn import child_dn, rdn_of, same_dn
 from app.ldap.errors import DirectoryFailure
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.preflight import index_warnings, schema_warnings
@@ -63,6 +73,7 @@ class UserDirectory:
     """User entries below the users' container, addressed by entryUUID."""
 
     def __init__(self, directory: Directory, mapping: UserMapping, small_search: int = 200) -> None:
+        self.base_dn = directory.settings.base_dn
         self.directory = directory
         self.mapping = mapping
         self.small_search = small_search
@@ -255,6 +266,7 @@ class UserDirectory:
         dn = child_dn(self.mapping.rdn, login, self.mapping.container)
         with self.directory.session() as session:
             manager_dn = self._manager_dn(session, values.get(MANAGER))
+            self._check_numbers(session, values, None)
             attributes: dict[str, Any] = dict(self.mapping.attributes(values, login, manager_dn))
             attributes["objectClass"] = self.mapping.object_classes
             try:
@@ -305,8 +317,11 @@ class UserDirectory:
                 if values.get(MANAGER) == current.values.get(MANAGER)
                 else self._manager_dn(session, values.get(MANAGER))
             )
-            before = self.mapping.attributes(current.values, old_login, old_manager)
-            after = self.mapping.attributes(values, new_login, new_manager)
+            self._check_numbers(session, values, current)
+            before = self.mapping.attributes(
+                current.values, old_login, old_manager, current.defaults
+            )
+            after = self.mapping.attributes(values, new_login, new_manager, current.defaults)
             changes = self._changes(before, after, current, renamed=new_login != old_login)
             dn = current.dn
             guard = [assertion_control(_version_filter(version))] if version else []
@@ -329,6 +344,43 @@ class UserDirectory:
             record = self._record_after(result, dn)
             self._manager_ids(session, [record])
             return record
+
+    def _check_numbers(
+        self, session: Session, values: Mapping[Slot, SlotValue], current: UserRecord | None
+    ) -> None:
+        """Refuse system ids and a uidNumber another account already has.
+
+        Only numbers the request sets or changes are checked, so an existing
+        entry made by hand with a low id stays editable. The uniqueness search
+        covers the whole base DN; it is not atomic across concurrent writers
+        (the directory's unique overlay is, see README).
+        """
+        settings = self.mapping.settings
+        for slot, minimum in (
+            (UID_NUMBER, settings.min_uid_number),
+            (GID_NUMBER, settings.min_gid_number),
+        ):
+            value = values.get(slot)
+            if value is None or (current is not None and current.values.get(slot) == value):
+                continue
+            if int(value) < minimum:
+                raise InvalidValueException(
+                    detail=f"{slot.path} {value} is below {minimum}: system ids are refused"
+                )
+            if slot != UID_NUMBER:
+                continue
+            attribute = self.mapping.attribute_of(slot) or "uidNumber"
+            taken = session.search(
+                self.base_dn,
+                f"(&(objectClass=posixAccount)({attribute}={int(value)}))",
+                ["1.1"],
+                size_limit=2,
+                action="check the uidNumber",
+            )
+            if any(current is None or not same_dn(str(e["dn"]), current.dn) for e in taken):
+                raise UniquenessException(
+                    detail=f"{slot.path} {value} already belongs to another account"
+                )
 
     def _changes(
         self, before: LdapValues, after: LdapValues, current: UserRecord, *, renamed: bool

@@ -62,10 +62,25 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 State = dict[Slot, SlotValue]
 _SCHEMAS = (CORE_USER, *EXTENSIONS, ECMA2HOST_USER)
 _OPS = ("add", "replace", "remove")
+_EXTENSION_PREFIX = "urn:ietf:params:scim:schemas:extension:"
 
 
 def _schema_named(uri: str) -> str | None:
     return next((s for s in _SCHEMAS if s.lower() == uri.lower()), None)
+
+
+def _unknown_extension(path: str) -> bool:
+    """Whether a path is in an extension this server does not store.
+
+    Entra lets an administrator map attributes onto any
+    ``urn:ietf:params:scim:schemas:extension:<Name>:2.0:User`` namespace; the
+    values of one the server does not know are accepted and not stored, as for
+    unstored core attributes, rather than failing every user.
+    """
+    lowered = path.lower()
+    return lowered.startswith(_EXTENSION_PREFIX) and not any(
+        lowered == s.lower() or lowered.startswith(s.lower() + ":") for s in _SCHEMAS
+    )
 
 
 def _multi_named(attr: str) -> str | None:
@@ -160,6 +175,9 @@ class UserWriter:
             self._apply_ecma2host(op, key[len(ECMA2HOST_USER) + 1 :], value)
             return
         if path_less and key.lower() == "schemas":
+            return
+        if _unknown_extension(key):
+            log.debug("ignoring %s: no such extension is stored", key)
             return
         try:
             node = Path(key).ast

@@ -81,12 +81,7 @@ def test_entra_full_body(
         assert phones == {"work": "+1 555 0100", "mobile": "+1 555 0101", "fax": "+1 555 0102"}
         assert body["addresses"][0]["locality"] == "Redmond"
         assert body[ENTERPRISE] == {"employeeNumber": "4711", "department": "R&D"}
-        assert body[POSIX] == {
-            "uidNumber": number,
-            "gidNumber": 10000,
-            "homeDirectory": f"/home/{login}",
-            "loginShell": "/bin/bash",
-        }
+        assert body[POSIX] == {"uidNumber": number}, "server defaults are not SCIM values"
         assert set(body["schemas"]) == {CORE, ENTERPRISE, POSIX}
 
         raw = entry(ldap, f"uid={login},{sandbox.directory.users_dn}")
@@ -126,6 +121,7 @@ def test_entra_full_body(
         assert {name: raw.get(name) for name in expected} == {
             name: [value] for name, value in expected.items()
         }
+        assert sorted(raw["scimDefaulted"]) == ["gidNumber", "homeDirectory", "loginShell"]
     finally:
         delete_quietly(client, body["id"])
 
@@ -203,7 +199,10 @@ def test_user_name_equal_to_login_is_not_kept_twice(client: TestClient, ldap: Co
         assert "scimUserName" not in raw
         assert raw["cn"] == [login]
         assert raw["sn"] == [login]
-        assert raw["scimActive"] == ["TRUE"]
+        assert sorted(raw["scimDefaulted"]) == ["gidNumber", "homeDirectory", "loginShell", "sn"]
+        assert "familyName" not in created.get("name", {})
+        assert "scimActive" not in raw, "active was not sent: it stays unassigned"
+        assert "active" not in created
         assert "scimExternalId" not in raw
     finally:
         delete_quietly(client, created["id"])

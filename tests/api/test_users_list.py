@@ -252,11 +252,18 @@ def test_unsupported_attribute_is_invalid_filter(client: TestClient, filter_text
         'userName eq "x")',
         'userName eq "unterminated',
         'emails[type eq "work"',
-        "userName eq alice",
+        "userName eq alice bob",
     ],
 )
 def test_syntax_error_is_invalid_filter(client: TestClient, filter_text: str) -> None:
     assert_error(client.get(USERS, params={"filter": filter_text}), 400, "invalidFilter")
+
+
+def test_unquoted_value_of_older_entra_examples(client: TestClient, people: People) -> None:
+    alice = people.alice
+    response = client.get(USERS, params={"filter": f"userName eq {alice['userName']}"})
+    assert response.status_code == 200, response.text
+    assert [r["id"] for r in response.json()["Resources"]] == [alice["id"]]
 
 
 def test_always_present_attributes(client: TestClient, people: People) -> None:

@@ -95,11 +95,11 @@ def test_put_clears_what_is_not_sent(
 def test_put_restores_posix_defaults(client: TestClient, ldap: Connection) -> None:
     created = new_user(client)
     try:
-        custom = {**created[POSIX], "gidNumber": 5, "loginShell": "/bin/zsh"}
+        custom = {**created[POSIX], "gidNumber": 5000, "loginShell": "/bin/zsh"}
         response = client.put(f"{USERS}/{created['id']}", json=put_body(created, **{POSIX: custom}))
         assert response.status_code == 200, response.text
         raw = raw_of(ldap, created["id"])
-        assert raw["gidNumber"] == ["5"]
+        assert raw["gidNumber"] == ["5000"]
         assert raw["loginShell"] == ["/bin/zsh"]
         plain = {"uidNumber": created[POSIX]["uidNumber"]}
         response = client.put(f"{USERS}/{created['id']}", json=put_body(created, **{POSIX: plain}))
@@ -270,3 +270,37 @@ def test_delete_unknown(client: TestClient, user_id: str) -> None:
 def test_get_unknown(client: TestClient) -> None:
     body = assert_error(client.get(f"{USERS}/3f2504e0-4f89-41d3-9a0c-0305e82c3301"), 404)
     assert body["status"] == "404"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"), [("uidNumber", 0), ("uidNumber", 999), ("gidNumber", 0)]
+)
+def test_system_ids_are_refused(client: TestClient, attribute: str, value: int) -> None:
+    body = user_body(None)
+    body[POSIX] = {**body[POSIX], attribute: value}
+    response = client.post(USERS, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidValue"
+    assert attribute in response.json()["detail"]
+
+
+def test_a_taken_uid_number_is_refused(client: TestClient, ldap: Connection) -> None:
+    first = new_user(client)
+    try:
+        body = user_body(None)
+        body[POSIX] = {"uidNumber": first[POSIX]["uidNumber"]}
+        response = client.post(USERS, json=body)
+        assert response.status_code == 409, response.text
+        assert response.json()["scimType"] == "uniqueness"
+        second = new_user(client)
+        try:
+            clash = {"uidNumber": first[POSIX]["uidNumber"]}
+            response = client.put(
+                f"{USERS}/{second['id']}", json=put_body(second, **{POSIX: clash})
+            )
+            assert response.status_code == 409, response.text
+            assert raw_of(ldap, second["id"])["uidNumber"] == [str(second[POSIX]["uidNumber"])]
+        finally:
+            delete_quietly(client, second["id"])
+    finally:
+        delete_quietly(client, first["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from scim2_models import SCIMException
+from scim2_models import InvalidPathException, SCIMException
 
 from app.attributes import (
     ACTIVE,
@@ -419,3 +419,35 @@ def test_loaded_refusals(body: object, scim_type: str) -> None:
     with pytest.raises(SCIMException) as caught:
         loaded(body)
     assert caught.value.scim_type == scim_type
+
+
+def test_values_of_an_unknown_custom_extension_are_ignored() -> None:
+    custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User"
+    state = patched(
+        {},
+        {
+            "schemas": [PATCH_OP],
+            "Operations": [
+                {"op": "add", "path": f"{custom}:costCode", "value": "42"},
+                {"op": "replace", "value": {custom: {"costCode": "43"}, "displayName": "Kept"}},
+            ],
+        },
+    )
+    assert {slot.path: value for slot, value in state.items()} == {"displayName": "Kept"}
+
+
+def test_a_known_schema_with_an_unknown_attribute_is_still_an_error() -> None:
+    with pytest.raises(InvalidPathException):
+        patched(
+            {},
+            {
+                "schemas": [PATCH_OP],
+                "Operations": [
+                    {
+                        "op": "add",
+                        "path": "urn:ietf:params:scim:schemas:extension:posix:2.0:User:nope",
+                        "value": "1",
+                    }
+                ],
+            },
+        )
