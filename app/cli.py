@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from scim2_models import SCIMException
 
 from app.attributes import CORE_USER, POSIX_USER
-from app.config import LdapSettings, Settings, load_settings
+from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.mapping import UserMapping
 from app.ldap.users import UserDirectory
@@ -96,14 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         settings = Settings(
-            ldap=LdapSettings(
-                urls=[directory.url],
-                bind_dn=directory.bind_dn,
-                bind_password=SecretStr(directory.bind_password),
-                base_dn=directory.base_dn,
-                users_dn=directory.users_dn,
-            ),
-            auth={"tokens": [SecretStr(token)]},
+            ldap=directory.ldap_settings(),
+            auth=AuthSettings(tokens=[SecretStr(token)]),
         )
         base = f"http://{args.host}:{args.port}{settings.http.base_path}"
         example = json.dumps(

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from ldap3 import Connection
 from pydantic import SecretStr
 
-from app.config import AuthSettings, HttpSettings, LdapSettings, Settings
+from app.config import AuthSettings, HttpSettings, Settings
 from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
 from app.main import create_app
 
@@ -34,13 +34,7 @@ TOKEN = "test-token-0123456789abcdef"
 
 def make_settings(directory: SandboxDirectory, **http: object) -> Settings:
     return Settings(
-        ldap=LdapSettings(
-            urls=[directory.url],
-            bind_dn=directory.bind_dn,
-            bind_password=SecretStr(directory.bind_password),
-            base_dn=directory.base_dn,
-            users_dn=directory.users_dn,
-        ),
+        ldap=directory.ldap_settings(),
         auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
         http=HttpSettings(**http),
     )

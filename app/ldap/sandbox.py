@@ -23,6 +23,9 @@ from ldap3 import HASHED_SALTED_SHA, NONE, Connection, Server
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import parse_dn
 from ldap3.utils.hashed import hashed
+from pydantic import SecretStr
+
+from app.config import LdapSettings
 
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
@@ -56,6 +59,16 @@ class SandboxDirectory:
     bind_password: str
     users_dn: str
     groups_dn: str
+
+    def ldap_settings(self) -> LdapSettings:
+        """Settings that point the server at this sandbox."""
+        return LdapSettings(
+            urls=[self.url],
+            bind_dn=self.bind_dn,
+            bind_password=SecretStr(self.bind_password),
+            base_dn=self.base_dn,
+            users_dn=self.users_dn,
+        )
 
 
 def _find_tool(name: str) -> Path:

@@ -1,0 +1,82 @@
+"""How many LDAP operations each SCIM operation costs (pooled connections, no manager).
+
+These numbers are part of the product's performance contract: a change that
+adds a round trip to a hot path shows up here.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.ldap.connection import Session
+from app.ldap.sandbox import Sandbox
+from app.main import create_app
+from tests.conftest import TOKEN, make_settings
+
+POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for name in ("search", "add", "modify", "rename", "delete"):
+        original = getattr(Session, name)
+
+        def wrapper(
+            self: Session, *args: Any, _name: str = name, _f: Any = original, **kwargs: Any
+        ) -> Any:
+            calls[_name] += 1
+            return _f(self, *args, **kwargs)
+
+        monkeypatch.setattr(Session, name, wrapper)
+    return calls
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[TestClient]:
+    app = create_app(make_settings(sandbox.directory, max_page_size=5))
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as test_client:
+        yield test_client
+
+
+def cost(calls: Counter[str], action: Any) -> dict[str, int]:
+    calls.clear()
+    action()
+    return dict(calls)
+
+
+def test_operations(client: TestClient, counted: Counter[str]) -> None:
+    body = {"userName": "trips@example.com", "active": True, POSIX: {"uidNumber": 45001}}
+    created: dict[str, Any] = {}
+
+    def create() -> None:
+        response = client.post("/scim/v2/Users", json=body)
+        assert response.status_code == 201
+        created.update(response.json())
+
+    assert cost(counted, create) == {"search": 1, "add": 1}
+    user = f"/scim/v2/Users/{created['id']}"
+    assert cost(counted, lambda: client.get(user)) == {"search": 1}
+    probe = {"filter": 'userName eq "trips@example.com"'}
+    assert cost(counted, lambda: client.get("/scim/v2/Users", params=probe)) == {"search": 1}
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
+    assert cost(counted, lambda: client.patch(user, json=patch)) == {"search": 1, "modify": 1}
+    rename = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "userName", "value": "trips2@example.com"}],
+    }
+    assert cost(counted, lambda: client.patch(user, json=rename)) == {
+        "search": 1,
+        "rename": 1,
+        "modify": 1,
+    }
+    listing = {"count": "5", "startIndex": "1"}
+    assert cost(counted, lambda: client.get("/scim/v2/Users", params=listing))["search"] <= 2
+    assert cost(counted, lambda: client.delete(user)) == {"search": 1, "delete": 1}
