@@ -1,4 +1,4 @@
-"""User entries: read, search with paging, create, update, rename and delete.
+"""User entries: read, search, create, update, rename and delete.
 
 Round trips per SCIM operation (without a manager reference to resolve):
 GET 1 search; list 1 search (VLV + server-side sort when the directory offers
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ldap3 import MODIFY_ADD, MODIFY_REPLACE
@@ -37,32 +36,16 @@ from app.attributes import (
     SlotValue,
 )
 from app.ldap.connection import Control, Directory, Session
-from app.ldap.controls import (
-    VLV_ERROR,
-    VLV_REQUEST_OID,
-    SortKey,
-    assertion_control,
-    read_vlv_response,
-    sort_control,
-    vlv_control,
-)
+from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, rdn_of, same_dn
-from app.ldap.errors import DirectoryFailure
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
+from app.ldap.pages import Page, PageReader
 from app.ldap.preflight import index_warnings, schema_warnings
 from app.ldap.search import FALSE, TRUE
 
 log = logging.getLogger(__name__)
 
 POST_READ = "1.3.6.1.1.13.2"
-
-
-@dataclass
-class Page:
-    """One page of a search: the total number of matches and the entries asked for."""
-
-    total: int
-    records: list[UserRecord] = field(default_factory=list)
 
 
 def _version_filter(version: str) -> str:
@@ -76,8 +59,7 @@ class UserDirectory:
         self.base_dn = directory.settings.base_dn
         self.directory = directory
         self.mapping = mapping
-        self.small_search = small_search
-        self._vlv: bool | None = None
+        self.pages = PageReader(directory, mapping, small_search)
 
     # ---- reading
 
@@ -107,92 +89,16 @@ class UserDirectory:
             return record
 
     def search(self, condition: str, start_index: int, count: int) -> Page:
-        """Matches of an LDAP condition, ``count`` of them from the 1-based ``start_index``.
-
-        A selective filter (Entra's ``userName eq``) is answered by one plain
-        search. Otherwise, with server-side sorting and virtual list views
-        (OpenLDAP's sssvlv overlay), the directory returns the total and the
-        asked window in one search, so a deep page costs the directory's sort
-        of the matches, never a walk from the first entry through Python.
-        Both orders are by login name, so pages of one listing agree.
-        """
+        """Matches of an LDAP condition, ``count`` of them from the 1-based ``start_index``."""
         if condition == FALSE:
             return Page(0)
-        ldap_filter = self._filter(condition)
-        window = start_index - 1 + count
-        if condition != TRUE and window <= self.small_search:
-            with self.directory.session() as session:
-                entries = session.search(
-                    self.mapping.container,
-                    ldap_filter,
-                    self.mapping.read_attributes,
-                    size_limit=self.small_search + 1,
-                    action="search users",
-                )
-                if not session.limited:
-                    records = sorted(
-                        (self.mapping.record(e) for e in entries), key=lambda r: r.login.lower()
-                    )
-                    page = Page(len(records), records[start_index - 1 : window])
-                    self._manager_ids(session, page.records)
-                    return page
-        with self.directory.session(dedicated=True) as session:
-            if self._vlv is None:
-                self._vlv = self._supports_vlv(session)
-            if self._vlv:
-                page = self._vlv_page(session, ldap_filter, start_index, count)
-            else:
-                page = self._walk_page(session, ldap_filter, start_index, count)
-            self._manager_ids(session, page.records)
-            return page
-
-    def _supports_vlv(self, session: Session) -> bool:
-        entries = session.search(
-            "", "(objectClass=*)", ["supportedControl"], scope="BASE", action="read the root DSE"
+        return self.pages.read(
+            self._filter(condition),
+            selective=condition != TRUE,
+            start_index=start_index,
+            count=count,
+            finish=self._manager_ids,
         )
-        controls = entries[0]["attributes"].get("supportedControl", []) if entries else []
-        supported = VLV_REQUEST_OID in controls
-        log.info("directory %s virtual list views", "supports" if supported else "lacks")
-        return supported
-
-    def _vlv_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
-        controls: list[Control] = [
-            sort_control([SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch")]),
-            vlv_control(start_index, 0, max(count - 1, 0)),
-        ]
-        entries = session.search(
-            self.mapping.container,
-            ldap_filter,
-            self.mapping.read_attributes if count else ["1.1"],
-            controls=controls,
-            tolerate=(VLV_ERROR,),
-            action="search users",
-        )
-        vlv = read_vlv_response(session.conn.result)
-        if vlv is None:
-            raise DirectoryFailure(detail="The directory did not answer the paged search")
-        if start_index > vlv.content_count or not count:
-            return Page(vlv.content_count)
-        return Page(vlv.content_count, [self.mapping.record(e) for e in entries[:count]])
-
-    def _walk_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
-        """Without VLV: one search for the names, then one read per entry of the page."""
-        names = session.search(
-            self.mapping.container, ldap_filter, [self.mapping.rdn], action="search users"
-        )
-        ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
-        window = ordered[start_index - 1 : start_index - 1 + count]
-        records: list[UserRecord] = []
-        for entry in window:
-            found = session.search(
-                str(entry["dn"]),
-                "(objectClass=*)",
-                self.mapping.read_attributes,
-                scope="BASE",
-                action="read user",
-            )
-            records.extend(self.mapping.record(e) for e in found)
-        return Page(len(names), records)
 
     def _manager_ids(self, session: Session, records: Sequence[UserRecord]) -> None:
         """Replace manager DNs by the managers' ids (entryUUID)."""

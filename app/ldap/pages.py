@@ -1,0 +1,134 @@
+"""Pages of a user search: ``startIndex``/``count`` (RFC 7644 §3.4.2.4) served by the directory.
+
+A selective filter (Entra's ``userName eq``) is answered by one plain search.
+Otherwise, with server-side sorting (RFC 2891) and virtual list views
+(OpenLDAP's sssvlv overlay), the directory returns the total and the asked
+window in one search, so a deep page costs the directory's sort of the
+matches, never a walk from the first entry through Python. Both orders are by
+login name, so the pages of one listing agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from app.ldap.connection import Control, Directory, Session
+from app.ldap.controls import (
+    VLV_ERROR,
+    VLV_REQUEST_OID,
+    SortKey,
+    read_vlv_response,
+    sort_control,
+    vlv_control,
+)
+from app.ldap.errors import DirectoryFailure
+from app.ldap.mapping import UserMapping, UserRecord
+
+log = logging.getLogger(__name__)
+
+Finish = Callable[[Session, Sequence[UserRecord]], None]
+
+
+@dataclass
+class Page:
+    """One page of a search: the total number of matches and the entries asked for."""
+
+    total: int
+    records: list[UserRecord] = field(default_factory=list)
+
+
+class PageReader:
+    """Reads one page of user entries matching an LDAP filter."""
+
+    def __init__(self, directory: Directory, mapping: UserMapping, small_search: int) -> None:
+        self.directory = directory
+        self.mapping = mapping
+        self.small_search = small_search
+        self._vlv: bool | None = None
+
+    def read(
+        self,
+        ldap_filter: str,
+        *,
+        selective: bool,
+        start_index: int,
+        count: int,
+        finish: Finish,
+    ) -> Page:
+        """The page; ``finish`` completes its records on the same connection."""
+        window = start_index - 1 + count
+        if selective and window <= self.small_search:
+            with self.directory.session() as session:
+                entries = session.search(
+                    self.mapping.container,
+                    ldap_filter,
+                    self.mapping.read_attributes,
+                    size_limit=self.small_search + 1,
+                    action="search users",
+                )
+                if not session.limited:
+                    records = sorted(
+                        (self.mapping.record(e) for e in entries), key=lambda r: r.login.lower()
+                    )
+                    page = Page(len(records), records[start_index - 1 : window])
+                    finish(session, page.records)
+                    return page
+        with self.directory.session(dedicated=True) as session:
+            if self._vlv is None:
+                self._vlv = self._supports_vlv(session)
+            if self._vlv:
+                page = self._vlv_page(session, ldap_filter, start_index, count)
+            else:
+                page = self._walk_page(session, ldap_filter, start_index, count)
+            finish(session, page.records)
+            return page
+
+    def _supports_vlv(self, session: Session) -> bool:
+        entries = session.search(
+            "", "(objectClass=*)", ["supportedControl"], scope="BASE", action="read the root DSE"
+        )
+        controls = entries[0]["attributes"].get("supportedControl", []) if entries else []
+        supported = VLV_REQUEST_OID in controls
+        log.info("directory %s virtual list views", "supports" if supported else "lacks")
+        return supported
+
+    def _vlv_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
+        controls: list[Control] = [
+            sort_control([SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch")]),
+            vlv_control(start_index, 0, max(count - 1, 0)),
+        ]
+        entries = session.search(
+            self.mapping.container,
+            ldap_filter,
+            self.mapping.read_attributes if count else ["1.1"],
+            controls=controls,
+            tolerate=(VLV_ERROR,),
+            action="search users",
+        )
+        vlv = read_vlv_response(session.conn.result)
+        if vlv is None:
+            raise DirectoryFailure(detail="The directory did not answer the paged search")
+        if start_index > vlv.content_count or not count:
+            return Page(vlv.content_count)
+        return Page(vlv.content_count, [self.mapping.record(e) for e in entries[:count]])
+
+    def _walk_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
+        """Without VLV: one search for the names, then one read per entry of the page."""
+        names = session.search(
+            self.mapping.container, ldap_filter, [self.mapping.rdn], action="search users"
+        )
+        ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
+        window = ordered[start_index - 1 : start_index - 1 + count]
+        records: list[UserRecord] = []
+        for entry in window:
+            found = session.search(
+                str(entry["dn"]),
+                "(objectClass=*)",
+                self.mapping.read_attributes,
+                scope="BASE",
+                action="read user",
+            )
+            records.extend(self.mapping.record(e) for e in found)
+        return Page(len(names), records)
