@@ -133,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     directory = Directory(settings.ldap)
     try:
         directory.check()
-        users = UserDirectory(directory, UserMapping(settings.users, settings.ldap))
+        users = UserDirectory(directory, UserMapping(settings.users, settings.ldap, settings.posix))
         for warning in users.preflight_warnings():
             print(f"warning: {warning}")
     except DirectoryConfigError as exc:

@@ -8,8 +8,9 @@ given in the environment win over the TOML file given with ``--config``.
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -63,6 +64,15 @@ class LdapSettings(BaseModel):
     users_dn: str = Field(
         default="", description="Container of user entries (default ou=people,<base_dn>)."
     )
+    groups_dn: str = Field(
+        default="", description="Container of group entries (default ou=groups,<base_dn>)."
+    )
+    disabled_dn: str = Field(
+        default="", description="Where the move action puts disabled users (ou=disabled,<base_dn>)."
+    )
+    archive_dn: str = Field(
+        default="", description="Where the archive delete policy puts users (ou=archive,<base_dn>)."
+    )
     start_tls: bool = Field(default=False, description="Issue StartTLS on ldap:// URLs.")
     ca_file: Path | None = Field(default=None, description="CA bundle for TLS verification.")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
@@ -79,8 +89,10 @@ class LdapSettings(BaseModel):
 
     @model_validator(mode="after")
     def _default_users_dn(self) -> LdapSettings:
-        if not self.users_dn:
-            self.users_dn = f"ou=people,{self.base_dn}"
+        self.users_dn = self.users_dn or f"ou=people,{self.base_dn}"
+        self.groups_dn = self.groups_dn or f"ou=groups,{self.base_dn}"
+        self.disabled_dn = self.disabled_dn or f"ou=disabled,{self.base_dn}"
+        self.archive_dn = self.archive_dn or f"ou=archive,{self.base_dn}"
         return self
 
 
@@ -110,20 +122,6 @@ class UserSettings(BaseModel):
         default_factory=dict,
         description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps.",
     )
-    login_pattern: str = Field(
-        default=r"^[a-z_][a-z0-9_.-]*\$?$",
-        description="Regular expression a Linux login name must match.",
-    )
-    login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
-    default_gid_number: int = Field(default=10000, ge=1, description="gidNumber when none sent.")
-    min_uid_number: int = Field(
-        default=1000, ge=1, description="Lowest uidNumber a client may set (system ids below)."
-    )
-    min_gid_number: int = Field(
-        default=1000, ge=1, description="Lowest gidNumber a client may set (system ids below)."
-    )
-    home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
-    login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
 
     @field_validator(
         "rdn_attribute", "user_name_attribute", "active_attribute", "defaults_attribute"
@@ -145,6 +143,72 @@ class UserSettings(BaseModel):
                 raise ValueError(f"{attribute!r} (for {path}) is not an LDAP attribute name")
         return mapping
 
+    def attribute_map(self) -> dict[str, str]:
+        """The effective SCIM path -> LDAP attribute mapping."""
+        merged: dict[str, str | None] = {**DEFAULT_USER_MAPPING, **self.mapping}
+        return {path: attr for path, attr in merged.items() if attr}
+
+
+SYSTEMD_RANGES = ((60001, 60513), (61184, 65519), (65534, 65535), (524288, 1879048191))
+"""Ids systemd reserves (nspawn/container users, dynamic users, nobody): never allocated."""
+
+TEMPLATE_FIELDS = frozenset(
+    {"uid", "userName", "displayName", "givenName", "familyName", "uidNumber", "externalId"}
+)
+
+
+def _check_template(value: str) -> str:
+    for _text, field, _spec, _conv in string.Formatter().parse(value):
+        if field is not None and field not in TEMPLATE_FIELDS:
+            fields = ", ".join(sorted(TEMPLATE_FIELDS))
+            raise ValueError(f"unknown placeholder {{{field}}}; known: {fields}")
+    return value
+
+
+class PosixSettings(BaseModel):
+    """Linux account numbers, names and templates."""
+
+    uid_strategy: Literal["allocate", "attribute", "hash"] = Field(
+        default="allocate",
+        description="allocate: next free number of uid_range, decided in the directory; "
+        "attribute: taken from the request; hash: derived from hash_source into uid_range.",
+    )
+    uid_range: tuple[int, int] = Field(
+        default=(10000, 59999), description="Numbers allocate and hash hand out."
+    )
+    hash_source: Literal["externalId", "userName"] = Field(
+        default="externalId", description="What the hash strategy derives the number from."
+    )
+    id_pool_dn: str = Field(
+        default="",
+        description="Entry holding the allocation counter (default cn=scim-ldap-ids,<base_dn>).",
+    )
+    min_uid_number: int = Field(
+        default=1000, ge=1, description="Lowest uidNumber a client may set (system ids below)."
+    )
+    min_gid_number: int = Field(
+        default=1000, ge=1, description="Lowest gidNumber a client may set (system ids below)."
+    )
+    gid_strategy: Literal["default-group", "private-group"] = Field(
+        default="default-group",
+        description="default-group: default_gid_number, a posixGroup the server makes sure "
+        "exists; private-group: a group cn=<uid> with gidNumber = uidNumber per user.",
+    )
+    default_gid_number: int = Field(default=10000, ge=1, description="gidNumber when none sent.")
+    default_group: str = Field(default="scim-users", description="cn of the default group.")
+    login_pattern: str = Field(
+        default=r"^[a-z_][a-z0-9_.-]*\$?$",
+        description="Regular expression a Linux login name must match.",
+    )
+    login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
+    rename_login: bool = Field(
+        default=True,
+        description="When userName changes: rename the login (true) or keep it (false).",
+    )
+    home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
+    login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
+    gecos: str = Field(default="", description="gecos template (empty: none).")
+
     @field_validator("login_pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
@@ -154,19 +218,55 @@ class UserSettings(BaseModel):
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
-    @field_validator("home_directory")
+    @field_validator("home_directory", "login_shell", "gecos")
     @classmethod
-    def _check_template(cls, value: str) -> str:
-        try:
-            value.format(uid="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"template may only use {{uid}}: {exc}") from None
+    def _check_templates(cls, value: str) -> str:
+        return _check_template(value)
+
+    @field_validator("uid_range")
+    @classmethod
+    def _check_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if low > high:
+            raise ValueError("the range must be (low, high) with low <= high")
+        if low < 1000:
+            raise ValueError("the range overlaps system ids (below 1000)")
+        for start, end in SYSTEMD_RANGES:
+            if low <= end and start <= high:
+                raise ValueError(f"the range overlaps ids systemd reserves ({start}-{end})")
         return value
 
-    def attribute_map(self) -> dict[str, str]:
-        """The effective SCIM path -> LDAP attribute mapping."""
-        merged: dict[str, str | None] = {**DEFAULT_USER_MAPPING, **self.mapping}
-        return {path: attr for path, attr in merged.items() if attr}
+
+DisableAction = Literal["lock", "expire", "nologin", "strip-keys", "remove-group", "move"]
+
+
+class AccountSettings(BaseModel):
+    """Credentials and what disabling and deleting do."""
+
+    password: Literal["request", "random", "none"] = Field(
+        default="request",
+        description="request: set the SCIM password when sent; random: a random initial "
+        "password at creation; none: never set one.",
+    )
+    password_storage: Literal["exop", "ssha512", "crypt-sha512"] = Field(
+        default="exop",
+        description="exop: LDAP Password Modify (the directory hashes); ssha512 or "
+        "crypt-sha512: hashed by the server.",
+    )
+    disable: list[DisableAction] = Field(
+        default=["lock", "expire"],
+        description="The disable profile: actions applied when active becomes false and "
+        "undone when it becomes true again.",
+    )
+    nologin_shell: str = Field(default="/usr/sbin/nologin", description="Shell of nologin.")
+    login_group: str = Field(
+        default="linux-login",
+        description="cn of the login-access group users join at creation (remove-group).",
+    )
+    delete: Literal["delete", "archive"] = Field(
+        default="delete",
+        description="delete: remove the entry; archive: move it out of every search base.",
+    )
 
 
 class AuthSettings(BaseModel):
@@ -225,9 +325,16 @@ class Settings(BaseSettings):
 
     ldap: LdapSettings = Field(default_factory=LdapSettings)
     users: UserSettings = Field(default_factory=UserSettings)
+    posix: PosixSettings = Field(default_factory=PosixSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    @model_validator(mode="after")
+    def _default_pool(self) -> Settings:
+        self.posix.id_pool_dn = self.posix.id_pool_dn or f"cn=scim-ldap-ids,{self.ldap.base_dn}"
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -22,7 +22,7 @@ def create_app(settings: Settings) -> FastAPI:
     directory = Directory(settings.ldap)
     user_directory = UserDirectory(
         directory,
-        UserMapping(settings.users, settings.ldap),
+        UserMapping(settings.users, settings.ldap, settings.posix),
         small_search=settings.http.max_page_size,
     )
 

@@ -29,8 +29,10 @@ def test_toml_file_and_environment_precedence(
 base_dn = "dc=file,dc=example"
 bind_dn = "cn=scim,dc=file,dc=example"
 
-[users]
+[posix]
 login_shell = "/bin/zsh"
+
+[users]
 mapping = { "title" = "", "name.formatted" = "description" }
 
 [http]
@@ -42,7 +44,7 @@ max_page_size = 50
     settings = load_settings(config)
     assert settings.ldap.base_dn == "dc=file,dc=example"
     assert settings.ldap.bind_dn == "cn=from-env,dc=example"
-    assert settings.users.login_shell == "/bin/zsh"
+    assert settings.posix.login_shell == "/bin/zsh"
     mapping = settings.users.attribute_map()
     assert "title" not in mapping
     assert mapping["name.formatted"] == "description"
@@ -57,7 +59,10 @@ max_page_size = 50
         ("SCIM_LDAP_HTTP__BASE_PATH", "scim/", "http.base_path"),
         ("SCIM_LDAP_HTTP__MAX_PAGE_SIZE", "0", "http.max_page_size"),
         ("SCIM_LDAP_USERS__MAPPING", '{"nickName": "x"}', "users.mapping"),
-        ("SCIM_LDAP_USERS__HOME_DIRECTORY", "/home/{login}", "users.home_directory"),
+        ("SCIM_LDAP_POSIX__HOME_DIRECTORY", "/home/{login}", "posix.home_directory"),
+        ("SCIM_LDAP_POSIX__UID_RANGE", "[500, 2000]", "posix.uid_range"),
+        ("SCIM_LDAP_POSIX__UID_RANGE", "[60000, 70000]", "posix.uid_range"),
+        ("SCIM_LDAP_ACCOUNTS__DISABLE", '["lock", "explode"]', "accounts.disable"),
         ("SCIM_LDAP_AUTH__TOKENS", '["short"]', "auth.tokens"),
     ],
 )

@@ -21,7 +21,7 @@ from app.attributes import (
     Slot,
     SlotValue,
 )
-from app.config import LdapSettings, UserSettings
+from app.config import LdapSettings, PosixSettings, UserSettings
 from app.ldap.logins import LoginRule
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
@@ -76,11 +76,14 @@ def _first(attributes: Mapping[str, Any], name: str) -> str | None:
 class UserMapping:
     """The configured correspondence between slots and LDAP attributes."""
 
-    def __init__(self, users: UserSettings, ldap: LdapSettings) -> None:
+    def __init__(
+        self, users: UserSettings, ldap: LdapSettings, posix: PosixSettings | None = None
+    ) -> None:
         self.settings = users
+        self.posix = posix or PosixSettings()
         self.container = ldap.users_dn
         self.rdn = users.rdn_attribute
-        self.logins = LoginRule(users.login_pattern, users.login_max_length)
+        self.logins = LoginRule(self.posix.login_pattern, self.posix.login_max_length)
         self.user_name_attribute = users.user_name_attribute
         self.active_attribute = users.active_attribute
         self.object_classes = list(users.object_classes)
@@ -204,9 +207,9 @@ class UserMapping:
             )
         templates: dict[str, str] = {"sn": login}
         for slot, template in (
-            (GID_NUMBER, str(self.settings.default_gid_number)),
-            (HOME_DIRECTORY, self.settings.home_directory.format(uid=login)),
-            (LOGIN_SHELL, self.settings.login_shell),
+            (GID_NUMBER, str(self.posix.default_gid_number)),
+            (HOME_DIRECTORY, self.posix.home_directory.format(uid=login)),
+            (LOGIN_SHELL, self.posix.login_shell),
         ):
             if target := self.by_slot.get(slot):
                 templates[target] = template

@@ -261,7 +261,7 @@ class UserDirectory:
         covers the whole base DN; it is not atomic across concurrent writers
         (the directory's unique overlay is, see README).
         """
-        settings = self.mapping.settings
+        settings = self.mapping.posix
         for slot, minimum in (
             (UID_NUMBER, settings.min_uid_number),
             (GID_NUMBER, settings.min_gid_number),

@@ -11,8 +11,8 @@ Two deliberate departures from a bare ``check_server(client)``:
   resource type yet (/ResourceTypes announces User only);
 - the app under test accepts any lower-case UUID as a login name. scim2-tester
   fills ``userName`` with a random UUID (36 characters, possibly starting
-  with a digit), which the default login rule (``users.login_pattern``, at
-  most ``users.login_max_length`` = 32 characters) rightly refuses with 400
+  with a digit), which the default login rule (``posix.login_pattern``, at
+  most ``posix.login_max_length`` = 32 characters) rightly refuses with 400
   invalidValue, and SCIM schemas cannot announce such a constraint. Only
   these two settings differ from the defaults.
 """
@@ -30,7 +30,7 @@ from scim2_client import BaseSyncSCIMClient
 from scim2_client.client import RawResponse
 from scim2_tester import CheckResult, Status, check_server
 
-from app.config import UserSettings
+from app.config import PosixSettings
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
@@ -69,7 +69,7 @@ class StarletteSCIMClient(BaseSyncSCIMClient):
 @pytest.fixture(scope="module")
 def scim(sandbox: Sandbox) -> Iterator[StarletteSCIMClient]:
     settings = make_settings(sandbox.directory)
-    settings.users = UserSettings(login_pattern=UUID_LOGINS, login_max_length=36)
+    settings.posix = PosixSettings(login_pattern=UUID_LOGINS, login_max_length=36)
     app = create_app(settings)
     base = f"http://testserver{settings.http.base_path}"
     with TestClient(app, base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
