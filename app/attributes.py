@@ -19,8 +19,8 @@ POSIX_USER = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
 ECMA2HOST_USER = "urn:ietf:params:scim:schemas:extension:ECMA2Host:2.0:User"
 EXTENSIONS = (ENTERPRISE_USER, POSIX_USER)
 
-Kind = Literal["string", "integer", "boolean", "reference"]
-SlotValue = str | int | bool
+Kind = Literal["string", "integer", "boolean", "reference", "strings", "password"]
+SlotValue = str | int | bool | tuple[str, ...]
 
 _PATH = re.compile(
     r"^(?:(?P<urn>urn:[^\s\[\]]+:User):)?(?P<attr>[A-Za-z]+)"
@@ -66,6 +66,10 @@ UID_NUMBER = _slot(f"{POSIX_USER}:uidNumber", "integer")
 GID_NUMBER = _slot(f"{POSIX_USER}:gidNumber", "integer")
 HOME_DIRECTORY = _slot(f"{POSIX_USER}:homeDirectory", case_exact=True)
 LOGIN_SHELL = _slot(f"{POSIX_USER}:loginShell", case_exact=True)
+GECOS = _slot(f"{POSIX_USER}:gecos")
+SSH_KEYS = _slot(f"{POSIX_USER}:sshPublicKeys", "strings", case_exact=True)
+PASSWORD = _slot("password", "password", case_exact=True)
+"""Write-only (RFC 7643 §4.1.1): set in the directory, never read back or answered."""
 
 SLOTS: tuple[Slot, ...] = (
     USER_NAME,
@@ -93,7 +97,9 @@ SLOTS: tuple[Slot, ...] = (
     GID_NUMBER,
     HOME_DIRECTORY,
     LOGIN_SHELL,
-    _slot(f"{POSIX_USER}:gecos"),
+    GECOS,
+    SSH_KEYS,
+    PASSWORD,
 )
 BY_PATH: dict[str, Slot] = {slot.path: slot for slot in SLOTS}
 
@@ -131,7 +137,6 @@ IGNORED_CORE = frozenset(
         "entitlements",
         "roles",
         "x509Certificates",
-        "password",
         "name.middleName",
         "name.honorificPrefix",
         "name.honorificSuffix",

@@ -45,6 +45,7 @@ DEFAULT_USER_MAPPING: dict[str, str] = {
     "urn:ietf:params:scim:schemas:extension:posix:2.0:User:homeDirectory": "homeDirectory",
     "urn:ietf:params:scim:schemas:extension:posix:2.0:User:loginShell": "loginShell",
     "urn:ietf:params:scim:schemas:extension:posix:2.0:User:gecos": "gecos",
+    "urn:ietf:params:scim:schemas:extension:posix:2.0:User:sshPublicKeys": "sshPublicKey",
 }
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
@@ -100,7 +101,7 @@ class UserSettings(BaseModel):
     """How SCIM users become LDAP entries."""
 
     object_classes: list[str] = Field(
-        default=["inetOrgPerson", "posixAccount", "shadowAccount", "scimUser"],
+        default=["inetOrgPerson", "posixAccount", "shadowAccount", "ldapPublicKey", "scimUser"],
         min_length=1,
         description="Object classes of a new user entry.",
     )
@@ -113,6 +114,10 @@ class UserSettings(BaseModel):
     active_attribute: str | None = Field(
         default="scimActive", description="Boolean attribute holding SCIM active."
     )
+    stash_attribute: str | None = Field(
+        default="scimStash",
+        description="Keeps what the disable profile replaced, to restore it on enable.",
+    )
     defaults_attribute: str | None = Field(
         default="scimDefaulted",
         description="Lists the attributes holding server-assigned defaults rather than SCIM "
@@ -124,7 +129,11 @@ class UserSettings(BaseModel):
     )
 
     @field_validator(
-        "rdn_attribute", "user_name_attribute", "active_attribute", "defaults_attribute"
+        "rdn_attribute",
+        "user_name_attribute",
+        "active_attribute",
+        "defaults_attribute",
+        "stash_attribute",
     )
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
@@ -208,6 +217,7 @@ class PosixSettings(BaseModel):
     home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
     login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
     gecos: str = Field(default="", description="gecos template (empty: none).")
+    cn: str = Field(default="{displayName}", description="cn template (empty result: userName).")
 
     @field_validator("login_pattern")
     @classmethod
@@ -218,7 +228,7 @@ class PosixSettings(BaseModel):
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
-    @field_validator("home_directory", "login_shell", "gecos")
+    @field_validator("home_directory", "login_shell", "gecos", "cn")
     @classmethod
     def _check_templates(cls, value: str) -> str:
         return _check_template(value)

@@ -119,6 +119,11 @@ class Session:
         raise_for_result(self.conn.result, action)
         return dict(self.conn.result)
 
+    def set_password(self, dn: str, plaintext: str, *, action: str) -> None:
+        """LDAP Password Modify (RFC 3062); the directory hashes by its own policy."""
+        self.conn.extend.standard.modify_password(user=dn, new_password=plaintext)
+        raise_for_result(self.conn.result, action)
+
     def delete(self, dn: str, *, controls: Sequence[Control] | None = None, action: str) -> None:
         self.conn.delete(dn, controls=list(controls) if controls else None)
         raise_for_result(self.conn.result, action)

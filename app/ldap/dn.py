@@ -71,6 +71,15 @@ def _normal(dn: str) -> list[tuple[tuple[str, str], ...]]:
     return rdns
 
 
+def rdn_values(dn: str) -> list[tuple[str, str]]:
+    """The attribute/value pairs of the first RDN, unescaped: what the entry itself must hold."""
+    pairs = []
+    for ava in _split(_split(dn, ",")[0], "+"):
+        attribute, _, value = ava.partition("=")
+        pairs.append((attribute.strip(), _unescape(value.lstrip()).decode("utf-8", "replace")))
+    return pairs
+
+
 def parent_of(dn: str) -> str:
     """The DN of the parent entry, keeping the original escaping of each RDN."""
     return ",".join(_split(dn, ",")[1:])

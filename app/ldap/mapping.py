@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ldap3.utils.ciDict import CaseInsensitiveDict
+from ldap3.utils.conv import escape_filter_chars
 from scim2_models import InvalidValueException
 
 from app.attributes import (
     ACTIVE,
     BY_PATH,
+    GECOS,
     GID_NUMBER,
     HOME_DIRECTORY,
     LOGIN_SHELL,
@@ -21,7 +24,8 @@ from app.attributes import (
     Slot,
     SlotValue,
 )
-from app.config import LdapSettings, PosixSettings, UserSettings
+from app.config import AccountSettings, LdapSettings, PosixSettings, UserSettings
+from app.ldap.accounts import DisableProfile, enabled_view, read_stash
 from app.ldap.logins import LoginRule
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
@@ -44,6 +48,13 @@ class UserRecord:
     version: str | None
     defaults: dict[str, list[str]] = field(default_factory=dict)
     """Server-assigned defaults (lower-cased attribute -> values), not SCIM values."""
+    extra: dict[str, list[str]] = field(default_factory=dict)
+    """Attributes the disable profile changes that no slot maps, as they are when enabled."""
+
+    @property
+    def disabled_in_directory(self) -> bool:
+        """Whether the entry currently carries the disabled profile (active is false)."""
+        return self.values.get(ACTIVE) is False
 
 
 def parse_generalized_time(value: str | None) -> datetime | None:
@@ -66,6 +77,13 @@ def generalized_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
 
 
+def _all(attributes: Mapping[str, Any], name: str) -> list[Any]:
+    value = attributes.get(name)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _first(attributes: Mapping[str, Any], name: str) -> str | None:
     value = attributes.get(name)
     if isinstance(value, list):
@@ -77,11 +95,19 @@ class UserMapping:
     """The configured correspondence between slots and LDAP attributes."""
 
     def __init__(
-        self, users: UserSettings, ldap: LdapSettings, posix: PosixSettings | None = None
+        self,
+        users: UserSettings,
+        ldap: LdapSettings,
+        posix: PosixSettings | None = None,
+        accounts: AccountSettings | None = None,
     ) -> None:
         self.settings = users
         self.posix = posix or PosixSettings()
+        self.accounts = accounts or AccountSettings()
+        self.profile = DisableProfile(self.accounts, users.stash_attribute)
         self.container = ldap.users_dn
+        self.disabled_container = ldap.disabled_dn
+        self.archive_container = ldap.archive_dn
         self.rdn = users.rdn_attribute
         self.logins = LoginRule(self.posix.login_pattern, self.posix.login_max_length)
         self.user_name_attribute = users.user_name_attribute
@@ -98,9 +124,19 @@ class UserMapping:
         self.defaults_attribute = users.defaults_attribute
         if self.defaults_attribute:
             managed.add(self.defaults_attribute)
+        managed.update(self.profile.touched)
+        self.extra = [a for a in self.profile.disabled if a not in self.by_slot.values()]
         self.managed = sorted(managed, key=str.lower)
         self.read_attributes = [*self.managed, "objectClass", *OPERATIONAL]
+        self.search_base = self.container
         self.search_filter = "(objectClass=posixAccount)"
+        if self.profile.moves:
+            self.search_base = ldap.base_dn
+            self.search_filter = (
+                "(&(objectClass=posixAccount)"
+                f"(|(entryDN:dnSubtreeMatch:={escape_filter_chars(self.container)})"
+                f"(entryDN:dnSubtreeMatch:={escape_filter_chars(self.disabled_container)})))"
+            )
 
     def uses(self) -> dict[str, str]:
         """Every LDAP attribute the mapping writes, with what it holds."""
@@ -121,8 +157,14 @@ class UserMapping:
         return self.by_slot.get(slot)
 
     def record(self, entry: Mapping[str, Any]) -> UserRecord:
-        """Turn an ldap3 search entry into a record."""
-        attrs: Mapping[str, Any] = entry["attributes"]
+        """Turn an ldap3 search entry into a record, as the entry is when enabled."""
+        live: Mapping[str, Any] = entry["attributes"]
+        stash = (
+            read_stash(live.get(self.profile.stash_attribute or ""))
+            if (self.profile.stash_attribute)
+            else {}
+        )
+        attrs = CaseInsensitiveDict(enabled_view(live, stash))
         login = _first(attrs, self.rdn) or ""
         values: dict[Slot, SlotValue] = {}
         user_name = _first(attrs, self.user_name_attribute) if self.user_name_attribute else None
@@ -145,6 +187,11 @@ class UserMapping:
                 continue
             if slot == MANAGER:
                 manager_dn = raw
+            elif slot.kind == "strings":
+                found = attrs.get(attr) or []
+                values[slot] = tuple(
+                    str(v) for v in (found if isinstance(found, list) else [found])
+                )
             elif slot.kind == "integer":
                 try:
                     values[slot] = int(raw)
@@ -163,6 +210,7 @@ class UserMapping:
             modified=parse_generalized_time(_first(attrs, "modifyTimestamp")),
             version=_first(attrs, "entryCSN"),
             defaults=defaults,
+            extra={a: [str(v) for v in _all(attrs, a)] for a in self.extra if _all(attrs, a)},
         )
 
     def attributes(
@@ -171,6 +219,7 @@ class UserMapping:
         login: str,
         manager_dn: str | None,
         defaults: Mapping[str, list[str]] | None = None,
+        extra: Mapping[str, list[str]] | None = None,
     ) -> LdapValues:
         """The managed attributes of an entry holding ``values``, defaults filled in.
 
@@ -181,6 +230,8 @@ class UserMapping:
         an existing home directory. The attributes holding defaults are listed
         in the defaults attribute, so they are not answered as SCIM values and
         a client that removes one sees it gone (RFC 7644 §3.5.2.2).
+        ``extra`` carries the attributes only the disable profile writes; with
+        ``active`` false the profile is applied.
         """
         out: LdapValues = {}
         for slot, attr in self.by_slot.items():
@@ -189,17 +240,17 @@ class UserMapping:
                     out[attr] = [manager_dn]
                 continue
             value = values.get(slot)
-            if value is None or value == "":
+            if value is None or value in ("", ()):
                 continue
-            out[attr] = [str(value)]
+            out[attr] = list(value) if isinstance(value, tuple) else [str(value)]
         user_name = str(values[USER_NAME])
         out[self.rdn] = [login]
         if self.user_name_attribute and user_name != login:
             out[self.user_name_attribute] = [user_name]
         if self.active_attribute and ACTIVE in values:
             out[self.active_attribute] = ["TRUE" if values[ACTIVE] else "FALSE"]
-        display = values.get(BY_PATH["displayName"])
-        out["cn"] = [str(display) if display else user_name]
+        fields = self._template_fields(values, login)
+        out["cn"] = [self.posix.cn.format_map(fields).strip() or user_name]
         uid_attr = self.by_slot.get(UID_NUMBER, "uidNumber")
         if uid_attr not in out:
             raise InvalidValueException(
@@ -208,10 +259,11 @@ class UserMapping:
         templates: dict[str, str] = {"sn": login}
         for slot, template in (
             (GID_NUMBER, str(self.posix.default_gid_number)),
-            (HOME_DIRECTORY, self.posix.home_directory.format(uid=login)),
-            (LOGIN_SHELL, self.posix.login_shell),
+            (HOME_DIRECTORY, self.posix.home_directory.format_map(fields)),
+            (LOGIN_SHELL, self.posix.login_shell.format_map(fields)),
+            (GECOS, self.posix.gecos.format_map(fields)),
         ):
-            if target := self.by_slot.get(slot):
+            if (target := self.by_slot.get(slot)) and template.strip():
                 templates[target] = template
         kept = defaults or {}
         filled = []
@@ -221,4 +273,26 @@ class UserMapping:
                 filled.append(attr)
         if self.defaults_attribute and filled:
             out[self.defaults_attribute] = sorted(filled, key=str.lower)
+        for attr, extra_values in (extra or {}).items():
+            if extra_values:
+                out[attr] = list(extra_values)
+        if values.get(ACTIVE) is False:
+            return self.profile.disable(out)
         return out
+
+    def _template_fields(self, values: Mapping[Slot, SlotValue], login: str) -> dict[str, str]:
+        """What templates may use (``{uid}``, ``{displayName}``...); missing ones are empty."""
+
+        def text(path: str) -> str:
+            value = values.get(BY_PATH[path])
+            return "" if value is None else str(value)
+
+        return {
+            "uid": login,
+            "userName": str(values[USER_NAME]),
+            "displayName": text("displayName"),
+            "givenName": text("name.givenName"),
+            "familyName": text("name.familyName"),
+            "uidNumber": text(UID_NUMBER.path),
+            "externalId": text("externalId"),
+        }

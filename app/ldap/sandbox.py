@@ -3,6 +3,13 @@
 The server is configured through cn=config (OLC) built offline with ``slapadd -n0``,
 runs in the foreground as a child process of this one, listens on 127.0.0.1 only and
 keeps every file (configuration, data, log) in a private temporary directory.
+
+Access: the admin DN is the rootdn and reads and writes everything; Linux clients
+(sssd, nslcd, key lookups) bind as it too. Anonymous clients may only bind
+(simple bind on userPassword), so people can log in with their own password, and see
+nothing else. The ppolicy overlay applies ``cn=default,ou=policies,<base>`` to every
+entry: ``pwdAccountLockedTime: 000001010000Z`` locks an account until it is removed,
+and five failed binds in a row lock it as well.
 """
 
 from __future__ import annotations
@@ -43,6 +50,15 @@ INDEXES = (
     "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
     "employeeNumber,manager eq",
 )
+PASSWORD_POLICY = (
+    ("objectClass", "top"),
+    ("objectClass", "device"),
+    ("objectClass", "pwdPolicy"),
+    ("cn", "default"),
+    ("pwdAttribute", "userPassword"),
+    ("pwdLockout", "TRUE"),
+    ("pwdMaxFailure", "5"),
+)
 
 
 class SandboxError(RuntimeError):
@@ -59,6 +75,15 @@ class SandboxDirectory:
     bind_password: str
     users_dn: str
     groups_dn: str
+
+    @property
+    def policies_dn(self) -> str:
+        return f"ou=policies,{self.base_dn}"
+
+    @property
+    def password_policy_dn(self) -> str:
+        """The default password policy, which the ppolicy overlay applies to every entry."""
+        return f"cn=default,{self.policies_dn}"
 
     def ldap_settings(self) -> LdapSettings:
         """Settings that point the server at this sandbox."""
@@ -136,7 +161,7 @@ def _base_entry(base_dn: str) -> list[tuple[str, str]]:
 
 
 class Sandbox:
-    """A private slapd with the SCIM schema, an mdb database and the sssvlv overlay."""
+    """A private slapd with the SCIM schema, an mdb database and the sssvlv and ppolicy overlays."""
 
     def __init__(
         self,
@@ -348,6 +373,16 @@ class Sandbox:
                     ("olcSssVlvMaxPerConn", "16"),
                 ],
             ),
+            _ldif_entry(
+                "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
+                [
+                    ("objectClass", "olcOverlayConfig"),
+                    ("objectClass", "olcPPolicyConfig"),
+                    ("olcOverlay", "{1}ppolicy"),
+                    ("olcPPolicyDefault", directory.password_policy_dn),
+                    ("olcPPolicyUseLockout", "TRUE"),
+                ],
+            ),
         ]
         return "\n".join(entry.strip() + "\n" for entry in entries)
 
@@ -362,6 +397,11 @@ class Sandbox:
                 directory.groups_dn,
                 [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "groups")],
             ),
+            _ldif_entry(
+                directory.policies_dn,
+                [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "policies")],
+            ),
+            _ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)),
         ]
         return "\n".join(entries)
 

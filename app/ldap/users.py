@@ -267,7 +267,9 @@ class UserDirectory:
             (GID_NUMBER, settings.min_gid_number),
         ):
             value = values.get(slot)
-            if value is None or (current is not None and current.values.get(slot) == value):
+            if not isinstance(value, int) or (
+                current is not None and current.values.get(slot) == value
+            ):
                 continue
             if int(value) < minimum:
                 raise InvalidValueException(

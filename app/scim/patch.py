@@ -137,6 +137,11 @@ def _type_in(node: FilterNode) -> str | None:
     return None
 
 
+def _key_identity(key: str) -> str:
+    """An SSH key without its comment: what a removal matches on."""
+    return " ".join(key.split()[:2])
+
+
 class UserWriter:
     """Applies operations to a copy of a user's slots."""
 
@@ -310,6 +315,11 @@ class UserWriter:
                 self._set(op, slot, sub_value)
 
     def _apply_value_path(self, op: str, node: ValuePath, value: Any) -> None:
+        schema = _schema_named(node.attr_path.uri) if node.attr_path.uri else CORE_USER
+        simple = [s for s in slots_of(node.attr_path.attr, schema or "") if s.kind == "strings"]
+        if simple:
+            self._apply_values_filter(op, simple[0], node, value)
+            return
         attr = (
             _multi_named(node.attr_path.attr) if node.attr_path.uri in (None, CORE_USER) else None
         )
@@ -365,6 +375,9 @@ class UserWriter:
     # ---- values
 
     def _set(self, op: str, slot: Slot, value: Any) -> None:
+        if slot.kind == "strings":
+            self._set_values(op, slot, value)
+            return
         if op == "remove":
             if slot == USER_NAME:
                 raise MutabilityException(detail="userName is required and cannot be removed")
@@ -377,6 +390,48 @@ class UserWriter:
             self.state.pop(slot, None)
         else:
             self.state[slot] = coerced
+
+    def _set_values(self, op: str, slot: Slot, value: Any) -> None:
+        """A multi-valued string attribute: add appends, remove drops the values given."""
+        current = tuple(self._values(slot))
+        if op == "remove" and value is None:
+            self.state.pop(slot, None)
+            return
+        given = coerce(slot, value)
+        incoming = given if isinstance(given, tuple) else ()
+        if op == "replace":
+            result = incoming
+        elif op == "add":
+            result = tuple(dict.fromkeys((*current, *incoming)))
+        else:
+            gone = {_key_identity(v) for v in incoming}
+            result = tuple(v for v in current if _key_identity(v) not in gone)
+        if result:
+            self.state[slot] = result
+        else:
+            self.state.pop(slot, None)
+
+    def _values(self, slot: Slot) -> tuple[str, ...]:
+        current = self.state.get(slot)
+        return current if isinstance(current, tuple) else ()
+
+    def _apply_values_filter(self, op: str, slot: Slot, node: ValuePath, value: Any) -> None:
+        """``sshPublicKeys[value sw "ssh-rsa"]``: the values matching the filter."""
+        current = self._values(slot)
+        matching = [v for v in current if _ElementMatcher({"value": v}).visit(node.val_filter)]
+        if op == "remove":
+            kept = tuple(v for v in current if v not in matching)
+        elif op == "replace" and matching:
+            replacement = coerce(slot, value)
+            added = replacement if isinstance(replacement, tuple) else ()
+            kept = tuple(dict.fromkeys((*(v for v in current if v not in matching), *added)))
+        else:
+            self._set_values("add", slot, value)
+            return
+        if kept:
+            self.state[slot] = kept
+        else:
+            self.state.pop(slot, None)
 
     @staticmethod
     def _unstored(schema: str, name: str, sub: str | None) -> None:

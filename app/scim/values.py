@@ -1,5 +1,7 @@
 """Coercion of incoming JSON values to the type of the slot they fill.
 
+Error details name the attribute and never echo a password.
+
 Entra sends integers as numbers or strings and booleans as ``true`` or
 ``"True"``/``"False"`` (ENTRA.md §2); the enterprise ``manager`` arrives as
 ``{"value": "<id>"}`` or as a bare id. ``""`` and ``null`` clear a value.
@@ -12,14 +14,21 @@ from typing import Any
 from scim2_models import InvalidValueException
 
 from app.attributes import Slot, SlotValue
+from app.scim.sshkeys import validate_keys
 
 MAX_STRING = 4096
 
 
 def coerce(slot: Slot, value: Any) -> SlotValue | None:
     """The value to store in ``slot``, or None to clear it."""
-    if value is None or value == "":
+    if value is None or value in ("", []):
         return None
+    if slot.kind == "strings":
+        return validate_keys(value)
+    if slot.kind == "password":
+        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_STRING:
+            raise InvalidValueException(detail="password must be a string without NUL")
+        return value
     if slot.kind == "reference":
         if isinstance(value, dict):
             return coerce(slot, value.get("value"))

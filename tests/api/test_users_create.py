@@ -88,7 +88,7 @@ def test_entra_full_body(
         assert raw is not None
         assert raw["entryUUID"] == [body["id"]]
         assert sorted(raw["objectClass"]) == sorted(
-            ["inetOrgPerson", "posixAccount", "shadowAccount", "scimUser"]
+            ["inetOrgPerson", "posixAccount", "shadowAccount", "ldapPublicKey", "scimUser"]
         )
         expected = {
             "uid": login,

@@ -2,8 +2,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ldap3 import BASE, SUBTREE, Connection, Server
+from ldap3 import (
+    BASE,
+    HASHED_SALTED_SHA,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
+    SUBTREE,
+    Connection,
+    Server,
+)
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.hashed import hashed
 
 from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
 
@@ -196,3 +205,54 @@ def test_start_failure_reports_slapd_log_and_cleans_up(
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(SandboxError, match="not started"):
         _ = sandbox.directory
+
+
+def user_bind(directory: SandboxDirectory, dn: str, password: str) -> str:
+    """The result of a simple bind as ``dn``: "success", "invalidCredentials", ..."""
+    connection = Connection(Server(directory.url, connect_timeout=2), user=dn, password=password)
+    try:
+        connection.bind()
+        return str(connection.result["description"])
+    finally:
+        connection.unbind()
+
+
+def test_user_binds_with_password_until_locked(
+    conn: Connection, directory: SandboxDirectory
+) -> None:
+    dn = add_user(conn, directory, "lockme")
+    try:
+        assert conn.modify(
+            dn, {"userPassword": [(MODIFY_REPLACE, [hashed(HASHED_SALTED_SHA, "pw-1")])]}
+        )
+        assert user_bind(directory, dn, "pw-1") == "success"
+        assert user_bind(directory, dn, "wrong") == "invalidCredentials"
+
+        assert conn.modify(dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, ["000001010000Z"])]})
+        assert user_bind(directory, dn, "pw-1") == "invalidCredentials"
+
+        assert conn.modify(dn, {"pwdAccountLockedTime": [(MODIFY_DELETE, [])]})
+        assert user_bind(directory, dn, "pw-1") == "success"
+    finally:
+        conn.delete(dn)
+
+
+def test_anonymous_reads_nothing(conn: Connection, directory: SandboxDirectory) -> None:
+    dn = add_user(conn, directory, "hidden")
+    try:
+        anonymous = Connection(Server(directory.url, connect_timeout=2), auto_bind=True)
+        anonymous.search(directory.base_dn, "(objectClass=*)", SUBTREE, attributes=["uid"])
+        assert anonymous.entries == []
+    finally:
+        conn.delete(dn)
+
+
+def test_password_policy_is_the_default(conn: Connection, directory: SandboxDirectory) -> None:
+    assert conn.search(
+        "cn=config", "(objectClass=olcPPolicyConfig)", SUBTREE, attributes=["olcPPolicyDefault"]
+    )
+    assert conn.entries[0].olcPPolicyDefault.value == directory.password_policy_dn
+    assert conn.search(
+        directory.password_policy_dn, "(objectClass=pwdPolicy)", BASE, attributes=["pwdMaxFailure"]
+    )
+    assert conn.entries[0].pwdMaxFailure.value == 5

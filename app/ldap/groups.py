@@ -1,0 +1,232 @@
+"""The POSIX groups accounts need: the default group, private groups, memberships.
+
+Entries are RFC 2307 ``posixGroup`` (STRUCTURAL in OpenLDAP's nis schema,
+``MUST ( cn $ gidNumber ) MAY memberUid``). They are plumbing of the
+accounts, not SCIM Group resources, so they do not get ``scimGroup``.
+
+Membership changes send only the value added or removed (MODIFY_ADD /
+MODIFY_DELETE), never the whole list, so concurrent changes to the same group
+do not overwrite each other; an add of a present member or a delete of an
+absent one is answered as done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ldap3 import MODIFY_ADD, MODIFY_DELETE
+from ldap3.utils.conv import escape_filter_chars
+from scim2_models import NotFoundException, UniquenessException
+
+from app.config import PosixSettings
+from app.ldap import writes
+from app.ldap.connection import Control, Directory, Session
+from app.ldap.controls import assertion_control
+from app.ldap.dn import child_dn, rdn_of
+from app.ldap.errors import DirectoryFailure
+
+log = logging.getLogger(__name__)
+
+GROUP_CLASSES = ["top", "posixGroup"]
+
+
+class PosixGroups:
+    """posixGroup entries below ``groups_dn`` named by ``cn``."""
+
+    def __init__(self, directory: Directory, posix: PosixSettings, groups_dn: str) -> None:
+        self.directory = directory
+        self.posix = posix
+        self.groups_dn = groups_dn
+        self.base_dn = directory.settings.base_dn
+        self._default_checked = False
+
+    def dn_of(self, name: str) -> str:
+        return child_dn("cn", name, self.groups_dn)
+
+    # ---- the default group
+
+    def ensure_default(self, session: Session) -> None:
+        """Make sure a posixGroup with ``default_gid_number`` exists somewhere under the base.
+
+        When none does, ``cn=<default_group>`` is added below ``groups_dn``. Two
+        servers doing so at once both succeed: the loser's add fails with
+        entryAlreadyExists and it finds the winner's group. Once found, the
+        group is not looked up again by this instance.
+        """
+        if self._default_checked:
+            return
+        gid = self.posix.default_gid_number
+        if not self._gid_exists(session, gid):
+            name = self.posix.default_group
+            code = self._add_group(
+                session, name, gid, tolerate=(writes.ENTRY_ALREADY_EXISTS,), what="default group"
+            )
+            if code == writes.ENTRY_ALREADY_EXISTS and not self._gid_exists(session, gid):
+                raise DirectoryFailure(
+                    detail=f"The group {self.dn_of(name)} exists with a gidNumber other than "
+                    f"posix.default_gid_number {gid}: change one of them"
+                )
+        self._default_checked = True
+
+    def _gid_exists(self, session: Session, gid: int) -> bool:
+        found = session.search(
+            self.base_dn,
+            f"(&(objectClass=posixGroup)(gidNumber={int(gid)}))",
+            ["1.1"],
+            size_limit=1,
+            action=f"look for the group of gidNumber {gid}",
+        )
+        return bool(found)
+
+    def _add_group(
+        self, session: Session, name: str, gid: int, *, tolerate: tuple[int, ...], what: str
+    ) -> int:
+        dn = self.dn_of(name)
+        try:
+            return writes.add(
+                session,
+                dn,
+                {"objectClass": GROUP_CLASSES, "cn": name, "gidNumber": str(int(gid))},
+                tolerate=tolerate,
+                action=f"create the {what} {name}",
+            )
+        except NotFoundException:
+            raise DirectoryFailure(
+                detail=f"Cannot create the {what} {dn}: the container {self.groups_dn} "
+                "does not exist"
+            ) from None
+
+    # ---- private groups
+
+    def create_private(self, session: Session, login: str, gid: int) -> str:
+        """Add ``cn=<login>`` with ``gid``; 409 when a group of that name exists."""
+        try:
+            self._add_group(session, login, gid, tolerate=(), what="private group")
+        except UniquenessException:
+            raise UniquenessException(
+                detail=f"the login name {login!r} is taken: a group {self.dn_of(login)} "
+                "already exists"
+            ) from None
+        return self.dn_of(login)
+
+    def rename_private(
+        self, session: Session, old_login: str, new_login: str, gid: int | None = None
+    ) -> bool:
+        """Rename ``cn=<old_login>`` to ``cn=<new_login>``; whether a group was renamed.
+
+        An absent group is not an error (the account may predate private
+        groups). With ``gid``, a group of that name with another gidNumber is
+        someone else's and is left alone. 409 when ``new_login`` is taken.
+        """
+        if old_login == new_login:
+            return False
+        try:
+            code = writes.rename(
+                session,
+                self.dn_of(old_login),
+                rdn_of("cn", new_login),
+                controls=self._guard(gid),
+                tolerate=(writes.NO_SUCH_OBJECT, writes.ASSERTION_FAILED),
+                action=f"rename the private group {old_login} to {new_login}",
+            )
+        except UniquenessException:
+            raise UniquenessException(
+                detail=f"the login name {new_login!r} is taken: a group "
+                f"{self.dn_of(new_login)} already exists"
+            ) from None
+        self._note_foreign(code, old_login, gid)
+        return code == writes.SUCCESS
+
+    def delete_private(self, session: Session, login: str, gid: int | None = None) -> bool:
+        """Delete ``cn=<login>``; whether a group was deleted (absent is not an error).
+
+        With ``gid``, a group of that name with another gidNumber is left alone.
+        """
+        code = writes.delete(
+            session,
+            self.dn_of(login),
+            controls=self._guard(gid),
+            tolerate=(writes.NO_SUCH_OBJECT, writes.ASSERTION_FAILED),
+            action=f"delete the private group {login}",
+        )
+        self._note_foreign(code, login, gid)
+        return code == writes.SUCCESS
+
+    @staticmethod
+    def _guard(gid: int | None) -> list[Control]:
+        return [] if gid is None else [assertion_control(f"(gidNumber={int(gid)})")]
+
+    def _note_foreign(self, code: int, login: str, gid: int | None) -> None:
+        if code == writes.ASSERTION_FAILED:
+            log.warning(
+                "left %s alone: its gidNumber is not %s, so it is not the private group",
+                self.dn_of(login),
+                gid,
+            )
+
+    # ---- memberships (memberUid)
+
+    def rename_member(self, session: Session, old_login: str, new_login: str) -> int:
+        """Replace memberUid ``old_login`` by ``new_login`` in every group listing it.
+
+        One modify per group; the number of groups changed.
+        """
+        if old_login == new_login:
+            return 0
+        groups = session.search(
+            self.groups_dn,
+            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(old_login)}))",
+            ["1.1"],
+            action=f"find the groups of {old_login}",
+        )
+        action = f"rename member {old_login} to {new_login}"
+        changed = 0
+        for group in groups:
+            dn = str(group["dn"])
+            code = writes.modify(
+                session,
+                dn,
+                {"memberUid": [(MODIFY_DELETE, [old_login]), (MODIFY_ADD, [new_login])]},
+                tolerate=(
+                    writes.NO_SUCH_ATTRIBUTE,
+                    writes.ATTRIBUTE_OR_VALUE_EXISTS,
+                    writes.NO_SUCH_OBJECT,
+                ),
+                action=action,
+            )
+            if code == writes.ATTRIBUTE_OR_VALUE_EXISTS:
+                code = writes.modify(
+                    session,
+                    dn,
+                    {"memberUid": [(MODIFY_DELETE, [old_login])]},
+                    tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
+                    action=action,
+                )
+            if code == writes.SUCCESS:
+                changed += 1
+        return changed
+
+    def add_member(self, session: Session, group_cn: str, login: str) -> None:
+        """Add memberUid ``login`` to ``cn=<group_cn>``; 404 when the group does not exist."""
+        try:
+            writes.modify(
+                session,
+                self.dn_of(group_cn),
+                {"memberUid": [(MODIFY_ADD, [login])]},
+                tolerate=(writes.ATTRIBUTE_OR_VALUE_EXISTS,),
+                action=f"add {login} to group {group_cn}",
+            )
+        except NotFoundException:
+            raise NotFoundException(
+                detail=f"Cannot add {login} to the group {self.dn_of(group_cn)}: it does not exist"
+            ) from None
+
+    def remove_member(self, session: Session, group_cn: str, login: str) -> None:
+        """Remove memberUid ``login`` from ``cn=<group_cn>``, if it is there."""
+        writes.modify(
+            session,
+            self.dn_of(group_cn),
+            {"memberUid": [(MODIFY_DELETE, [login])]},
+            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
+            action=f"remove {login} from group {group_cn}",
+        )

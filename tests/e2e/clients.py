@@ -1,0 +1,668 @@
+"""Real Linux login stacks (sssd or nslcd, NSS and PAM) pointed at a sandbox directory.
+
+A ``ClientStack`` runs one stack the way a Linux host would, but without touching the
+host: a long-lived shell started with ``unshare --mount --propagation private`` mounts a
+private /run, /etc/nsswitch.conf, /etc/pam.d and the stack's own configuration and
+runtime directories over the real paths, then sleeps. The daemon and every command
+(getent, id, pamtester, sss_ssh_authorizedkeys, the key lookup script) run inside that
+mount namespace through ``nsenter``, so they see the private files while the host keeps
+its own. Everything is undone by ``stop()``: killing the processes of the namespace
+drops its mounts.
+
+Installing the packages edits the host's NSS and PAM configuration (the postinst
+scripts of libnss-sss, libnss-ldapd and the libpam-* profiles) and may start daemons;
+``install_packages`` backs those files up, keeps daemons from starting, and restores the
+files byte for byte afterwards.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import select
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from app.ldap.sandbox import SandboxDirectory
+
+StackKind = Literal["sssd", "nslcd"]
+
+SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
+NSLCD_PACKAGES = ("nslcd", "libnss-ldapd", "libpam-ldapd")
+TOOL_PACKAGES = ("pamtester", "ldap-utils")
+PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES)
+
+NSSWITCH = Path("/etc/nsswitch.conf")
+PAM_DIR = Path("/etc/pam.d")
+PAM_PROFILES = Path("/usr/share/pam-configs")
+POLICY_RC = Path("/usr/sbin/policy-rc.d")
+DAEMON_NAMES = frozenset(
+    {"sssd", "sssd_be", "sssd_nss", "sssd_pam", "sssd_ssh", "sssd_kcm", "nslcd", "nscd"}
+)
+DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
+
+SERVICE = "scim-e2e"
+KEYS_SCRIPT = "ldap-ssh-keys"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 30.0
+
+# PAM stacks as Debian's pam-auth-update writes common-auth and common-account with the
+# unix profile plus the stack's own one (profile "sss" of libpam-sss, "ldap" of
+# libpam-ldapd).
+PAM_SSSD = """\
+auth	[success=2 default=ignore]	pam_unix.so nullok
+auth	[success=1 default=ignore]	pam_sss.so use_first_pass
+auth	requisite			pam_deny.so
+auth	required			pam_permit.so
+account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
+account	requisite			pam_deny.so
+account	required			pam_permit.so
+account	sufficient			pam_localuser.so
+account	[default=bad success=ok user_unknown=ignore]	pam_sss.so
+"""
+
+PAM_NSLCD = """\
+auth	[success=2 default=ignore]	pam_unix.so nullok
+auth	[success=1 default=ignore]	pam_ldap.so minimum_uid=1000 use_first_pass
+auth	requisite			pam_deny.so
+auth	required			pam_permit.so
+account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
+account	requisite			pam_deny.so
+account	required			pam_permit.so
+account	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore \
+authinfo_unavail=ignore default=bad]	pam_ldap.so minimum_uid=1000
+"""
+
+NSSWITCH_SSSD = """\
+passwd:         files sss
+group:          files sss
+shadow:         files sss
+"""
+
+NSSWITCH_NSLCD = """\
+passwd:         files ldap
+group:          files ldap
+shadow:         files ldap
+"""
+
+NAMESPACE_SETUP = r"""
+set -eu
+root=$1
+kind=$2
+mount -t tmpfs -o mode=0755 scim-e2e /run
+mount --bind "$root/nsswitch.conf" /etc/nsswitch.conf
+mount --bind "$root/pam.d" /etc/pam.d
+if [ "$kind" = sssd ]; then
+    mount --bind "$root/sssd" /etc/sssd
+    mount -t tmpfs -o mode=0755 scim-e2e /var/lib/sss
+    mkdir -p /var/lib/sss/db /var/lib/sss/pipes/private /var/lib/sss/mc \
+        /var/lib/sss/pubconf /var/lib/sss/gpo_cache /var/lib/sss/keytabs
+    chmod 0700 /var/lib/sss/db /var/lib/sss/pipes/private
+    mkdir -p /var/log/sssd
+    mount -t tmpfs -o mode=0750 scim-e2e /var/log/sssd
+else
+    mkdir -m 0755 /run/nslcd
+    chown nslcd:nslcd /run/nslcd
+    mount --bind "$root/nslcd.conf" /etc/nslcd.conf
+fi
+echo ready
+exec sleep infinity
+"""
+
+KEYS_SCRIPT_TEMPLATE = """\
+#!/bin/sh
+# sshd_config:
+#   AuthorizedKeysCommand {path} %u
+#   AuthorizedKeysCommandUser root
+# nslcd has no SSH key map, so the keys come from LDAP directly, with the same search
+# base, filter and credentials as nslcd's passwd map.
+set -eu
+case "${{1:-}}" in ''|-*|*[!A-Za-z0-9._-]*) exit 1 ;; esac
+ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri} {bind} -b {base} -s sub \\
+    "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
+"""
+
+
+class ClientError(RuntimeError):
+    """A client stack could not be installed, started or queried."""
+
+
+def missing_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
+    """The Debian packages of ``packages`` that are not installed."""
+    missing = []
+    for package in packages:
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not result.stdout.endswith(" installed"):
+            missing.append(package)
+    return missing
+
+
+def _snapshot() -> dict[Path, tuple[bytes, int]]:
+    files = [NSSWITCH, *sorted(path for path in PAM_DIR.iterdir() if path.is_file())]
+    return {path: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) for path in files}
+
+
+def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> list[Path]:
+    restored = []
+    for path, (content, mode) in snapshot.items():
+        if not path.is_file() or path.read_bytes() != content:
+            path.write_bytes(content)
+            restored.append(path)
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            path.chmod(mode)
+    changed = [path for path, (content, _) in snapshot.items() if path.read_bytes() != content]
+    if changed:
+        raise ClientError(f"could not restore {', '.join(map(str, changed))}")
+    return restored
+
+
+def _host_mount_namespace() -> int:
+    return os.stat("/proc/self/ns/mnt").st_ino
+
+
+def _processes() -> dict[int, tuple[str, int]]:
+    """Every process's name and mount namespace inode, by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+            namespace = os.stat(entry / "ns" / "mnt").st_ino
+        except OSError:
+            continue
+        found[int(entry.name)] = (name, namespace)
+    return found
+
+
+def _host_daemons() -> set[int]:
+    host = _host_mount_namespace()
+    return {
+        pid
+        for pid, (name, namespace) in _processes().items()
+        if name in DAEMON_NAMES and namespace == host
+    }
+
+
+def _kill(pids: Iterable[int]) -> None:
+    pids = list(pids)
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+        time.sleep(0.05)
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return True
+    return fields[0] == "Z"
+
+
+@contextmanager
+def _daemons_kept_stopped() -> Iterator[None]:
+    """Deny every service start during package installation (invoke-rc.d's policy hook)."""
+    if POLICY_RC.exists() or POLICY_RC.is_symlink():
+        yield
+        return
+    POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
+    POLICY_RC.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC.unlink(missing_ok=True)
+
+
+def _run_root(argv: Sequence[str], what: str, *, input: str | None = None) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    result = subprocess.run(
+        list(argv), input=input, capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()[-2000:]
+        raise ClientError(f"{what} failed (exit {result.returncode}): {output}")
+
+
+def install_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
+    """Install the missing ``packages`` without changing how the host resolves or logs in users.
+
+    Returns the packages it installed (none when all were there). Needs root. The
+    postinst scripts add ``sss``/``ldap`` to /etc/nsswitch.conf and enable their PAM
+    profiles in /etc/pam.d/common-*: those files are restored byte for byte, and the new
+    profiles are recorded as seen but disabled so a later ``pam-auth-update`` leaves
+    them off. Daemons are kept from starting; any that started anyway are stopped.
+    """
+    missing = missing_packages(packages)
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        raise ClientError(f"installing {' '.join(missing)} needs root")
+    if shutil.which("apt-get") is None:
+        raise ClientError(f"apt-get not found; install {' '.join(missing)} by hand")
+    snapshot = _snapshot()
+    profiles = {path.name for path in PAM_PROFILES.iterdir()}
+    daemons = _host_daemons()
+    try:
+        with _daemons_kept_stopped():
+            _run_root(
+                ["debconf-set-selections"], "debconf-set-selections", input=DEBCONF_SELECTIONS
+            )
+            _run_root(["apt-get", "update", "-qq"], "apt-get update")
+            _run_root(
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                f"apt-get install {' '.join(missing)}",
+            )
+    finally:
+        _kill(_host_daemons() - daemons)
+        added = sorted({path.name for path in PAM_PROFILES.iterdir()} - profiles)
+        try:
+            if added and shutil.which("pam-auth-update"):
+                _run_root(["pam-auth-update", "--disable", *added], "pam-auth-update")
+        finally:
+            _restore(snapshot)
+    still = missing_packages(packages)
+    if still:
+        raise ClientError(f"still missing after apt-get install: {' '.join(still)}")
+    return missing
+
+
+def sssd_config(
+    directory: SandboxDirectory,
+    domain: Mapping[str, str] | None = None,
+    *,
+    services: str = "nss, pam, ssh",
+) -> str:
+    """An sssd.conf for the sandbox over plain ldap://, with caching cut to the minimum.
+
+    ``domain`` adds or overrides options of the ``[domain/LDAP]`` section; an empty value
+    removes an option.
+    """
+    options = {
+        "id_provider": "ldap",
+        "auth_provider": "ldap",
+        "access_provider": "permit",
+        "chpass_provider": "none",
+        "ldap_uri": directory.url,
+        "ldap_schema": "rfc2307",
+        "ldap_search_base": directory.base_dn,
+        "ldap_user_search_base": directory.users_dn,
+        "ldap_group_search_base": directory.groups_dn,
+        "ldap_default_bind_dn": directory.bind_dn,
+        "ldap_default_authtok_type": "password",
+        "ldap_default_authtok": directory.bind_password,
+        "ldap_id_use_start_tls": "false",
+        "ldap_tls_reqcert": "never",
+        "ldap_auth_disable_tls_never_use_in_production": "true",
+        "cache_credentials": "false",
+        "enumerate": "false",
+        "entry_cache_timeout": "1",
+        "refresh_expired_interval": "0",
+    }
+    options.update(domain or {})
+    lines = [
+        "[sssd]",
+        f"services = {services}",
+        "domains = LDAP",
+        "",
+        "[nss]",
+        "memcache_timeout = 0",
+        "entry_negative_timeout = 1",
+        "",
+        "[pam]",
+        "",
+        "[ssh]",
+        "",
+        "[domain/LDAP]",
+        *(f"{name} = {value}" for name, value in options.items() if value),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def nslcd_config(directory: SandboxDirectory, extra: Sequence[str] = ()) -> str:
+    """An nslcd.conf for the sandbox over plain ldap://; ``extra`` lines are appended."""
+    lines = [
+        "uid nslcd",
+        "gid nslcd",
+        f"uri {directory.url}/",
+        f"base {directory.base_dn}",
+        f"base passwd {directory.users_dn}",
+        f"base shadow {directory.users_dn}",
+        f"base group {directory.groups_dn}",
+        f"binddn {directory.bind_dn}",
+        f"bindpw {directory.bind_password}",
+        "ssl off",
+        "tls_reqcert never",
+        *extra,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _nslcd_options(config: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for raw in config.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        value = value.strip()
+        if name in ("base", "filter"):
+            map_name, _, rest = value.partition(" ")
+            if name == "filter" or (rest and map_name in ("passwd", "shadow", "group")):
+                name, value = f"{name} {map_name}", rest.strip()
+        options.setdefault(name, value)
+    return options
+
+
+def ldap_keys_script(config: str, path: str, password_file: str) -> str:
+    """The sshd ``AuthorizedKeysCommand`` of an nslcd host, built from its nslcd.conf.
+
+    It searches what nslcd's passwd map searches (``base passwd`` or ``base``, ``filter
+    passwd`` or objectClass=posixAccount), with nslcd's bind DN, for the user's
+    sshPublicKey values and prints them one a line.
+    """
+    options = _nslcd_options(config)
+    uri = options.get("uri", "").split()[0] if options.get("uri") else ""
+    if not uri:
+        raise ClientError("nslcd.conf has no uri")
+    base = options.get("base passwd") or options.get("base", "")
+    ldap_filter = options.get("filter passwd", "(objectClass=posixAccount)")
+    if not ldap_filter.startswith("("):
+        ldap_filter = f"({ldap_filter})"
+    bind = ""
+    if options.get("binddn"):
+        bind = f"-D {shlex.quote(options['binddn'])} -y {shlex.quote(password_file)}"
+    return KEYS_SCRIPT_TEMPLATE.format(
+        path=path,
+        uri=shlex.quote(uri),
+        bind=bind,
+        base=shlex.quote(base),
+        filter=ldap_filter.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$"),
+    )
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class ClientStack:
+    """One Linux login stack (sssd or nslcd with its NSS and PAM modules) in a private
+    mount namespace, pointed at a sandbox directory.
+
+    ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf
+    and ``pam`` of the PAM service file that ``authenticate`` and ``account`` use.
+    """
+
+    def __init__(
+        self,
+        kind: StackKind,
+        directory: SandboxDirectory,
+        config: str,
+        nsswitch: str | None = None,
+        pam: str | None = None,
+        *,
+        workdir: Path | None = None,
+    ) -> None:
+        self.kind: StackKind = kind
+        self.directory = directory
+        self.config = config
+        self.nsswitch = nsswitch or (NSSWITCH_SSSD if kind == "sssd" else NSSWITCH_NSLCD)
+        self.pam = pam or (PAM_SSSD if kind == "sssd" else PAM_NSLCD)
+        self._parent_dir = workdir
+        self._root: Path | None = None
+        self._holder: subprocess.Popen[bytes] | None = None
+        self._namespace: int | None = None
+        self._daemon: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            raise ClientError(f"{self.kind} stack is not started")
+        return self._root
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / f"{self.kind}.log"
+
+    @property
+    def keys_command(self) -> str:
+        """The path of the nslcd host's key lookup script (inside and outside the namespace)."""
+        return str(self.root / KEYS_SCRIPT)
+
+    def start(self) -> Self:
+        if self._root is not None:
+            return self
+        if os.geteuid() != 0:
+            raise ClientError("client stacks need root (mount namespaces, PAM as any user)")
+        if self._parent_dir is not None:
+            self._parent_dir.mkdir(parents=True, exist_ok=True)
+        self._root = Path(tempfile.mkdtemp(prefix=f"scim-e2e-{self.kind}-", dir=self._parent_dir))
+        try:
+            self._write_files()
+            self._enter_namespace()
+            self._start_daemon()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the daemon and every other process of the namespace, and remove the files."""
+        daemon, self._daemon = self._daemon, None
+        if daemon is not None:
+            _kill([daemon.pid])
+            with suppress(subprocess.TimeoutExpired):
+                daemon.wait(timeout=STOP_TIMEOUT)
+        holder, self._holder = self._holder, None
+        namespace, self._namespace = self._namespace, None
+        if namespace is not None:
+            _kill(
+                pid
+                for pid, (_, inode) in _processes().items()
+                if inode == namespace and (holder is None or pid != holder.pid)
+            )
+        if holder is not None:
+            _kill([holder.pid])
+            with suppress(subprocess.TimeoutExpired):
+                holder.wait(timeout=STOP_TIMEOUT)
+            if holder.stdout is not None:
+                holder.stdout.close()
+        root, self._root = self._root, None
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def run(
+        self, argv: Sequence[str], *, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT
+    ) -> CommandResult:
+        """Run a command inside the stack's mount namespace."""
+        if self._holder is None:
+            raise ClientError(f"{self.kind} stack is not started")
+        result = subprocess.run(
+            ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"},
+            check=False,
+        )
+        return CommandResult(result.returncode, result.stdout, result.stderr)
+
+    def getent_passwd(self, user: str) -> str | None:
+        """The passwd line NSS gives for ``user``, or None when it knows no such user."""
+        result = self.run(["getent", "passwd", user])
+        line = result.stdout.strip()
+        return line if result.returncode == 0 and line else None
+
+    def id(self, user: str) -> str | None:
+        result = self.run(["id", user])
+        line = result.stdout.strip()
+        return line if result.returncode == 0 and line else None
+
+    def authenticate(self, user: str, password: str) -> bool:
+        """Whether the PAM auth phase accepts ``password`` for ``user``."""
+        return self._pamtester(user, "authenticate", stdin=password + "\n")
+
+    def account(self, user: str) -> bool:
+        """Whether the PAM account phase (acct_mgmt, run for every login) lets ``user`` in."""
+        return self._pamtester(user, "acct_mgmt")
+
+    def ssh_keys(self, user: str) -> list[str]:
+        """The keys sshd's AuthorizedKeysCommand would accept for ``user``.
+
+        sssd: ``sss_ssh_authorizedkeys``; nslcd: the ``ldap_keys_script`` of this stack.
+        """
+        if self.kind == "sssd":
+            result = self.run(["sss_ssh_authorizedkeys", user])
+        else:
+            result = self.run([self.keys_command, user])
+        if result.returncode != 0:
+            return []
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def flush(self) -> None:
+        """Make the next lookup of any user or group go to LDAP.
+
+        nslcd keeps no user cache (and no nscd runs), so only sssd has one to expire.
+        """
+        if self.kind == "sssd":
+            result = self.run(["sss_cache", "-E"])
+            if result.returncode != 0:
+                raise ClientError(f"sss_cache -E failed: {result.stderr.strip()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, ClientError):
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def _pamtester(self, user: str, operation: str, *, stdin: str = "") -> bool:
+        return self.run(["pamtester", SERVICE, user, operation], stdin=stdin).returncode == 0
+
+    def _write_files(self) -> None:
+        root = self.root
+        root.chmod(0o755)
+        (root / "nsswitch.conf").write_text(self.nsswitch)
+        pam_dir = root / "pam.d"
+        pam_dir.mkdir()
+        (pam_dir / SERVICE).write_text(self.pam)
+        (pam_dir / "other").write_text(
+            "auth required pam_deny.so\naccount required pam_deny.so\n"
+            "password required pam_deny.so\nsession required pam_deny.so\n"
+        )
+        if self.kind == "sssd":
+            sssd_dir = root / "sssd"
+            sssd_dir.mkdir(mode=0o700)
+            (sssd_dir / "conf.d").mkdir(mode=0o700)
+            conf = sssd_dir / "sssd.conf"
+            conf.write_text(self.config)
+            conf.chmod(0o600)
+            return
+        conf = root / "nslcd.conf"
+        conf.write_text(self.config)
+        conf.chmod(0o640)
+        os.chown(conf, 0, _group_id("nslcd"))
+        password_file = root / "bindpw"
+        password_file.write_text(_nslcd_options(self.config).get("bindpw", ""))
+        password_file.chmod(0o600)
+        script = root / KEYS_SCRIPT
+        script.write_text(ldap_keys_script(self.config, str(script), str(password_file)))
+        script.chmod(0o700)
+
+    def _enter_namespace(self) -> None:
+        holder = subprocess.Popen(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                NAMESPACE_SETUP,
+                "scim-e2e-namespace",
+                str(self.root),
+                self.kind,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=(self.root / "namespace.log").open("wb"),
+        )
+        self._holder = holder
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], START_TIMEOUT)
+        line = holder.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            log = (self.root / "namespace.log").read_text(errors="replace").strip()
+            raise ClientError(f"mount namespace setup failed: {log or 'no output'}")
+        self._namespace = os.stat(f"/proc/{holder.pid}/ns/mnt").st_ino
+
+    def _start_daemon(self) -> None:
+        assert self._holder is not None
+        if self.kind == "sssd":
+            argv = ["sssd", "-i", "--logger=stderr"]
+            sockets = ["var/lib/sss/pipes/nss", "var/lib/sss/pipes/pam", "var/lib/sss/pipes/ssh"]
+        else:
+            argv = ["nslcd", "-d"]
+            sockets = ["run/nslcd/socket"]
+        with self.log_path.open("wb") as log:
+            self._daemon = subprocess.Popen(
+                ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        view = Path(f"/proc/{self._holder.pid}/root")
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all((view / socket).exists() for socket in sockets):
+            if self._daemon.poll() is not None:
+                raise ClientError(
+                    f"{self.kind} exited with status {self._daemon.returncode}\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ClientError(f"{self.kind} did not open its sockets\n{self.log_tail()}")
+            time.sleep(0.05)
+
+
+def _group_id(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError as exc:
+        raise ClientError(f"group {name} missing: is nslcd installed?") from exc
