@@ -133,7 +133,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     directory = Directory(settings.ldap)
     try:
         directory.check()
-        users = UserDirectory(directory, UserMapping(settings.users, settings.ldap, settings.posix))
+        users = UserDirectory(
+            directory, UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts)
+        )
         for warning in users.preflight_warnings():
             print(f"warning: {warning}")
     except DirectoryConfigError as exc:

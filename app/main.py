@@ -11,6 +11,7 @@ from app.api import discovery, errors, health, users
 from app.api.deps import require_token
 from app.auth import BearerAuth
 from app.config import Settings
+from app.ldap.changes import UserChanges
 from app.ldap.connection import Directory
 from app.ldap.mapping import UserMapping
 from app.ldap.users import UserDirectory
@@ -22,7 +23,7 @@ def create_app(settings: Settings) -> FastAPI:
     directory = Directory(settings.ldap)
     user_directory = UserDirectory(
         directory,
-        UserMapping(settings.users, settings.ldap, settings.posix),
+        UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts),
         small_search=settings.http.max_page_size,
     )
 
@@ -41,7 +42,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.directory = directory
-    app.state.users = UserService(settings, user_directory)
+    app.state.users = UserService(
+        settings, user_directory, UserChanges(user_directory, settings.accounts)
+    )
     app.state.auth = BearerAuth(settings.auth)
     scim = APIRouter(prefix=settings.http.base_path, dependencies=[Depends(require_token)])
     scim.include_router(users.router)

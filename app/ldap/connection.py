@@ -13,7 +13,7 @@ import queue
 import select
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,17 +81,24 @@ class Session:
         """Whether the last search stopped at its size limit."""
         return bool(self.conn.result.get("result") == 4)
 
+    def _check(self, tolerate: Collection[int], action: str) -> dict[str, Any]:
+        result = dict(self.conn.result)
+        if int(result.get("result", 0)) not in tolerate:
+            raise_for_result(result, action)
+        return result
+
     def add(
         self,
         dn: str,
         attributes: dict[str, Any],
         *,
-        controls: Sequence[Control] | None,
+        controls: Sequence[Control] | None = None,
+        tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
+        """Add an entry; a result code in ``tolerate`` is returned rather than raised."""
         self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
-        raise_for_result(self.conn.result, action)
-        return dict(self.conn.result)
+        return self._check(tolerate, action)
 
     def modify(
         self,
@@ -99,34 +106,46 @@ class Session:
         changes: dict[str, Any],
         *,
         controls: Sequence[Control] | None = None,
+        tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
         self.conn.modify(dn, changes, controls=list(controls) if controls else None)
-        raise_for_result(self.conn.result, action)
-        return dict(self.conn.result)
+        return self._check(tolerate, action)
 
     def rename(
         self,
         dn: str,
         new_rdn: str,
         *,
+        new_superior: str | None = None,
         controls: Sequence[Control] | None = None,
+        tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
         self.conn.modify_dn(
-            dn, new_rdn, delete_old_dn=True, controls=list(controls) if controls else None
+            dn,
+            new_rdn,
+            delete_old_dn=True,
+            new_superior=new_superior,
+            controls=list(controls) if controls else None,
         )
-        raise_for_result(self.conn.result, action)
-        return dict(self.conn.result)
+        return self._check(tolerate, action)
 
     def set_password(self, dn: str, plaintext: str, *, action: str) -> None:
         """LDAP Password Modify (RFC 3062); the directory hashes by its own policy."""
         self.conn.extend.standard.modify_password(user=dn, new_password=plaintext)
         raise_for_result(self.conn.result, action)
 
-    def delete(self, dn: str, *, controls: Sequence[Control] | None = None, action: str) -> None:
+    def delete(
+        self,
+        dn: str,
+        *,
+        controls: Sequence[Control] | None = None,
+        tolerate: Collection[int] = (),
+        action: str,
+    ) -> dict[str, Any]:
         self.conn.delete(dn, controls=list(controls) if controls else None)
-        raise_for_result(self.conn.result, action)
+        return self._check(tolerate, action)
 
 
 def _is_alive(conn: Connection) -> bool:

@@ -166,6 +166,16 @@ class PosixGroups:
 
     # ---- memberships (memberUid)
 
+    def _groups_of(self, session: Session, login: str) -> list[str]:
+        """DNs of the posixGroups anywhere below ``groups_dn`` that list ``login``."""
+        found = session.search(
+            self.groups_dn,
+            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(login)}))",
+            ["1.1"],
+            action=f"find the groups of {login}",
+        )
+        return [str(group["dn"]) for group in found]
+
     def rename_member(self, session: Session, old_login: str, new_login: str) -> int:
         """Replace memberUid ``old_login`` by ``new_login`` in every group listing it.
 
@@ -173,16 +183,9 @@ class PosixGroups:
         """
         if old_login == new_login:
             return 0
-        groups = session.search(
-            self.groups_dn,
-            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(old_login)}))",
-            ["1.1"],
-            action=f"find the groups of {old_login}",
-        )
         action = f"rename member {old_login} to {new_login}"
         changed = 0
-        for group in groups:
-            dn = str(group["dn"])
+        for dn in self._groups_of(session, old_login):
             code = writes.modify(
                 session,
                 dn,
@@ -195,38 +198,58 @@ class PosixGroups:
                 action=action,
             )
             if code == writes.ATTRIBUTE_OR_VALUE_EXISTS:
-                code = writes.modify(
-                    session,
-                    dn,
-                    {"memberUid": [(MODIFY_DELETE, [old_login])]},
-                    tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
-                    action=action,
-                )
-            if code == writes.SUCCESS:
+                renamed = self.remove_member_dn(session, dn, old_login)
+            else:
+                renamed = code == writes.SUCCESS
+            if renamed:
                 changed += 1
         return changed
 
-    def add_member(self, session: Session, group_cn: str, login: str) -> None:
-        """Add memberUid ``login`` to ``cn=<group_cn>``; 404 when the group does not exist."""
+    def remove_member_everywhere(self, session: Session, login: str) -> list[str]:
+        """Remove memberUid ``login`` from every group listing it; the DNs of those groups.
+
+        Undo with ``add_member_dn`` on each DN returned.
+        """
+        return [
+            dn
+            for dn in self._groups_of(session, login)
+            if self.remove_member_dn(session, dn, login)
+        ]
+
+    def add_member(self, session: Session, group_cn: str, login: str) -> bool:
+        """Add memberUid ``login`` to ``cn=<group_cn>``; False if it was there already.
+
+        404 when the group does not exist.
+        """
+        return self.add_member_dn(session, self.dn_of(group_cn), login)
+
+    def remove_member(self, session: Session, group_cn: str, login: str) -> bool:
+        """Remove memberUid ``login`` from ``cn=<group_cn>``; False if it was not there."""
+        return self.remove_member_dn(session, self.dn_of(group_cn), login)
+
+    def add_member_dn(self, session: Session, group_dn: str, login: str) -> bool:
+        """``add_member`` for a group given by DN."""
         try:
-            writes.modify(
+            code = writes.modify(
                 session,
-                self.dn_of(group_cn),
+                group_dn,
                 {"memberUid": [(MODIFY_ADD, [login])]},
                 tolerate=(writes.ATTRIBUTE_OR_VALUE_EXISTS,),
-                action=f"add {login} to group {group_cn}",
+                action=f"add {login} to the group {group_dn}",
             )
         except NotFoundException:
             raise NotFoundException(
-                detail=f"Cannot add {login} to the group {self.dn_of(group_cn)}: it does not exist"
+                detail=f"Cannot add {login} to the group {group_dn}: it does not exist"
             ) from None
+        return code == writes.SUCCESS
 
-    def remove_member(self, session: Session, group_cn: str, login: str) -> None:
-        """Remove memberUid ``login`` from ``cn=<group_cn>``, if it is there."""
-        writes.modify(
+    def remove_member_dn(self, session: Session, group_dn: str, login: str) -> bool:
+        """``remove_member`` for a group given by DN; an absent group is not an error."""
+        code = writes.modify(
             session,
-            self.dn_of(group_cn),
+            group_dn,
             {"memberUid": [(MODIFY_DELETE, [login])]},
             tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
-            action=f"remove {login} from group {group_cn}",
+            action=f"remove {login} from the group {group_dn}",
         )
+        return code == writes.SUCCESS

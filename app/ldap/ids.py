@@ -169,19 +169,18 @@ class IdAllocator:
         """Move the counter from what was read to ``following``; False if another writer won."""
         if not counter.exists:
             return self._create_counter(session, following)
-        changes: list[tuple[str, list[str]]] = [(MODIFY_ADD, [str(following)])]
-        if counter.value is not None:
-            changes.insert(0, (MODIFY_DELETE, [str(counter.value)]))
+        lost: tuple[int, ...]
+        if counter.value is None:
+            changes = [(MODIFY_ADD, [str(following)])]
+            lost = (writes.CONSTRAINT_VIOLATION, writes.ATTRIBUTE_OR_VALUE_EXISTS)
+        else:
+            changes = [(MODIFY_DELETE, [str(counter.value)]), (MODIFY_ADD, [str(following)])]
+            lost = (writes.NO_SUCH_ATTRIBUTE,)
         code = writes.modify(
             session,
             self.pool_dn,
             {"uidNumber": changes},
-            tolerate=(
-                writes.NO_SUCH_ATTRIBUTE,
-                writes.CONSTRAINT_VIOLATION,
-                writes.ATTRIBUTE_OR_VALUE_EXISTS,
-                writes.NO_SUCH_OBJECT,
-            ),
+            tolerate=(*lost, writes.NO_SUCH_OBJECT),
             action="advance the uidNumber counter",
         )
         return code == writes.SUCCESS

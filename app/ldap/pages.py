@@ -62,7 +62,7 @@ class PageReader:
         if selective and window <= self.small_search:
             with self.directory.session() as session:
                 entries = session.search(
-                    self.mapping.container,
+                    self.mapping.search_base,
                     ldap_filter,
                     self.mapping.read_attributes,
                     size_limit=self.small_search + 1,
@@ -100,7 +100,7 @@ class PageReader:
             vlv_control(start_index, 0, max(count - 1, 0)),
         ]
         entries = session.search(
-            self.mapping.container,
+            self.mapping.search_base,
             ldap_filter,
             self.mapping.read_attributes if count else ["1.1"],
             controls=controls,
@@ -117,7 +117,7 @@ class PageReader:
     def _walk_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
         """Without VLV: one search for the names, then one read per entry of the page."""
         names = session.search(
-            self.mapping.container, ldap_filter, [self.mapping.rdn], action="search users"
+            self.mapping.search_base, ldap_filter, [self.mapping.rdn], action="search users"
         )
         ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
         window = ordered[start_index - 1 : start_index - 1 + count]

@@ -13,7 +13,6 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from app.ldap.connection import Control, Session
-from app.ldap.errors import raise_for_result
 
 SUCCESS = 0
 NO_SUCH_ATTRIBUTE = 16
@@ -22,18 +21,6 @@ ATTRIBUTE_OR_VALUE_EXISTS = 20
 NO_SUCH_OBJECT = 32
 ENTRY_ALREADY_EXISTS = 68
 ASSERTION_FAILED = 122
-
-
-def _outcome(session: Session, tolerate: Collection[int], action: str) -> int:
-    result = session.conn.result
-    code = int(result.get("result", 0))
-    if code not in tolerate:
-        raise_for_result(result, action)
-    return code
-
-
-def _controls(controls: Sequence[Control] | None) -> list[Control] | None:
-    return list(controls) if controls else None
 
 
 def add(
@@ -45,8 +32,7 @@ def add(
     action: str,
 ) -> int:
     """Add an entry; the result code (0 or one of ``tolerate``)."""
-    session.conn.add(dn, attributes=attributes)
-    return _outcome(session, tolerate, action)
+    return int(session.add(dn, attributes, tolerate=tolerate, action=action)["result"])
 
 
 def modify(
@@ -59,8 +45,8 @@ def modify(
     action: str,
 ) -> int:
     """Modify an entry; the result code (0 or one of ``tolerate``)."""
-    session.conn.modify(dn, changes, controls=_controls(controls))
-    return _outcome(session, tolerate, action)
+    result = session.modify(dn, changes, controls=controls, tolerate=tolerate, action=action)
+    return int(result["result"])
 
 
 def rename(
@@ -73,8 +59,8 @@ def rename(
     action: str,
 ) -> int:
     """Rename an entry in place (the old RDN value is removed); the result code."""
-    session.conn.modify_dn(dn, new_rdn, delete_old_dn=True, controls=_controls(controls))
-    return _outcome(session, tolerate, action)
+    result = session.rename(dn, new_rdn, controls=controls, tolerate=tolerate, action=action)
+    return int(result["result"])
 
 
 def delete(
@@ -86,5 +72,4 @@ def delete(
     action: str,
 ) -> int:
     """Delete an entry; the result code (0 or one of ``tolerate``)."""
-    session.conn.delete(dn, controls=_controls(controls))
-    return _outcome(session, tolerate, action)
+    return int(session.delete(dn, controls=controls, tolerate=tolerate, action=action)["result"])

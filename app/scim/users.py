@@ -16,6 +16,7 @@ from scim2_models.path import FilterNode, ScimFilter
 
 from app.attributes import SLOTS, Slot, SlotValue
 from app.config import Settings
+from app.ldap.changes import UserChanges
 from app.ldap.mapping import UserRecord
 from app.ldap.search import TRUE, translate
 from app.ldap.users import UserDirectory
@@ -69,9 +70,10 @@ def _int_param(name: str, raw: str | None, default: int) -> int:
 class UserService:
     """Turns SCIM requests into directory operations and directory records into SCIM bodies."""
 
-    def __init__(self, settings: Settings, users: UserDirectory) -> None:
+    def __init__(self, settings: Settings, users: UserDirectory, changes: UserChanges) -> None:
         self.settings = settings
         self.users = users
+        self.changes = changes
 
     def stored_slots(self) -> list[Slot]:
         return [s for s in SLOTS if self.users.mapping.attribute_of(s)]
@@ -92,7 +94,7 @@ class UserService:
         return answer
 
     def create(self, body: Any, users_url: str) -> Written:
-        return self._answer(self.users.create(loaded(body)), users_url)
+        return self._answer(self.changes.create(loaded(body)), users_url)
 
     def replace(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
         values = loaded(body)
@@ -121,7 +123,7 @@ class UserService:
         for _attempt in range(_RETRIES):
             current = self.users.get(user_id)
             try:
-                record = self.users.update(current, change(current), wanted or current.version)
+                record = self.changes.update(current, change(current), wanted or current.version)
             except PreconditionFailedException:
                 if wanted is not None:
                     raise
@@ -130,7 +132,7 @@ class UserService:
         raise PreconditionFailedException(detail="the user kept changing during the update; retry")
 
     def delete(self, user_id: str, if_match: str | None) -> None:
-        self.users.delete(user_id, parse_if_match(if_match))
+        self.changes.delete(user_id, parse_if_match(if_match))
 
     def search(
         self,

@@ -8,7 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.config import PosixSettings
 from app.ldap.sandbox import Sandbox
+from app.main import create_app
+from tests.conftest import TOKEN, make_settings
 from tests.api.helpers import (
     CORE,
     ECMA2HOST,
@@ -220,10 +223,28 @@ def test_external_id_is_kept_verbatim(client: TestClient, ldap: Connection) -> N
         delete_quietly(client, created["id"])
 
 
-def test_uid_number_is_required(client: TestClient) -> None:
-    body = user_body()
-    del body[POSIX]
-    error = assert_error(client.post(USERS, json=body), 400, "invalidValue")
+def test_uid_number_is_allocated_when_absent(client: TestClient, ldap: Connection) -> None:
+    first, second = user_body(), user_body()
+    del first[POSIX], second[POSIX]
+    one = client.post(USERS, json=first)
+    two = client.post(USERS, json=second)
+    try:
+        assert one.status_code == two.status_code == 201, one.text + two.text
+        numbers = [one.json()[POSIX]["uidNumber"], two.json()[POSIX]["uidNumber"]]
+        assert 10000 <= numbers[0] < numbers[1] <= 59999
+        assert entry(ldap, one.json()["id"])["uidNumber"] == [str(numbers[0])]
+    finally:
+        delete_quietly(client, one.json().get("id", ""))
+        delete_quietly(client, two.json().get("id", ""))
+
+
+def test_uid_number_is_required_by_the_attribute_strategy(sandbox: Sandbox) -> None:
+    settings = make_settings(sandbox.directory)
+    settings.posix = PosixSettings(uid_strategy="attribute")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        body = user_body()
+        del body[POSIX]
+        error = assert_error(c.post(USERS, json=body), 400, "invalidValue")
     assert "uidNumber" in error["detail"]
 
 
@@ -335,9 +356,13 @@ def test_ignored_and_read_only_attributes(client: TestClient, ldap: Connection) 
         assert created["id"] != "11111111-1111-4111-8111-111111111111"
         assert created["meta"]["resourceType"] == "User"
         assert "nickName" not in created
+        assert "password" not in created
         raw = entry(ldap, created["id"])
         assert raw is not None
-        assert "userPassword" not in raw
+        stored = [str(v) for v in raw["userPassword"]]
+        assert len(stored) == 1
+        assert "Secret123!" not in stored[0], "a plaintext password must never land"
+        assert stored[0].startswith("{"), "the directory hashed it (Password Modify)"
     finally:
         delete_quietly(client, created["id"])
 

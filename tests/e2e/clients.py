@@ -34,6 +34,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from ldap3 import HASHED_SALTED_SHA, SUBTREE, Connection
+from ldap3.utils.hashed import hashed
+
 from app.ldap.sandbox import SandboxDirectory
 
 StackKind = Literal["sssd", "nslcd"]
@@ -57,6 +60,7 @@ KEYS_SCRIPT = "ldap-ssh-keys"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
+FLUSH_ATTEMPTS = 3
 
 # PAM stacks as Debian's pam-auth-update writes common-auth and common-account with the
 # unix profile plus the stack's own one (profile "sss" of libpam-sss, "ldap" of
@@ -294,12 +298,21 @@ def sssd_config(
     directory: SandboxDirectory,
     domain: Mapping[str, str] | None = None,
     *,
+    nss: Mapping[str, str] | None = None,
     services: str = "nss, pam, ssh",
 ) -> str:
     """An sssd.conf for the sandbox over plain ldap://, with caching cut to the minimum.
 
-    ``domain`` adds or overrides options of the ``[domain/LDAP]`` section; an empty value
-    removes an option.
+    Entries expire after a second, the in-memory cache is off and so is the negative
+    cache (``entry_negative_timeout = 0``), which ``sss_cache -E`` would not clear: a user
+    looked up before it existed would stay unknown to NSS and PAM for 15 s by default.
+
+    Over ldap:// sssd refuses every password (and then takes the server for down) unless
+    ``ldap_auth_disable_tls_never_use_in_production = true``, although its own config
+    validator warns that the option is unknown. No TLS option is needed.
+
+    ``domain`` and ``nss`` add or override options of the ``[domain/LDAP]`` and ``[nss]``
+    sections; an empty value removes an option (sssd's default applies).
     """
     options = {
         "id_provider": "ldap",
@@ -314,23 +327,20 @@ def sssd_config(
         "ldap_default_bind_dn": directory.bind_dn,
         "ldap_default_authtok_type": "password",
         "ldap_default_authtok": directory.bind_password,
-        "ldap_id_use_start_tls": "false",
-        "ldap_tls_reqcert": "never",
         "ldap_auth_disable_tls_never_use_in_production": "true",
         "cache_credentials": "false",
         "enumerate": "false",
         "entry_cache_timeout": "1",
-        "refresh_expired_interval": "0",
     }
     options.update(domain or {})
+    nss_options = {"memcache_timeout": "0", "entry_negative_timeout": "0", **(nss or {})}
     lines = [
         "[sssd]",
         f"services = {services}",
         "domains = LDAP",
         "",
         "[nss]",
-        "memcache_timeout = 0",
-        "entry_negative_timeout = 1",
+        *(f"{name} = {value}" for name, value in nss_options.items() if value),
         "",
         "[pam]",
         "",
@@ -354,8 +364,6 @@ def nslcd_config(directory: SandboxDirectory, extra: Sequence[str] = ()) -> str:
         f"base group {directory.groups_dn}",
         f"binddn {directory.bind_dn}",
         f"bindpw {directory.bind_password}",
-        "ssl off",
-        "tls_reqcert never",
         *extra,
     ]
     return "\n".join(lines) + "\n"
@@ -402,6 +410,62 @@ def ldap_keys_script(config: str, path: str, password_file: str) -> str:
         base=shlex.quote(base),
         filter=ldap_filter.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$"),
     )
+
+
+@dataclass(frozen=True)
+class LoginUser:
+    """A POSIX account added straight to LDAP, with its own primary group."""
+
+    uid: str
+    uid_number: int
+    password: str
+    key: str
+    dn: str
+    group_dn: str
+
+
+def add_login_user(
+    conn: Connection,
+    directory: SandboxDirectory,
+    uid: str,
+    uid_number: int,
+    *,
+    password: str,
+    key: str,
+    attributes: Mapping[str, object] | None = None,
+) -> LoginUser:
+    """Add ``uid`` as inetOrgPerson, posixAccount, shadowAccount, ldapPublicKey and scimUser
+    (``scimActive: TRUE``, an {SSHA} userPassword, one sshPublicKey) and a posixGroup of
+    the same name and number as its primary group."""
+    group_dn = f"cn={uid},{directory.groups_dn}"
+    if not conn.add(group_dn, ["posixGroup"], {"cn": uid, "gidNumber": uid_number}):
+        raise ClientError(f"cannot add {group_dn}: {conn.result}")
+    dn = f"uid={uid},{directory.users_dn}"
+    values: dict[str, object] = {
+        "cn": uid,
+        "sn": uid,
+        "uidNumber": uid_number,
+        "gidNumber": uid_number,
+        "homeDirectory": f"/home/{uid}",
+        "loginShell": "/bin/bash",
+        "userPassword": hashed(HASHED_SALTED_SHA, password),
+        "sshPublicKey": key,
+        "scimActive": "TRUE",
+    }
+    values.update(attributes or {})
+    classes = ["inetOrgPerson", "posixAccount", "shadowAccount", "ldapPublicKey", "scimUser"]
+    if not conn.add(dn, classes, values):
+        conn.delete(group_dn)
+        raise ClientError(f"cannot add {dn}: {conn.result}")
+    return LoginUser(uid, uid_number, password, key, dn, group_dn)
+
+
+def remove_login_user(conn: Connection, directory: SandboxDirectory, user: LoginUser) -> None:
+    """Delete the user wherever it was moved to, and its group."""
+    conn.search(directory.base_dn, f"(uid={user.uid})", SUBTREE, attributes=[])
+    for entry in list(conn.entries):
+        conn.delete(entry.entry_dn)
+    conn.delete(user.group_dn)
 
 
 @dataclass(frozen=True)
@@ -562,10 +626,15 @@ class ClientStack:
 
         nslcd keeps no user cache (and no nscd runs), so only sssd has one to expire.
         """
-        if self.kind == "sssd":
+        if self.kind != "sssd":
+            return
+        for _ in range(FLUSH_ATTEMPTS):
             result = self.run(["sss_cache", "-E"])
-            if result.returncode != 0:
-                raise ClientError(f"sss_cache -E failed: {result.stderr.strip()}")
+            if result.returncode == 0:
+                return
+            time.sleep(0.2)
+        output = (result.stderr or result.stdout).strip() or "no output"
+        raise ClientError(f"sss_cache -E failed (exit {result.returncode}): {output}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -15,9 +15,9 @@ class Scratch:
 
     def __init__(self, conn: Connection, base_dn: str, prefix: str = "scratch") -> None:
         self.conn = conn
-        self.dn = child_dn("ou", f"{prefix}-{uuid.uuid4().hex[:10]}", base_dn)
-        ou = self.dn.split(",", 1)[0].split("=", 1)[1]
-        assert conn.add(self.dn, ["top", "organizationalUnit"], {"ou": ou}), conn.result
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.dn = child_dn("ou", name, base_dn)
+        assert conn.add(self.dn, ["top", "organizationalUnit"], {"ou": name}), conn.result
 
     def child(self, name: str) -> str:
         return child_dn("cn", name, self.dn)

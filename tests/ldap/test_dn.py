@@ -6,7 +6,7 @@ import pytest
 from ldap3 import LEVEL, Connection
 from ldap3.utils.conv import escape_filter_chars
 
-from app.ldap.dn import child_dn, is_under, parent_of, rdn_of, same_dn
+from app.ldap.dn import child_dn, is_under, parent_of, rdn_of, rdn_values, same_dn
 from app.ldap.sandbox import Sandbox
 
 PARENT = "ou=people,dc=example,dc=org"
@@ -94,3 +94,12 @@ def test_parent_of_a_value_with_an_inner_hash() -> None:
 
 def test_same_dn_of_hex_and_character_escapes() -> None:
     assert same_dn(f"uid=a\\2Cb,{PARENT}", child_dn("uid", "a,b", PARENT))
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_rdn_values_undo_the_escaping(value: str) -> None:
+    assert rdn_values(child_dn("cn", value, PARENT)) == [("cn", value)]
+
+
+def test_rdn_values_of_a_multi_valued_rdn() -> None:
+    assert rdn_values("cn=a\\+b+uid=c,ou=x") == [("cn", "a+b"), ("uid", "c")]

@@ -1,0 +1,427 @@
+"""Writing user accounts: create, update (rename, disable, enable) and delete.
+
+Each SCIM write is one or more LDAP operations applied all-or-nothing
+(``Steps``). Round trips (pooled connection, no manager reference): POST
+1 number check + the allocation (1 read + 1 compare-and-swap + 1 collision
+search when allocating) + 1 add with post-read; PATCH/PUT 1 read + 1 modify with
+post-read, +1 modrdn when the login name changes or a disabled account moves;
+DELETE 1 read + 1 delete. A password set with the Password Modify operation,
+a private group or the login group add one operation each.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+from ldap3.protocol.rfc4527 import post_read_control
+from ldap3.utils.ciDict import CaseInsensitiveDict
+from ldap3.utils.conv import escape_filter_chars
+from scim2_models import (
+    InvalidValueException,
+    PreconditionFailedException,
+    UniquenessException,
+)
+
+from app.attributes import (
+    ACTIVE,
+    EXTERNAL_ID,
+    GID_NUMBER,
+    MANAGER,
+    PASSWORD,
+    UID_NUMBER,
+    USER_NAME,
+    Slot,
+    SlotValue,
+)
+from app.config import AccountSettings
+from app.ldap.connection import Control, Session
+from app.ldap.controls import assertion_control
+from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
+from app.ldap.groups import PosixGroups
+from app.ldap.ids import IdAllocator
+from app.ldap.mapping import LdapValues, UserMapping, UserRecord
+from app.ldap.passwords import PasswordPolicy
+from app.ldap.steps import Steps
+from app.ldap.users import UserDirectory
+
+log = logging.getLogger(__name__)
+
+POST_READ = "1.3.6.1.1.13.2"
+Changes = dict[str, list[tuple[str, list[str]]]]
+
+
+def _version_filter(version: str) -> str:
+    return f"(entryCSN={escape_filter_chars(version)})"
+
+
+class UserChanges:
+    """Creates, updates and deletes user entries and the groups that go with them."""
+
+    def __init__(self, users: UserDirectory, accounts: AccountSettings) -> None:
+        self.users = users
+        self.directory = users.directory
+        self.mapping: UserMapping = users.mapping
+        self.posix = self.mapping.posix
+        self.accounts = accounts
+        self.passwords = PasswordPolicy(accounts)
+        ldap = self.directory.settings
+        self.ids = IdAllocator(self.directory, self.posix, ldap.base_dn)
+        self.groups = PosixGroups(self.directory, self.posix, ldap.groups_dn)
+        self.base_dn = ldap.base_dn
+
+    # ---- create
+
+    def create(self, values: dict[Slot, SlotValue]) -> UserRecord:
+        """Add the account (and its private group, login group membership, password)."""
+        values = dict(values)
+        requested_password = values.pop(PASSWORD, None)
+        user_name = str(values[USER_NAME])
+        login = self.mapping.logins.login_for(user_name)
+        disabled = values.get(ACTIVE) is False
+        parent = self._parent_for(disabled, self.mapping.container)
+        dn = child_dn(self.mapping.rdn, login, parent)
+        with self.directory.session() as session:
+            self._check_numbers(session, values, None)
+            if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
+                self.groups.ensure_default(session)
+            requested = values.get(UID_NUMBER)
+            external = values.get(EXTERNAL_ID)
+            values[UID_NUMBER] = self.ids.uid_for(
+                session,
+                requested=requested if isinstance(requested, int) else None,
+                external_id=str(external) if external is not None else None,
+                user_name=user_name,
+            )
+            assigned: dict[str, list[str]] = {}
+            private = self.posix.gid_strategy == "private-group"
+            if private and GID_NUMBER not in values:
+                assigned["gidnumber"] = [str(values[UID_NUMBER])]
+            manager_dn = self._manager_dn(session, values.get(MANAGER))
+            attributes: dict[str, Any] = dict(
+                self.mapping.attributes(values, login, manager_dn, assigned)
+            )
+            attributes["objectClass"] = self.mapping.object_classes
+            plaintext = self.passwords.at_creation(
+                str(requested_password) if requested_password is not None else None
+            )
+            if plaintext and not self.passwords.by_exop:
+                attributes["userPassword"] = [self.passwords.hashed(plaintext)]
+            with Steps() as steps:
+                try:
+                    result = session.add(
+                        dn, attributes, controls=[self._post_read()], action=f"create user {login}"
+                    )
+                except UniquenessException:
+                    raise UniquenessException(
+                        detail=f"userName {user_name} is taken: the login name {login!r} "
+                        "already exists"
+                    ) from None
+                steps.done("the add", lambda: session.delete(dn, action="undo an add"))
+                if private:
+                    gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
+                    self.groups.create_private(session, login, gid)
+                    steps.done(
+                        "the private group",
+                        lambda: self.groups.delete_private(session, login, gid),
+                    )
+                if self.mapping.profile.uses_login_group and not disabled:
+                    self._join_login_group(session, steps, login)
+                if plaintext and self.passwords.by_exop:
+                    session.set_password(dn, plaintext, action=f"set the password of {login}")
+                    return self.users.reread(session, dn)
+            record = self._record_after(result, dn)
+            if manager_dn and MANAGER in values:
+                record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
+            return record
+
+    # ---- update
+
+    def update(
+        self, current: UserRecord, values: dict[Slot, SlotValue], if_match: str | None
+    ) -> UserRecord:
+        """Write the difference between ``current`` and ``values``.
+
+        ``if_match`` is the entryCSN the write is conditional on (assertion
+        control, RFC 4528): a concurrent change makes it fail with 412. Only
+        attributes whose value changes are written. The entry is renamed first
+        when its login name changes (``posix.rename_login``) or when the
+        disable profile moves it; group changes follow, then the modify, then
+        a password set with the Password Modify operation. A failing step
+        undoes the ones before it.
+        """
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailedException(
+                detail="the resource changed since the version given in If-Match"
+            )
+        values = dict(values)
+        requested_password = values.pop(PASSWORD, None)
+        plaintext = self.passwords.on_update(
+            str(requested_password) if requested_password is not None else None
+        )
+        old_login = current.login
+        new_login = self._login_after(current, values)
+        was_disabled = current.values.get(ACTIVE) is False
+        now_disabled = values.get(ACTIVE) is False
+        old_parent = parent_of(current.dn)
+        new_parent = self._parent_for(now_disabled, old_parent)
+        with self.directory.session() as session:
+            self._check_numbers(session, values, current)
+            old_manager = current.manager_dn
+            new_manager = (
+                old_manager
+                if values.get(MANAGER) == current.values.get(MANAGER)
+                else self._manager_dn(session, values.get(MANAGER))
+            )
+            before = self.mapping.attributes(
+                current.values, old_login, old_manager, current.defaults, current.extra
+            )
+            after = self.mapping.attributes(
+                values, new_login, new_manager, current.defaults, current.extra
+            )
+            if plaintext and not self.passwords.by_exop:
+                after["userPassword"] = [self.passwords.hashed(plaintext)]
+            changes = self._changes(before, after, current)
+            guard = [assertion_control(_version_filter(if_match))] if if_match else []
+            dn = current.dn
+            result: dict[str, Any] | None = None
+            with Steps() as steps:
+                if new_login != old_login or not same_dn(new_parent, old_parent):
+                    dn = self._move(session, steps, current, new_login, new_parent, guard)
+                    guard = []
+                if new_login != old_login:
+                    self._rename_groups(session, steps, current, new_login)
+                if self.mapping.profile.uses_login_group and was_disabled != now_disabled:
+                    if now_disabled:
+                        self._leave_login_group(session, steps, new_login)
+                    else:
+                        self._join_login_group(session, steps, new_login)
+                if changes:
+                    result = session.modify(
+                        dn,
+                        changes,
+                        controls=[*guard, self._post_read()],
+                        action=f"update user {new_login}",
+                    )
+                    inverse = self._inverse(before, changes)
+                    steps.done(
+                        "the modify",
+                        lambda: session.modify(dn, inverse, action="undo a modify"),
+                    )
+                if plaintext and self.passwords.by_exop:
+                    session.set_password(dn, plaintext, action=f"set the password of {new_login}")
+                    result = None
+            if result is None:
+                return self.users.reread(session, dn)
+            record = self._record_after(result, dn)
+            self.users.resolve_managers(session, [record])
+            return record
+
+    def _login_after(self, current: UserRecord, values: Mapping[Slot, SlotValue]) -> str:
+        same = str(values[USER_NAME]).lower() == str(current.values[USER_NAME]).lower()
+        if same or not self.posix.rename_login:
+            return current.login
+        return self.mapping.logins.login_for(str(values[USER_NAME]))
+
+    def _parent_for(self, disabled: bool, otherwise: str) -> str:
+        """The container an account belongs in: the disabled one when the profile moves it."""
+        if not self.mapping.profile.moves:
+            return otherwise
+        return self.mapping.disabled_container if disabled else self.mapping.container
+
+    def _move(
+        self,
+        session: Session,
+        steps: Steps,
+        current: UserRecord,
+        new_login: str,
+        new_parent: str,
+        guard: Sequence[Control],
+    ) -> str:
+        old_parent = parent_of(current.dn)
+        superior = None if same_dn(new_parent, old_parent) else new_parent
+        try:
+            session.rename(
+                current.dn,
+                rdn_of(self.mapping.rdn, new_login),
+                new_superior=superior,
+                controls=guard,
+                action=f"rename user {current.login} to {new_login}",
+            )
+        except UniquenessException:
+            raise UniquenessException(
+                detail=f"the login name {new_login!r} is already taken"
+            ) from None
+        dn = child_dn(self.mapping.rdn, new_login, new_parent)
+        back = None if superior is None else old_parent
+        steps.done(
+            "the rename",
+            lambda: session.rename(
+                dn,
+                rdn_of(self.mapping.rdn, current.login),
+                new_superior=back,
+                action="undo a rename",
+            ),
+        )
+        return dn
+
+    def _rename_groups(self, session: Session, steps: Steps, current: UserRecord, new: str) -> None:
+        old = current.login
+        gid = self._gid_of(current)
+        if self.posix.gid_strategy == "private-group" and self.groups.rename_private(
+            session, old, new, gid
+        ):
+            steps.done(
+                "the private group rename",
+                lambda: self.groups.rename_private(session, new, old, gid),
+            )
+        self.groups.rename_member(session, old, new)
+        steps.done("the membership renames", lambda: self.groups.rename_member(session, new, old))
+
+    def _join_login_group(self, session: Session, steps: Steps, login: str) -> None:
+        group = self.accounts.login_group
+        if self.groups.add_member(session, group, login):
+            steps.done("the login group", lambda: self.groups.remove_member(session, group, login))
+
+    def _leave_login_group(self, session: Session, steps: Steps, login: str) -> None:
+        group = self.accounts.login_group
+        if self.groups.remove_member(session, group, login):
+            steps.done("the login group", lambda: self.groups.add_member(session, group, login))
+
+    def _changes(self, before: LdapValues, after: LdapValues, current: UserRecord) -> Changes:
+        changes: Changes = {}
+        names = {n.lower(): n for n in [*before, *after]}
+        lower_before = {k.lower(): v for k, v in before.items()}
+        lower_after = {k.lower(): v for k, v in after.items()}
+        for key, name in names.items():
+            if key == self.mapping.rdn.lower():
+                continue
+            old, new = lower_before.get(key, []), lower_after.get(key, [])
+            if old != new:
+                changes[name] = [(MODIFY_REPLACE, new)]
+        if changes:
+            present = {c.lower() for c in current.object_classes}
+            missing = [c for c in self.mapping.object_classes if c.lower() not in present]
+            if missing:
+                changes["objectClass"] = [(MODIFY_ADD, missing)]
+        return changes
+
+    @staticmethod
+    def _inverse(before: LdapValues, changes: Changes) -> Changes:
+        """The modify that restores what ``changes`` replaced (object classes stay)."""
+        lowered = {k.lower(): v for k, v in before.items()}
+        return {
+            name: [(MODIFY_REPLACE, lowered.get(name.lower(), []))]
+            for name in changes
+            if name.lower() not in ("objectclass", "userpassword")
+        }
+
+    # ---- delete
+
+    def delete(self, user_id: str, if_match: str | None) -> None:
+        """Delete (or archive, ``accounts.delete``) the account and its group memberships.
+
+        memberUid values naming the login are removed everywhere, so a later
+        account given the same login name inherits no group.
+        """
+        with self.directory.session() as session:
+            record = self.users.find(session, user_id)
+            if if_match is not None and if_match != record.version:
+                raise PreconditionFailedException(
+                    detail="the resource changed since the version given in If-Match"
+                )
+            guard = [assertion_control(_version_filter(if_match))] if if_match else None
+            login = record.login
+            with Steps() as steps:
+                removed = self.groups.remove_member_everywhere(session, login)
+                steps.done(
+                    "the memberships",
+                    lambda: [self.groups.add_member_dn(session, g, login) for g in removed],
+                )
+                if self.posix.gid_strategy == "private-group":
+                    number = self._gid_of(record)
+                    if self.groups.delete_private(session, login, number):
+                        steps.done(
+                            "the private group",
+                            lambda: self.groups.create_private(session, login, number),
+                        )
+                if self.accounts.delete == "archive":
+                    session.rename(
+                        record.dn,
+                        rdn_of(self.mapping.rdn, login),
+                        new_superior=self.mapping.archive_container,
+                        controls=guard,
+                        action=f"archive user {login}",
+                    )
+                else:
+                    session.delete(record.dn, controls=guard, action=f"delete user {login}")
+
+    @staticmethod
+    def _gid_of(record: UserRecord) -> int:
+        """The account's gidNumber, whether the client sent it or the server assigned it."""
+        gid = record.values.get(GID_NUMBER)
+        if isinstance(gid, int):
+            return gid
+        kept = record.defaults.get("gidnumber") or ["0"]
+        return int(kept[0])
+
+    # ---- helpers
+
+    def _check_numbers(
+        self, session: Session, values: Mapping[Slot, SlotValue], current: UserRecord | None
+    ) -> None:
+        """Refuse system ids and a uidNumber another account already has.
+
+        Only numbers the request sets or changes are checked, so an existing
+        entry made by hand with a low id stays editable.
+        """
+        for slot, minimum in (
+            (UID_NUMBER, self.posix.min_uid_number),
+            (GID_NUMBER, self.posix.min_gid_number),
+        ):
+            value = values.get(slot)
+            if not isinstance(value, int) or (
+                current is not None and current.values.get(slot) == value
+            ):
+                continue
+            if value < minimum:
+                raise InvalidValueException(
+                    detail=f"{slot.path} {value} is below {minimum}: system ids are refused"
+                )
+            if slot == UID_NUMBER and value in self.ids.taken(session, [value]):
+                raise UniquenessException(
+                    detail=f"{slot.path} {value} already belongs to another account"
+                )
+
+    def _manager_dn(self, session: Session, manager_id: SlotValue | None) -> str | None:
+        """The DN of the manager with this id; an unknown id is ignored (ENTRA.md §2)."""
+        if not manager_id:
+            return None
+        try:
+            canonical = str(uuid.UUID(str(manager_id)))
+        except ValueError:
+            return None
+        found = session.search(
+            self.mapping.search_base,
+            f"(&{self.mapping.search_filter}(entryUUID={canonical}))",
+            ["1.1"],
+            action="find manager",
+        )
+        return str(found[0]["dn"]) if found else None
+
+    def _post_read(self) -> Control:
+        control: Control = post_read_control(self.mapping.read_attributes)
+        return control
+
+    def _record_after(self, result: Mapping[str, Any], dn: str) -> UserRecord:
+        control = (result.get("controls") or {}).get(POST_READ, {})
+        raw = control.get("value", {}).get("result", {})
+        attributes = CaseInsensitiveDict()
+        for name, values in raw.items():
+            attributes[name] = [
+                v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values
+            ]
+        return self.mapping.record({"dn": dn, "attributes": attributes})

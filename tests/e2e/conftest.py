@@ -1,0 +1,84 @@
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+from ldap3 import Connection
+
+from app.ldap.sandbox import Sandbox, SandboxDirectory
+from tests.e2e.clients import (
+    PACKAGES,
+    ClientError,
+    ClientStack,
+    LoginUser,
+    StackKind,
+    add_login_user,
+    install_packages,
+    missing_packages,
+    nslcd_config,
+    remove_login_user,
+    sssd_config,
+)
+
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw e2e@example"
+_uid_numbers = itertools.count(30001)
+
+
+@pytest.fixture(scope="session")
+def client_packages() -> None:
+    """The sssd and nslcd stacks and pamtester, installed (as root) when missing."""
+    if os.geteuid() != 0:
+        missing = " ".join(missing_packages()) or "none"
+        pytest.fail(
+            "the e2e tests run real sssd/nslcd stacks in private mount namespaces and need "
+            f"root (missing packages: {missing})",
+            pytrace=False,
+        )
+    try:
+        installed = install_packages(PACKAGES)
+    except ClientError as exc:
+        pytest.fail(f"cannot install the Linux client packages: {exc}", pytrace=False)
+    if installed:
+        print(f"installed {' '.join(installed)}")
+
+
+def default_config(kind: StackKind, directory: SandboxDirectory) -> str:
+    return sssd_config(directory) if kind == "sssd" else nslcd_config(directory)
+
+
+@pytest.fixture(scope="module", params=["sssd", "nslcd"])
+def stack(
+    request: pytest.FixtureRequest, client_packages: None, sandbox: Sandbox
+) -> Iterator[ClientStack]:
+    kind: StackKind = request.param
+    client = ClientStack(kind, sandbox.directory, default_config(kind, sandbox.directory))
+    try:
+        client.start()
+    except ClientError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield client
+    finally:
+        client.stop()
+
+
+@pytest.fixture
+def admin(sandbox: Sandbox) -> Iterator[Connection]:
+    directory = sandbox.directory
+    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    try:
+        yield conn
+    finally:
+        conn.unbind()
+
+
+@pytest.fixture
+def login_user(admin: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
+    number = next(_uid_numbers)
+    user = add_login_user(
+        admin, sandbox.directory, f"e2e{number}", number, password=f"pw-{number}!", key=SSH_KEY
+    )
+    try:
+        yield user
+    finally:
+        remove_login_user(admin, sandbox.directory, user)
