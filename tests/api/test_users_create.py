@@ -11,7 +11,6 @@ from ldap3 import Connection
 from app.config import PosixSettings
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
-from tests.conftest import TOKEN, make_settings
 from tests.api.helpers import (
     CORE,
     ECMA2HOST,
@@ -26,6 +25,7 @@ from tests.api.helpers import (
     unique,
     user_body,
 )
+from tests.conftest import TOKEN, make_settings
 
 
 def entra_body(user_name: str, number: int | str) -> dict[str, Any]:
@@ -232,7 +232,9 @@ def test_uid_number_is_allocated_when_absent(client: TestClient, ldap: Connectio
         assert one.status_code == two.status_code == 201, one.text + two.text
         numbers = [one.json()[POSIX]["uidNumber"], two.json()[POSIX]["uidNumber"]]
         assert 10000 <= numbers[0] < numbers[1] <= 59999
-        assert entry(ldap, one.json()["id"])["uidNumber"] == [str(numbers[0])]
+        raw = entry(ldap, one.json()["id"])
+        assert raw is not None
+        assert raw["uidNumber"] == [str(numbers[0])]
     finally:
         delete_quietly(client, one.json().get("id", ""))
         delete_quietly(client, two.json().get("id", ""))
