@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 from scim2_models import SCIMException
 
 from app.attributes import CORE_USER, POSIX_USER
+from app.clientconfig import PARTS, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.mapping import UserMapping
@@ -148,6 +149,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_client_config(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if isinstance(settings, str):
+        return _fail(settings)
+    password = ""
+    if args.bind_password_file:
+        try:
+            password = Path(args.bind_password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return _fail(f"cannot read {args.bind_password_file}: {exc.strerror}")
+    options = ClientOptions(
+        bind_dn=args.bind_dn or "",
+        bind_password=password,
+        cache_timeout=args.cache_timeout,
+        allow_plain_ldap=args.allow_plain_ldap,
+    )
+    try:
+        sys.stdout.write(render(settings, args.kind, options, args.part))
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from app.main import create_app
 
@@ -178,6 +202,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate the configuration and the directory")
     check.add_argument("--config", type=Path, help="TOML configuration file")
     check.set_defaults(func=cmd_check)
+
+    client = commands.add_parser(
+        "client-config", help="print the sssd or nslcd configuration for Linux hosts"
+    )
+    client.add_argument("--for", dest="kind", choices=["sssd", "nslcd"], required=True)
+    client.add_argument("--config", type=Path, help="TOML configuration file")
+    client.add_argument("--part", choices=PARTS, help="print only this part")
+    client.add_argument("--bind-dn", help="DN the hosts bind as (read-only account)")
+    client.add_argument("--bind-password-file", help="file holding that DN's password")
+    client.add_argument("--cache-timeout", type=int, default=60, help="seconds hosts cache")
+    client.add_argument(
+        "--allow-plain-ldap",
+        action="store_true",
+        help="let sssd send passwords over ldap:// (a lab on loopback only)",
+    )
+    client.set_defaults(func=cmd_client_config)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--output", help="write to this file instead of stdout")

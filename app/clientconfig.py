@@ -1,0 +1,280 @@
+"""The Linux client configuration that makes a host honour the configured disable profile.
+
+``python -m app client-config --for sssd|nslcd`` prints, for the configured
+directory: the daemon's configuration, the nsswitch lines, the PAM lines and
+the sshd lines for SSH keys. What each piece is for:
+
+- users are looked up only under ``ldap.users_dn``, so an account the
+  ``move`` action or the ``archive`` delete policy put elsewhere is unknown;
+- a disabled account (``scimActive: FALSE``) is refused in the PAM account
+  phase (sssd ``ldap_access_filter``, nslcd ``pam_authz_search``), which sshd
+  runs for password and key logins alike, and hidden from NSS, so that its SSH
+  keys are not even looked up;
+- ``lock`` is checked by sssd's ``ppolicy`` access rule and by the directory
+  on every password bind; ``expire`` by sssd's ``expire`` rule with the shadow
+  policy and by nslcd natively;
+- cached credentials are off and caches are short, so a change in Entra
+  reaches the host within ``--cache-timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ldap3.utils.conv import escape_filter_chars
+
+from app.config import Settings
+
+Kind = Literal["sssd", "nslcd"]
+PARTS = ("sssd.conf", "nslcd.conf", "nsswitch.conf", "pam", "sshd_config", "ldap-ssh-keys")
+
+KEYS_COMMAND = "/usr/local/sbin/ldap-ssh-keys"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What the host needs beyond the server's own settings."""
+
+    bind_dn: str = ""
+    bind_password: str = ""
+    cache_timeout: int = 60
+    allow_plain_ldap: bool = False
+    ca_file: str = "/etc/ssl/certs/ca-certificates.crt"
+
+
+class ClientConfig:
+    """Builds the files of one client stack for the configured directory and profile."""
+
+    def __init__(self, settings: Settings, options: ClientOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.ldap = settings.ldap
+        self.actions = set(settings.accounts.disable)
+        active = settings.users.active_attribute
+        self.active_filter = f"(!({active}=FALSE))" if active else ""
+
+    @property
+    def _uri(self) -> str:
+        return " ".join(self.ldap.urls)
+
+    @property
+    def _plain(self) -> bool:
+        return not self.ldap.start_tls and any(u.startswith("ldap://") for u in self.ldap.urls)
+
+    @property
+    def _login_group_filter(self) -> str:
+        if "remove-group" not in self.actions:
+            return ""
+        group = escape_filter_chars(self.settings.accounts.login_group)
+        return f"(&(objectClass=posixGroup)(cn={group})(memberUid=$username))"
+
+    def files(self, kind: Kind) -> dict[str, str]:
+        """The parts for ``kind``, by name (see ``PARTS``)."""
+        if kind == "sssd":
+            return {
+                "sssd.conf": self.sssd_conf(),
+                "nsswitch.conf": self.nsswitch("sss"),
+                "pam": self.pam("sss"),
+                "sshd_config": self.sshd("/usr/bin/sss_ssh_authorizedkeys"),
+            }
+        return {
+            "nslcd.conf": self.nslcd_conf(),
+            "nsswitch.conf": self.nsswitch("ldap"),
+            "pam": self.pam("ldap"),
+            "sshd_config": self.sshd(KEYS_COMMAND),
+            "ldap-ssh-keys": self.keys_command(),
+        }
+
+    def sssd_conf(self) -> str:
+        """sssd.conf (mode 0600): the ldap provider with the profile's access rules."""
+        order = ["filter"]
+        if "lock" in self.actions:
+            order.append("ppolicy")
+        if "expire" in self.actions:
+            order.append("expire")
+        users = self.ldap.users_dn
+        if self.active_filter:
+            users = f"{users}?subtree?{self.active_filter}"
+        timeout = self.options.cache_timeout
+        domain = {
+            "id_provider": "ldap",
+            "auth_provider": "ldap",
+            "access_provider": "ldap",
+            "chpass_provider": "ldap",
+            "ldap_uri": ",".join(self.ldap.urls),
+            "ldap_schema": "rfc2307",
+            "ldap_search_base": self.ldap.base_dn,
+            "ldap_user_search_base": users,
+            "ldap_group_search_base": self.ldap.groups_dn,
+            "ldap_user_ssh_public_key": "sshPublicKey",
+            "ldap_access_order": ", ".join(order),
+            "ldap_access_filter": self.active_filter or "(objectClass=posixAccount)",
+            "ldap_account_expire_policy": "shadow" if "expire" in self.actions else "",
+            "cache_credentials": "false",
+            "enumerate": "false",
+            "entry_cache_timeout": str(timeout),
+            "refresh_expired_interval": "",
+        }
+        if "remove-group" in self.actions:
+            domain["access_provider"] = "simple"
+            domain["simple_allow_groups"] = self.settings.accounts.login_group
+            for name in ("ldap_access_order", "ldap_access_filter", "ldap_account_expire_policy"):
+                domain[name] = ""
+        if self.options.bind_dn:
+            domain["ldap_default_bind_dn"] = self.options.bind_dn
+            domain["ldap_default_authtok_type"] = "password"
+            domain["ldap_default_authtok"] = self.options.bind_password or "<password>"
+        if self.ldap.start_tls:
+            domain["ldap_id_use_start_tls"] = "true"
+        if self._plain and self.options.allow_plain_ldap:
+            domain["ldap_auth_disable_tls_never_use_in_production"] = "true"
+        elif self.ldap.start_tls or any(u.startswith("ldaps://") for u in self.ldap.urls):
+            domain["ldap_tls_reqcert"] = "demand"
+            domain["ldap_tls_cacert"] = self.options.ca_file
+        lines = [
+            "# /etc/sssd/sssd.conf (mode 0600), generated by scim-ldap client-config",
+            "[sssd]",
+            "services = nss, pam, ssh",
+            "domains = scim",
+            "",
+            "[nss]",
+            f"memcache_timeout = {min(timeout, 300)}",
+            f"entry_negative_timeout = {min(timeout, 15)}",
+            "",
+            "[pam]",
+            "",
+            "[ssh]",
+            "",
+            "[domain/scim]",
+            *(f"{name} = {value}" for name, value in domain.items() if value),
+        ]
+        if self._plain and not self.options.allow_plain_ldap:
+            lines.insert(1, "# sssd refuses password logins over plain ldap://: use ldaps:// or")
+            lines.insert(2, "# ldap.start_tls (or --allow-plain-ldap for a lab on loopback).")
+        return "\n".join(lines) + "\n"
+
+    def nslcd_conf(self) -> str:
+        """nslcd.conf (mode 0640, root:nslcd)."""
+        users = self.ldap.users_dn
+        accounts = f"(&(objectClass=posixAccount){self.active_filter})"
+        lines = [
+            "# /etc/nslcd.conf (mode 0640, root:nslcd), generated by scim-ldap client-config",
+            "uid nslcd",
+            "gid nslcd",
+            f"uri {self._uri}",
+            f"base {self.ldap.base_dn}",
+            f"base passwd {users}",
+            f"base shadow {users}",
+            f"base group {self.ldap.groups_dn}",
+            f"filter passwd {accounts}",
+            f"filter shadow {accounts}",
+            f"pam_authz_search (&(objectClass=posixAccount)(uid=$username){self.active_filter})",
+        ]
+        if group := self._login_group_filter:
+            lines.append(f"pam_authz_search {group}")
+        if self.options.bind_dn:
+            lines += [
+                f"binddn {self.options.bind_dn}",
+                f"bindpw {self.options.bind_password or '<password>'}",
+            ]
+        if self.ldap.start_tls:
+            lines.append("ssl start_tls")
+        if self.ldap.start_tls or any(u.startswith("ldaps://") for u in self.ldap.urls):
+            lines += ["tls_reqcert demand", f"tls_cacertfile {self.options.ca_file}"]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def nsswitch(source: str) -> str:
+        """The lines of /etc/nsswitch.conf that consult the directory after local files."""
+        return (
+            "\n".join(
+                [
+                    "# /etc/nsswitch.conf: these lines, the others unchanged",
+                    f"passwd:         files {source}",
+                    f"group:          files {source}",
+                    f"shadow:         files {source}",
+                ]
+            )
+            + "\n"
+        )
+
+    @staticmethod
+    def pam(module: str) -> str:
+        """A PAM service (what Debian's pam-auth-update writes into common-auth/account)."""
+        if module == "sss":
+            auth = "pam_sss.so use_first_pass"
+            account = "[default=bad success=ok user_unknown=ignore]\tpam_sss.so"
+        else:
+            auth = "pam_ldap.so minimum_uid=1000 use_first_pass"
+            account = (
+                "[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore "
+                "authinfo_unavail=ignore default=bad]\tpam_ldap.so minimum_uid=1000"
+            )
+        return (
+            "\n".join(
+                [
+                    "# PAM: pam-auth-update --enable "
+                    + ("sss" if module == "sss" else "ldap")
+                    + " gives common-auth/common-account equivalent to:",
+                    "auth\t[success=2 default=ignore]\tpam_unix.so nullok",
+                    f"auth\t[success=1 default=ignore]\t{auth}",
+                    "auth\trequisite\t\t\tpam_deny.so",
+                    "auth\trequired\t\t\tpam_permit.so",
+                    "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so",
+                    "account\trequisite\t\t\tpam_deny.so",
+                    "account\trequired\t\t\tpam_permit.so",
+                    "account\tsufficient\t\t\tpam_localuser.so",
+                    f"account\t{account}",
+                ]
+            )
+            + "\n"
+        )
+
+    @staticmethod
+    def sshd(command: str) -> str:
+        """sshd_config lines for SSH keys from the directory (sshd runs PAM's account phase)."""
+        return (
+            "\n".join(
+                [
+                    "# /etc/ssh/sshd_config",
+                    "UsePAM yes",
+                    f"AuthorizedKeysCommand {command} %u",
+                    "AuthorizedKeysCommandUser nobody",
+                ]
+            )
+            + "\n"
+        )
+
+    def keys_command(self) -> str:
+        """The AuthorizedKeysCommand of an nslcd host: the user's keys, if the account is active."""
+        users = self.ldap.users_dn
+        bind = ""
+        if self.options.bind_dn:
+            bind = f' -D "{self.options.bind_dn}" -y /etc/ldap-ssh-keys.secret'
+        starttls = " -ZZ" if self.ldap.start_tls else ""
+        account = f"(&(objectClass=posixAccount){self.active_filter}(uid=$user))"
+        return (
+            "\n".join(
+                [
+                    "#!/bin/sh",
+                    f"# {KEYS_COMMAND} (mode 0755): prints the SSH keys of an active account",
+                    'user="$1"',
+                    'case "$user" in *[!a-z0-9_.$-]*|"") exit 1 ;; esac',
+                    f'exec ldapsearch -x -LLL -o ldif-wrap=no -H "{self._uri.split()[0]}"{starttls}'
+                    f'{bind} -b "{users}" "{account}" sshPublicKey \\',
+                    "    | sed -n 's/^sshPublicKey: //p'",
+                ]
+            )
+            + "\n"
+        )
+
+
+def render(settings: Settings, kind: Kind, options: ClientOptions, part: str | None) -> str:
+    """One part, or every part of ``kind`` with a header line each."""
+    files = ClientConfig(settings, options).files(kind)
+    if part is not None:
+        if part not in files:
+            raise KeyError(f"{part} is not a part of the {kind} configuration: {', '.join(files)}")
+        return files[part]
+    return "\n".join(f"# ==> {name} <==\n{text}" for name, text in files.items())
