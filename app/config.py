@@ -273,6 +273,11 @@ class AccountSettings(BaseModel):
         default="linux-login",
         description="cn of the login-access group users join at creation (remove-group).",
     )
+    ppolicy_dn: str = Field(
+        default="",
+        description="The directory's default password policy (cn=default,ou=policies,<base_dn>); "
+        "sssd needs it to honour the lock action.",
+    )
     delete: Literal["delete", "archive"] = Field(
         default="delete",
         description="delete: remove the entry; archive: move it out of every search base.",
@@ -344,6 +349,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_pool(self) -> Settings:
         self.posix.id_pool_dn = self.posix.id_pool_dn or f"cn=scim-ldap-ids,{self.ldap.base_dn}"
+        base = self.ldap.base_dn
+        self.accounts.ppolicy_dn = self.accounts.ppolicy_dn or f"cn=default,ou=policies,{base}"
         return self
 
     @classmethod

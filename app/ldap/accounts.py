@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from app.config import AccountSettings
 
+LOCK_ATTRIBUTE = "pwdAccountLockedTime"
 LOCKED = "000001010000Z"
 """ppolicy's permanent lock (draft-behera-ldap-password-policy §5.3.3)."""
 
@@ -36,7 +37,7 @@ class DisableProfile:
         self.stash_attribute = stash_attribute
         disabled: LdapValues = {}
         if "lock" in self.actions:
-            disabled["pwdAccountLockedTime"] = [LOCKED]
+            disabled[LOCK_ATTRIBUTE] = [LOCKED]
         if "expire" in self.actions:
             disabled["shadowExpire"] = [EXPIRED]
         if "nologin" in self.actions:
@@ -48,6 +49,11 @@ class DisableProfile:
     @property
     def moves(self) -> bool:
         return "move" in self.actions
+
+    @property
+    def locks(self) -> bool:
+        """Whether the profile locks the account, which ppolicy undoes when the password changes."""
+        return "lock" in self.actions
 
     @property
     def uses_login_group(self) -> bool:

@@ -6,7 +6,9 @@ Each SCIM write is one or more LDAP operations applied all-or-nothing
 search when allocating) + 1 add with post-read; PATCH/PUT 1 read + 1 modify with
 post-read, +1 modrdn when the login name changes or a disabled account moves;
 DELETE 1 read + 1 delete. A password set with the Password Modify operation,
-a private group or the login group add one operation each.
+a private group or the login group add one operation each; so does a password
+set on a locked, disabled account, which ppolicy unlocks and which is locked
+again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     InvalidValueException,
+    NotFoundException,
     PreconditionFailedException,
     UniquenessException,
 )
@@ -38,9 +41,11 @@ from app.attributes import (
     SlotValue,
 )
 from app.config import AccountSettings
+from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
+from app.ldap.errors import DirectoryFailure
 from app.ldap.groups import PosixGroups
 from app.ldap.ids import IdAllocator
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
@@ -120,6 +125,9 @@ class UserChanges:
                         detail=f"userName {user_name} is taken: the login name {login!r} "
                         "already exists"
                     ) from None
+                except NotFoundException:
+                    self._check_container(session, parent)
+                    raise
                 steps.done("the add", lambda: session.delete(dn, action="undo an add"))
                 if private:
                     gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
@@ -132,6 +140,8 @@ class UserChanges:
                     self._join_login_group(session, steps, login)
                 if plaintext and self.passwords.by_exop:
                     session.set_password(dn, plaintext, action=f"set the password of {login}")
+                    if disabled:
+                        self._lock_again(session, dn, login)
                     return self.users.reread(session, dn)
             record = self._record_after(result, dn)
             if manager_dn and MANAGER in values:
@@ -150,8 +160,8 @@ class UserChanges:
         attributes whose value changes are written. The entry is renamed first
         when its login name changes (``posix.rename_login``) or when the
         disable profile moves it; group changes follow, then the modify, then
-        a password set with the Password Modify operation. A failing step
-        undoes the ones before it.
+        a password set with the Password Modify operation, then the lock of a
+        disabled account again. A failing step undoes the ones before it.
         """
         if if_match is not None and if_match != current.version:
             raise PreconditionFailedException(
@@ -167,7 +177,11 @@ class UserChanges:
         was_disabled = current.values.get(ACTIVE) is False
         now_disabled = values.get(ACTIVE) is False
         old_parent = parent_of(current.dn)
-        new_parent = self._parent_for(now_disabled, old_parent)
+        new_parent = (
+            old_parent
+            if was_disabled == now_disabled
+            else self._parent_for(now_disabled, old_parent)
+        )
         with self.directory.session() as session:
             self._check_numbers(session, values, current)
             old_manager = current.manager_dn
@@ -214,6 +228,8 @@ class UserChanges:
                 if plaintext and self.passwords.by_exop:
                     session.set_password(dn, plaintext, action=f"set the password of {new_login}")
                     result = None
+                if plaintext and now_disabled and self._lock_again(session, dn, new_login):
+                    result = None
             if result is None:
                 return self.users.reread(session, dn)
             record = self._record_after(result, dn)
@@ -227,7 +243,11 @@ class UserChanges:
         return self.mapping.logins.login_for(str(values[USER_NAME]))
 
     def _parent_for(self, disabled: bool, otherwise: str) -> str:
-        """The container an account belongs in: the disabled one when the profile moves it."""
+        """The container an account goes to when created or when ``active`` changes.
+
+        Other changes leave it where it is, in a sub-container an administrator
+        chose for instance.
+        """
         if not self.mapping.profile.moves:
             return otherwise
         return self.mapping.disabled_container if disabled else self.mapping.container
@@ -255,6 +275,10 @@ class UserChanges:
             raise UniquenessException(
                 detail=f"the login name {new_login!r} is already taken"
             ) from None
+        except NotFoundException:
+            if superior is not None:
+                self._check_container(session, superior)
+            raise
         dn = child_dn(self.mapping.rdn, new_login, new_parent)
         back = None if superior is None else old_parent
         steps.done(
@@ -283,7 +307,14 @@ class UserChanges:
 
     def _join_login_group(self, session: Session, steps: Steps, login: str) -> None:
         group = self.accounts.login_group
-        if self.groups.add_member(session, group, login):
+        try:
+            added = self.groups.add_member(session, group, login)
+        except NotFoundException:
+            raise DirectoryFailure(
+                detail=f"The login group {self.groups.dn_of(group)} does not exist: create it "
+                "(a posixGroup) or change accounts.login_group"
+            ) from None
+        if added:
             steps.done("the login group", lambda: self.groups.remove_member(session, group, login))
 
     def _leave_login_group(self, session: Session, steps: Steps, login: str) -> None:
@@ -325,7 +356,8 @@ class UserChanges:
         """Delete (or archive, ``accounts.delete``) the account and its group memberships.
 
         memberUid values naming the login are removed everywhere, so a later
-        account given the same login name inherits no group.
+        account given the same login name inherits no group. An archived entry
+        keeps its uidNumber, which no later account is given.
         """
         with self.directory.session() as session:
             record = self.users.find(session, user_id)
@@ -349,15 +381,33 @@ class UserChanges:
                             lambda: self.groups.create_private(session, login, number),
                         )
                 if self.accounts.delete == "archive":
-                    session.rename(
-                        record.dn,
-                        rdn_of(self.mapping.rdn, login),
-                        new_superior=self.mapping.archive_container,
-                        controls=guard,
-                        action=f"archive user {login}",
-                    )
+                    archive = self.mapping.archive_container
+                    try:
+                        session.rename(
+                            record.dn,
+                            self._archived_rdn(record),
+                            new_superior=archive,
+                            controls=guard,
+                            action=f"archive user {login}",
+                        )
+                    except NotFoundException:
+                        self._check_container(session, archive)
+                        raise
                 else:
                     session.delete(record.dn, controls=guard, action=f"delete user {login}")
+
+    def _archived_rdn(self, record: UserRecord) -> str:
+        """``uid=<login>+uidNumber=<n>``: unique, as numbers are never handed out twice.
+
+        The login alone would collide with the archived entry of an earlier
+        account of the same login, and that account could then not be deleted.
+        """
+        rdn = rdn_of(self.mapping.rdn, record.login)
+        number = record.values.get(UID_NUMBER)
+        attribute = self.mapping.by_slot.get(UID_NUMBER)
+        if attribute is None or number is None or attribute.lower() == self.mapping.rdn.lower():
+            return rdn
+        return f"{rdn}+{rdn_of(attribute, str(number))}"
 
     @staticmethod
     def _gid_of(record: UserRecord) -> int:
@@ -369,6 +419,32 @@ class UserChanges:
         return int(kept[0])
 
     # ---- helpers
+
+    def _lock_again(self, session: Session, dn: str, login: str) -> bool:
+        """ppolicy unlocks an account whose password changes: lock a disabled one again.
+
+        Whether a lock was written.
+        """
+        if not self.mapping.profile.locks:
+            return False
+        session.modify(
+            dn,
+            {LOCK_ATTRIBUTE: [(MODIFY_REPLACE, [LOCKED])]},
+            action=f"lock the disabled user {login} again",
+        )
+        return True
+
+    @staticmethod
+    def _check_container(session: Session, container: str) -> None:
+        """A missing container is the administrator's to fix: 500 naming it, not a 404."""
+        found = session.search(
+            container, "(objectClass=*)", ["1.1"], scope="BASE", action=f"look for {container}"
+        )
+        if not found:
+            raise DirectoryFailure(
+                detail=f"The container {container} does not exist: create it, or point the "
+                "ldap settings (users_dn, disabled_dn, archive_dn) at an existing one"
+            )
 
     def _check_numbers(
         self, session: Session, values: Mapping[Slot, SlotValue], current: UserRecord | None

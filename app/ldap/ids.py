@@ -8,6 +8,9 @@ compare-and-swap: one modify that deletes the value it read and adds the next
 one. LDAP applies a modify atomically (RFC 4511 section 4.6), and deleting a
 value that is no longer there fails with ``noSuchAttribute``, so when two
 servers read the same value only one of them wins; the other reads again.
+Within one process allocations take turns, so only other processes compete for
+the counter: without that, every request thread of every process would race
+each round and an unlucky one could lose round after round.
 
 The counter only moves forward: numbers of deleted accounts are never handed
 out again, so files a deleted account owned never pass to a new one.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -105,6 +109,7 @@ class IdAllocator:
         self.posix = posix
         self.base_dn = base_dn
         self.pool_dn = posix.id_pool_dn or f"cn=scim-ldap-ids,{base_dn}"
+        self._turn = threading.Lock()
 
     def uid_for(
         self,
@@ -129,7 +134,8 @@ class IdAllocator:
             )
         if strategy == "hash":
             return self._hashed(session, self._hash_source(external_id, user_name))
-        return self._allocate(session)
+        with self._turn:
+            return self._allocate(session)
 
     # ---- allocate
 

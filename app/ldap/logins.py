@@ -20,7 +20,7 @@ class LoginRule:
         self.max_length = max_length
 
     def is_valid(self, name: str) -> bool:
-        return len(name) <= self.max_length and self.pattern.match(name) is not None
+        return len(name) <= self.max_length and self.pattern.fullmatch(name) is not None
 
     def login_for(self, user_name: str) -> str:
         """Raises 400 ``invalidValue`` naming the userName when no valid login follows."""

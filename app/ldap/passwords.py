@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from ldap3 import HASHED_SALTED_SHA512
-from ldap3.utils.hashed import hashed
-from passlib.hash import sha512_crypt
+from passlib.hash import ldap_salted_sha512, sha512_crypt
 
 from app.config import AccountSettings
 
@@ -47,5 +45,5 @@ class PasswordPolicy:
     def hashed(self, plaintext: str) -> str:
         """The ``userPassword`` value for server-side hashing."""
         if self.storage == "ssha512":
-            return str(hashed(HASHED_SALTED_SHA512, plaintext))
+            return str(ldap_salted_sha512.hash(plaintext))
         return "{CRYPT}" + str(sha512_crypt.using(rounds=CRYPT_ROUNDS).hash(plaintext))

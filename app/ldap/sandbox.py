@@ -38,7 +38,7 @@ SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 PROJECT_SCHEMAS = ("openssh-lpk", "scim-ldap")
 MODULE_PATH = Path("/usr/lib/ldap")
-MODULES = ("back_mdb", "sssvlv", "ppolicy")
+MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2")
 INSTALL_HINT = "apt-get install slapd ldap-utils"
 
 READY_TIMEOUT = 10.0

@@ -89,6 +89,12 @@ def _compare(attr: str, op: CompareOperator, value: str) -> str:
 
 
 def _escape(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFilterException(
+            detail="the filter holds a value that is not valid UTF-8"
+        ) from None
     return str(escape_filter_chars(value, "utf-8"))
 
 
@@ -262,6 +268,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
             return self._active(attr, op, value)
         if slot.kind == "reference":
             raise InvalidFilterException(detail=f"{slot.path} cannot be filtered on")
+        if slot.kind == "strings" and op not in (CompareOperator.eq, CompareOperator.ne):
+            raise InvalidFilterException(detail=f"{slot.path} supports eq, ne and pr only")
         if value is None:
             raise InvalidFilterException(detail=f"{node.attr_path} cannot be compared with null")
         if slot.kind == "integer":

@@ -54,6 +54,7 @@ from app.attributes import (
     SlotValue,
     slots_of,
 )
+from app.scim.sshkeys import identity, unique_keys
 from app.scim.values import coerce
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,6 @@ def _type_in(node: FilterNode) -> str | None:
     if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_:
         return next((t for term in node.terms if (t := _type_in(term))), None)
     return None
-
-
-def _key_identity(key: str) -> str:
-    """An SSH key without its comment: what a removal matches on."""
-    return " ".join(key.split()[:2])
 
 
 class UserWriter:
@@ -402,10 +398,10 @@ class UserWriter:
         if op == "replace":
             result = incoming
         elif op == "add":
-            result = tuple(dict.fromkeys((*current, *incoming)))
+            result = unique_keys((*current, *incoming))
         else:
-            gone = {_key_identity(v) for v in incoming}
-            result = tuple(v for v in current if _key_identity(v) not in gone)
+            gone = {identity(v) for v in incoming}
+            result = tuple(v for v in current if identity(v) not in gone)
         if result:
             self.state[slot] = result
         else:
@@ -424,7 +420,7 @@ class UserWriter:
         elif op == "replace" and matching:
             replacement = coerce(slot, value)
             added = replacement if isinstance(replacement, tuple) else ()
-            kept = tuple(dict.fromkeys((*(v for v in current if v not in matching), *added)))
+            kept = unique_keys((*(v for v in current if v not in matching), *added))
         else:
             self._set_values("add", slot, value)
             return

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Iterable
 
 from scim2_models import InvalidValueException
 
@@ -28,7 +29,7 @@ KEY_TYPES = frozenset(
 )
 MIN_RSA_BITS = 2048
 MAX_KEY_LENGTH = 16384
-_COMMENT = re.compile(r"^[\x20-\x7e\u00a0-\uffff]*$")
+_COMMENT = re.compile("^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$")
 
 
 def _strings(blob: bytes) -> list[bytes]:
@@ -50,6 +51,19 @@ def _strings(blob: bytes) -> list[bytes]:
 def _describe(position: int, line: str) -> str:
     shown = line if len(line) <= 40 else f"{line[:37]}..."
     return f"SSH key {position} ({shown!r})"
+
+
+def identity(key: str) -> str:
+    """A key without its comment (type and key data): the same key under another comment."""
+    return " ".join(key.split()[:2])
+
+
+def unique_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """The keys in order, each key once: a repeat under another comment is dropped."""
+    kept: dict[str, str] = {}
+    for key in keys:
+        kept.setdefault(identity(key), key)
+    return tuple(kept.values())
 
 
 def validate_key(line: str, position: int = 1) -> str:
@@ -96,4 +110,4 @@ def validate_keys(value: object) -> tuple[str, ...]:
     else:
         raise InvalidValueException(detail="sshPublicKeys must be a list of strings")
     keys = [validate_key(line, position) for position, line in enumerate(lines, start=1)]
-    return tuple(dict.fromkeys(keys))
+    return unique_keys(keys)

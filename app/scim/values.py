@@ -9,6 +9,7 @@ Entra sends integers as numbers or strings and booleans as ``true`` or
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from scim2_models import InvalidValueException
@@ -17,6 +18,8 @@ from app.attributes import Slot, SlotValue
 from app.scim.sshkeys import validate_keys
 
 MAX_STRING = 4096
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL, and lone surrogates (JSON ``"\\ud800"``), which have no UTF-8 encoding."""
 
 
 def coerce(slot: Slot, value: Any) -> SlotValue | None:
@@ -26,8 +29,10 @@ def coerce(slot: Slot, value: Any) -> SlotValue | None:
     if slot.kind == "strings":
         return validate_keys(value)
     if slot.kind == "password":
-        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_STRING:
-            raise InvalidValueException(detail="password must be a string without NUL")
+        if not isinstance(value, str) or _UNENCODABLE.search(value) or len(value) > MAX_STRING:
+            raise InvalidValueException(
+                detail="password must be a string without NUL or lone surrogates"
+            )
         return value
     if slot.kind == "reference":
         if isinstance(value, dict):
@@ -58,6 +63,8 @@ def coerce(slot: Slot, value: Any) -> SlotValue | None:
     text = str(value)
     if len(text) > MAX_STRING:
         raise InvalidValueException(detail=f"{slot.path} is longer than {MAX_STRING} characters")
-    if "\x00" in text:
-        raise InvalidValueException(detail=f"{slot.path} must not contain NUL characters")
+    if _UNENCODABLE.search(text):
+        raise InvalidValueException(
+            detail=f"{slot.path} must not contain NUL characters or lone surrogates"
+        )
     return text

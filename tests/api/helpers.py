@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
 from ldap3 import BASE, SUBTREE, Connection
+from ldap3.utils.conv import escape_filter_chars
 
+from app.config import AccountSettings, PosixSettings
 from app.ldap.dn import parent_of
+from app.ldap.sandbox import Sandbox
+from app.main import create_app
+from tests.conftest import TOKEN, make_settings
 
 USERS = "/scim/v2/Users"
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -84,6 +91,44 @@ def entry(ldap: Connection, dn_or_id: str) -> dict[str, list[str]] | None:
     out = {name: [v.decode("utf-8") for v in values] for name, values in raw.items()}
     out["dn"] = [str(found[0]["dn"])]
     return out
+
+
+def by_login(ldap: Connection, login: str) -> dict[str, list[str]] | None:
+    """The raw attributes of the account with this login, wherever it is below the base."""
+    base = parent_of(str(ldap.user))
+    ldap.search(base, f"(uid={escape_filter_chars(login)})", SUBTREE, attributes=["1.1"])
+    found = [e for e in ldap.response or [] if e.get("type") == "searchResEntry"]
+    return entry(ldap, str(found[0]["dn"])) if found else None
+
+
+def ensure_entry(ldap: Connection, dn: str, object_classes: list[str], **attributes: Any) -> None:
+    """Add an entry (a container, a group) unless it exists."""
+    if entry(ldap, dn) is None:
+        assert ldap.add(dn, object_classes, attributes), ldap.result
+
+
+@contextmanager
+def configured_client(
+    sandbox: Sandbox,
+    *,
+    accounts: AccountSettings | None = None,
+    posix: PosixSettings | None = None,
+    **ldap: str,
+) -> Iterator[TestClient]:
+    """A client of a second app on the session sandbox, with other account settings.
+
+    ``ldap`` overrides LDAP settings such as ``disabled_dn``.
+    """
+    settings = make_settings(sandbox.directory)
+    for name, value in ldap.items():
+        setattr(settings.ldap, name, value)
+    if accounts is not None:
+        settings.accounts = accounts
+    if posix is not None:
+        settings.posix = posix
+    app = create_app(settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
 
 
 def delete_quietly(client: TestClient, *user_ids: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 import select
 import shlex
 import shutil
@@ -32,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import IO, Literal, Self
 
 from ldap3 import HASHED_SALTED_SHA, SUBTREE, Connection
 from ldap3.utils.hashed import hashed
@@ -89,6 +90,11 @@ account	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore \
 authinfo_unavail=ignore default=bad]	pam_ldap.so minimum_uid=1000
 """
 
+PAM_SSSD_STRICT = PAM_SSSD.replace(
+    "[default=bad success=ok user_unknown=ignore]\tpam_sss.so",
+    "[default=bad success=ok]\tpam_sss.so",
+)
+
 NSSWITCH_SSSD = """\
 passwd:         files sss
 group:          files sss
@@ -114,8 +120,9 @@ if [ "$kind" = sssd ]; then
     mkdir -p /var/lib/sss/db /var/lib/sss/pipes/private /var/lib/sss/mc \
         /var/lib/sss/pubconf /var/lib/sss/gpo_cache /var/lib/sss/keytabs
     chmod 0700 /var/lib/sss/db /var/lib/sss/pipes/private
-    mkdir -p /var/log/sssd
-    mount -t tmpfs -o mode=0750 scim-e2e /var/log/sssd
+    if [ -d /var/log/sssd ]; then
+        mount -t tmpfs -o mode=0750 scim-e2e /var/log/sssd
+    fi
 else
     mkdir -m 0755 /run/nslcd
     chown nslcd:nslcd /run/nslcd
@@ -129,7 +136,7 @@ KEYS_SCRIPT_TEMPLATE = """\
 #!/bin/sh
 # sshd_config:
 #   AuthorizedKeysCommand {path} %u
-#   AuthorizedKeysCommandUser root
+#   AuthorizedKeysCommandUser <a user that may read the bind password file>
 # nslcd has no SSH key map, so the keys come from LDAP directly, with the same search
 # base, filter and credentials as nslcd's passwd map.
 set -eu
@@ -137,6 +144,33 @@ case "${{1:-}}" in ''|-*|*[!A-Za-z0-9._-]*) exit 1 ;; esac
 ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri} {bind} -b {base} -s sub \\
     "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
 """
+
+
+INACTIVE_FILTER = "(!(scimActive=FALSE))"
+
+
+def sssd_disable_options(directory: SandboxDirectory) -> dict[str, str]:
+    """The sssd domain options that shut out users marked ``scimActive: FALSE``.
+
+    The access filter refuses the PAM account phase (every password and key login) with
+    a fresh LDAP search at each login; the user search filter also hides the user, and
+    so its keys, from NSS once the cached entry expires.
+    """
+    return {
+        "access_provider": "ldap",
+        "ldap_access_order": "filter",
+        "ldap_access_filter": INACTIVE_FILTER,
+        "ldap_user_search_base": f"{directory.users_dn}?subtree?{INACTIVE_FILTER}",
+    }
+
+
+def nslcd_disable_lines() -> list[str]:
+    """The nslcd.conf lines that shut out users marked ``scimActive: FALSE``."""
+    return [
+        f"filter passwd (&(objectClass=posixAccount){INACTIVE_FILTER})",
+        f"filter shadow (&(objectClass=shadowAccount){INACTIVE_FILTER})",
+        f"pam_authz_search (&(objectClass=posixAccount)(uid=$username){INACTIVE_FILTER})",
+    ]
 
 
 class ClientError(RuntimeError):
@@ -163,18 +197,15 @@ def _snapshot() -> dict[Path, tuple[bytes, int]]:
     return {path: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) for path in files}
 
 
-def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> list[Path]:
-    restored = []
+def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> None:
     for path, (content, mode) in snapshot.items():
         if not path.is_file() or path.read_bytes() != content:
             path.write_bytes(content)
-            restored.append(path)
         if stat.S_IMODE(path.stat().st_mode) != mode:
             path.chmod(mode)
     changed = [path for path, (content, _) in snapshot.items() if path.read_bytes() != content]
     if changed:
         raise ClientError(f"could not restore {', '.join(map(str, changed))}")
-    return restored
 
 
 def _host_mount_namespace() -> int:
@@ -408,8 +439,15 @@ def ldap_keys_script(config: str, path: str, password_file: str) -> str:
         uri=shlex.quote(uri),
         bind=bind,
         base=shlex.quote(base),
-        filter=ldap_filter.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$"),
+        filter=_double_quoted(ldap_filter),
     )
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` escaped for use inside double quotes in a shell script."""
+    for special in ("\\", '"', "$", "`"):
+        text = text.replace(special, "\\" + special)
+    return text
 
 
 @dataclass(frozen=True)
@@ -677,7 +715,19 @@ class ClientStack:
         script.chmod(0o700)
 
     def _enter_namespace(self) -> None:
-        holder = subprocess.Popen(
+        with (self.root / "namespace.log").open("wb") as log:
+            holder = self._spawn_holder(log)
+        self._holder = holder
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], START_TIMEOUT)
+        line = holder.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            log_text = (self.root / "namespace.log").read_text(errors="replace").strip()
+            raise ClientError(f"mount namespace setup failed: {log_text or 'no output'}")
+        self._namespace = os.stat(f"/proc/{holder.pid}/ns/mnt").st_ino
+
+    def _spawn_holder(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 "unshare",
                 "--mount",
@@ -692,22 +742,14 @@ class ClientStack:
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=(self.root / "namespace.log").open("wb"),
+            stderr=log,
         )
-        self._holder = holder
-        assert holder.stdout is not None
-        ready, _, _ = select.select([holder.stdout], [], [], START_TIMEOUT)
-        line = holder.stdout.readline() if ready else b""
-        if line.strip() != b"ready":
-            log = (self.root / "namespace.log").read_text(errors="replace").strip()
-            raise ClientError(f"mount namespace setup failed: {log or 'no output'}")
-        self._namespace = os.stat(f"/proc/{holder.pid}/ns/mnt").st_ino
 
     def _start_daemon(self) -> None:
         assert self._holder is not None
         if self.kind == "sssd":
             argv = ["sssd", "-i", "--logger=stderr"]
-            sockets = ["var/lib/sss/pipes/nss", "var/lib/sss/pipes/pam", "var/lib/sss/pipes/ssh"]
+            sockets = [f"var/lib/sss/pipes/{name}" for name in _sssd_services(self.config)]
         else:
             argv = ["nslcd", "-d"]
             sockets = ["run/nslcd/socket"]
@@ -728,6 +770,13 @@ class ClientStack:
             if time.monotonic() > deadline:
                 raise ClientError(f"{self.kind} did not open its sockets\n{self.log_tail()}")
             time.sleep(0.05)
+
+
+def _sssd_services(config: str) -> list[str]:
+    """The responders that sssd.conf starts (``services`` of ``[sssd]``) and have a socket."""
+    match = re.search(r"^\s*services\s*=\s*(.*)$", config, re.MULTILINE)
+    names = [name.strip() for name in match.group(1).split(",")] if match else []
+    return [name for name in names if name in ("nss", "pam", "ssh", "sudo", "autofs")]
 
 
 def _group_id(name: str) -> int:

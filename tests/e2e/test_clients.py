@@ -1,8 +1,19 @@
 """The client harness itself, against users written straight to LDAP."""
 
-from ldap3 import Connection
+import pytest
+from ldap3 import MODIFY_REPLACE, Connection
 
-from tests.e2e.clients import ClientStack, LoginUser
+from app.ldap.sandbox import Sandbox
+from tests.e2e.clients import (
+    PAM_SSSD_STRICT,
+    ClientStack,
+    LoginUser,
+    StackKind,
+    nslcd_config,
+    nslcd_disable_lines,
+    sssd_config,
+    sssd_disable_options,
+)
 
 
 def test_user_is_visible_to_nss(stack: ClientStack, login_user: LoginUser) -> None:
@@ -58,3 +69,32 @@ def test_deleted_user_disappears(
     assert not stack.authenticate(login_user.uid, login_user.password)
     assert not stack.account(login_user.uid)
     assert stack.ssh_keys(login_user.uid) == []
+
+
+@pytest.mark.parametrize("kind", ["sssd", "nslcd"])
+def test_recommended_profile_shuts_out_inactive_users(
+    kind: StackKind,
+    client_packages: None,
+    sandbox: Sandbox,
+    login_user: LoginUser,
+    admin: Connection,
+) -> None:
+    directory = sandbox.directory
+    if kind == "sssd":
+        client = ClientStack(
+            kind,
+            directory,
+            sssd_config(directory, sssd_disable_options(directory)),
+            pam=PAM_SSSD_STRICT,
+        )
+    else:
+        client = ClientStack(kind, directory, nslcd_config(directory, nslcd_disable_lines()))
+    with client:
+        assert client.authenticate(login_user.uid, login_user.password), client.log_tail()
+        for active, works in (("FALSE", False), ("TRUE", True)):
+            assert admin.modify(login_user.dn, {"scimActive": [(MODIFY_REPLACE, [active])]})
+            client.flush()
+            assert (client.getent_passwd(login_user.uid) is not None) is works
+            assert (client.ssh_keys(login_user.uid) == [login_user.key]) is works
+            assert client.account(login_user.uid) is works
+            assert client.authenticate(login_user.uid, login_user.password) is works

@@ -1,0 +1,108 @@
+"""Concurrent creates spread over two server processes sharing one directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from ldap3 import Connection
+
+from app.ldap.sandbox import Sandbox
+from tests.api.helpers import CORE, POSIX, entry, unique
+from tests.conftest import TOKEN
+from tests.test_scripts import ROOT, free_port, wait_healthy
+
+CREATES = 50
+LOW = 36000
+
+
+@pytest.fixture
+def pool_dn(sandbox: Sandbox, ldap: Connection) -> Iterator[str]:
+    dn = f"cn={unique('concurrent')},{sandbox.directory.base_dn}"
+    yield dn
+    ldap.delete(dn)
+
+
+@pytest.fixture
+def servers(sandbox: Sandbox, pool_dn: str) -> Iterator[list[str]]:
+    """Two ``python -m app serve`` processes allocating from the same counter."""
+    directory = sandbox.directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
+    env.update(
+        {
+            "SCIM_LDAP_LDAP__URLS": json.dumps([directory.url]),
+            "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
+            "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
+            "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
+            "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
+            "SCIM_LDAP_POSIX__UID_RANGE": json.dumps([LOW, LOW + 999]),
+            "SCIM_LDAP_POSIX__ID_POOL_DN": pool_dn,
+            "SCIM_LDAP_LOG_LEVEL": "warning",
+        }
+    )
+    ports = [free_port(), free_port()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            wait_healthy(url, process)
+        yield [f"{url}/scim/v2" for url in urls]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            output, _ = process.communicate(timeout=30)
+            assert "Traceback" not in output, output
+            assert " 500 " not in output, output
+
+
+def test_concurrent_creates_on_two_servers_get_distinct_numbers(
+    servers: list[str], ldap: Connection
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    clients = [httpx.Client(base_url=url, headers=headers, timeout=60) for url in servers]
+    prefix = unique("c")
+
+    def create(index: int) -> httpx.Response:
+        body = {"schemas": [CORE, POSIX], "userName": f"{prefix}{index}", POSIX: {}}
+        return clients[index % 2].post("/Users", json=body)
+
+    try:
+        with ThreadPoolExecutor(max_workers=CREATES) as threads:
+            responses = list(threads.map(create, range(CREATES)))
+        assert [r.status_code for r in responses] == [201] * CREATES, [
+            r.text for r in responses if r.status_code != 201
+        ]
+        users = [r.json() for r in responses]
+        numbers = sorted(u[POSIX]["uidNumber"] for u in users)
+        assert numbers == list(range(LOW, LOW + CREATES))
+        for user in users[:: CREATES // 5]:
+            stored = entry(ldap, user["id"])
+            assert stored is not None
+            assert stored["uidNumber"] == [str(user[POSIX]["uidNumber"])]
+    finally:
+        ids = [r.json()["id"] for r in responses if r.status_code == 201]
+        with ThreadPoolExecutor(max_workers=8) as threads:
+            deleted = list(
+                threads.map(lambda i: clients[i % 2].delete(f"/Users/{ids[i]}"), range(len(ids)))
+            )
+        for client in clients:
+            client.close()
+    assert [r.status_code for r in deleted] == [204] * len(ids)
