@@ -11,6 +11,10 @@ need=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ -n "$extras" ]; then
+    command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+    command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${need[*]} with apt-get" >&2

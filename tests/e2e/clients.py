@@ -518,7 +518,8 @@ class ClientStack:
     mount namespace, pointed at a sandbox directory.
 
     ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf
-    and ``pam`` of the PAM service file that ``authenticate`` and ``account`` use.
+    and ``pam`` of the PAM service file that ``authenticate`` and ``account`` use;
+    ``keys_script`` replaces the nslcd host's key lookup script derived from its config.
     """
 
     def __init__(
@@ -529,6 +530,7 @@ class ClientStack:
         nsswitch: str | None = None,
         pam: str | None = None,
         *,
+        keys_script: str | None = None,
         workdir: Path | None = None,
     ) -> None:
         self.kind: StackKind = kind
@@ -536,6 +538,7 @@ class ClientStack:
         self.config = config
         self.nsswitch = nsswitch or (NSSWITCH_SSSD if kind == "sssd" else NSSWITCH_NSLCD)
         self.pam = pam or (PAM_SSSD if kind == "sssd" else PAM_NSLCD)
+        self.keys_script = keys_script
         self._parent_dir = workdir
         self._root: Path | None = None
         self._holder: subprocess.Popen[bytes] | None = None
@@ -711,7 +714,9 @@ class ClientStack:
         password_file.write_text(_nslcd_options(self.config).get("bindpw", ""))
         password_file.chmod(0o600)
         script = root / KEYS_SCRIPT
-        script.write_text(ldap_keys_script(self.config, str(script), str(password_file)))
+        script.write_text(
+            self.keys_script or ldap_keys_script(self.config, str(script), str(password_file))
+        )
         script.chmod(0o700)
 
     def _enter_namespace(self) -> None:
