@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
-.venv/bin/ruff check app tests
-.venv/bin/ruff format --check app tests
+.venv/bin/ruff check app tests scripts
+.venv/bin/ruff format --check app tests scripts
 .venv/bin/mypy app tests
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
