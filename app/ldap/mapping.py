@@ -146,6 +146,10 @@ class UserMapping:
             uses[self.user_name_attribute] = "userName"
         if self.active_attribute:
             uses[self.active_attribute] = "active"
+        if self.defaults_attribute:
+            uses[self.defaults_attribute] = "server-assigned defaults"
+        for attribute in self.profile.touched:
+            uses.setdefault(attribute, "the disable profile (accounts.disable)")
         return uses
 
     def attribute_of(self, slot: Slot) -> str | None:
