@@ -19,11 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ldap3 import MODIFY_ADD, MODIFY_REPLACE
-from ldap3.protocol.rfc4527 import post_read_control
-from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
-    InvalidValueException,
     NotFoundException,
     PreconditionFailedException,
     UniquenessException,
@@ -55,7 +52,6 @@ from app.ldap.users import UserDirectory
 
 log = logging.getLogger(__name__)
 
-POST_READ = "1.3.6.1.1.13.2"
 Changes = dict[str, list[tuple[str, list[str]]]]
 
 
@@ -90,7 +86,7 @@ class UserChanges:
         parent = self._parent_for(disabled, self.mapping.container)
         dn = child_dn(self.mapping.rdn, login, parent)
         with self.directory.session() as session:
-            self._check_numbers(session, values, None)
+            self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)
             requested = values.get(UID_NUMBER)
@@ -105,7 +101,7 @@ class UserChanges:
             private = self.posix.gid_strategy == "private-group"
             if private and GID_NUMBER not in values:
                 assigned["gidnumber"] = [str(values[UID_NUMBER])]
-            manager_dn = self._manager_dn(session, values.get(MANAGER))
+            manager_dn = self.users.manager_dn(session, values.get(MANAGER))
             attributes: dict[str, Any] = dict(
                 self.mapping.attributes(values, login, manager_dn, assigned)
             )
@@ -118,7 +114,10 @@ class UserChanges:
             with Steps() as steps:
                 try:
                     result = session.add(
-                        dn, attributes, controls=[self._post_read()], action=f"create user {login}"
+                        dn,
+                        attributes,
+                        controls=[self.users.post_read()],
+                        action=f"create user {login}",
                     )
                 except UniquenessException:
                     raise UniquenessException(
@@ -143,7 +142,7 @@ class UserChanges:
                     if disabled:
                         self._lock_again(session, dn, login)
                     return self.users.reread(session, dn)
-            record = self._record_after(result, dn)
+            record = self.users.record_after(result, dn)
             if manager_dn and MANAGER in values:
                 record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
@@ -183,12 +182,12 @@ class UserChanges:
             else self._parent_for(now_disabled, old_parent)
         )
         with self.directory.session() as session:
-            self._check_numbers(session, values, current)
+            self.ids.check(session, values, current.values)
             old_manager = current.manager_dn
             new_manager = (
                 old_manager
                 if values.get(MANAGER) == current.values.get(MANAGER)
-                else self._manager_dn(session, values.get(MANAGER))
+                else self.users.manager_dn(session, values.get(MANAGER))
             )
             before = self.mapping.attributes(
                 current.values, old_login, old_manager, current.defaults, current.extra
@@ -217,7 +216,7 @@ class UserChanges:
                     result = session.modify(
                         dn,
                         changes,
-                        controls=[*guard, self._post_read()],
+                        controls=[*guard, self.users.post_read()],
                         action=f"update user {new_login}",
                     )
                     inverse = self._inverse(before, changes)
@@ -232,7 +231,7 @@ class UserChanges:
                     result = None
             if result is None:
                 return self.users.reread(session, dn)
-            record = self._record_after(result, dn)
+            record = self.users.record_after(result, dn)
             self.users.resolve_managers(session, [record])
             return record
 
@@ -445,59 +444,3 @@ class UserChanges:
                 detail=f"The container {container} does not exist: create it, or point the "
                 "ldap settings (users_dn, disabled_dn, archive_dn) at an existing one"
             )
-
-    def _check_numbers(
-        self, session: Session, values: Mapping[Slot, SlotValue], current: UserRecord | None
-    ) -> None:
-        """Refuse system ids and a uidNumber another account already has.
-
-        Only numbers the request sets or changes are checked, so an existing
-        entry made by hand with a low id stays editable.
-        """
-        for slot, minimum in (
-            (UID_NUMBER, self.posix.min_uid_number),
-            (GID_NUMBER, self.posix.min_gid_number),
-        ):
-            value = values.get(slot)
-            if not isinstance(value, int) or (
-                current is not None and current.values.get(slot) == value
-            ):
-                continue
-            if value < minimum:
-                raise InvalidValueException(
-                    detail=f"{slot.path} {value} is below {minimum}: system ids are refused"
-                )
-            if slot == UID_NUMBER and value in self.ids.taken(session, [value]):
-                raise UniquenessException(
-                    detail=f"{slot.path} {value} already belongs to another account"
-                )
-
-    def _manager_dn(self, session: Session, manager_id: SlotValue | None) -> str | None:
-        """The DN of the manager with this id; an unknown id is ignored (ENTRA.md §2)."""
-        if not manager_id:
-            return None
-        try:
-            canonical = str(uuid.UUID(str(manager_id)))
-        except ValueError:
-            return None
-        found = session.search(
-            self.mapping.search_base,
-            f"(&{self.mapping.search_filter}(entryUUID={canonical}))",
-            ["1.1"],
-            action="find manager",
-        )
-        return str(found[0]["dn"]) if found else None
-
-    def _post_read(self) -> Control:
-        control: Control = post_read_control(self.mapping.read_attributes)
-        return control
-
-    def _record_after(self, result: Mapping[str, Any], dn: str) -> UserRecord:
-        control = (result.get("controls") or {}).get(POST_READ, {})
-        raw = control.get("value", {}).get("result", {})
-        attributes = CaseInsensitiveDict()
-        for name, values in raw.items():
-            attributes[name] = [
-                v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values
-            ]
-        return self.mapping.record({"dn": dn, "attributes": attributes})

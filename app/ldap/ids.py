@@ -38,14 +38,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE
-from scim2_models import InvalidValueException, NotFoundException, SCIMException
+from scim2_models import (
+    InvalidValueException,
+    NotFoundException,
+    SCIMException,
+    UniquenessException,
+)
 
+from app.attributes import GID_NUMBER, UID_NUMBER, Slot, SlotValue
 from app.config import PosixSettings
 from app.ldap import writes
 from app.ldap.connection import Directory, Session
@@ -54,7 +60,7 @@ from app.ldap.errors import DirectoryFailure, DirectoryUnavailable
 
 log = logging.getLogger(__name__)
 
-UID_NUMBER_PATH = "urn:ietf:params:scim:schemas:extension:posix:2.0:User:uidNumber"
+UID_NUMBER_PATH = UID_NUMBER.path
 POOL_CLASS = "scimIdPool"
 WINDOW = 16
 """Candidates checked per collision search."""
@@ -247,6 +253,33 @@ class IdAllocator:
                 if number not in taken:
                     return number
         return None
+
+    def check(
+        self,
+        session: Session,
+        values: Mapping[Slot, SlotValue],
+        current: Mapping[Slot, SlotValue] | None,
+    ) -> None:
+        """Refuse system ids and a uidNumber another account already has.
+
+        Only numbers the request sets or changes (against ``current``) are
+        checked, so an existing entry made by hand with a low id stays editable.
+        """
+        for slot, minimum in (
+            (UID_NUMBER, self.posix.min_uid_number),
+            (GID_NUMBER, self.posix.min_gid_number),
+        ):
+            value = values.get(slot)
+            if not isinstance(value, int) or (current is not None and current.get(slot) == value):
+                continue
+            if value < minimum:
+                raise InvalidValueException(
+                    detail=f"{slot.path} {value} is below {minimum}: system ids are refused"
+                )
+            if slot == UID_NUMBER and value in self.taken(session, [value]):
+                raise UniquenessException(
+                    detail=f"{slot.path} {value} already belongs to another account"
+                )
 
     def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
         """Which of ``numbers`` an account (or, with private groups, a group) already has."""

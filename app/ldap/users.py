@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ldap3.protocol.rfc4527 import post_read_control
+from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
@@ -20,8 +23,9 @@ from app.attributes import (
     MANAGER,
     USER_NAME,
     WORK_EMAIL,
+    SlotValue,
 )
-from app.ldap.connection import Directory, Session
+from app.ldap.connection import Control, Directory, Session
 from app.ldap.mapping import UserMapping, UserRecord
 from app.ldap.pages import Page, PageReader
 from app.ldap.preflight import index_warnings, schema_warnings
@@ -128,3 +132,33 @@ class UserDirectory:
                 *schema_warnings(session, self.mapping.uses(), self.mapping.object_classes),
                 *index_warnings(session, self.mapping.container, needed),
             ]
+
+    def manager_dn(self, session: Session, manager_id: SlotValue | None) -> str | None:
+        """The DN of the manager with this id; an unknown id is ignored (ENTRA.md §2)."""
+        if not manager_id:
+            return None
+        try:
+            canonical = str(uuid.UUID(str(manager_id)))
+        except ValueError:
+            return None
+        found = session.search(
+            self.mapping.search_base,
+            f"(&{self.mapping.search_filter}(entryUUID={canonical}))",
+            ["1.1"],
+            action="find manager",
+        )
+        return str(found[0]["dn"]) if found else None
+
+    def post_read(self) -> Control:
+        control: Control = post_read_control(self.mapping.read_attributes)
+        return control
+
+    def record_after(self, result: Mapping[str, Any], dn: str) -> UserRecord:
+        control = (result.get("controls") or {}).get(POST_READ, {})
+        raw = control.get("value", {}).get("result", {})
+        attributes = CaseInsensitiveDict()
+        for name, values in raw.items():
+            attributes[name] = [
+                v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values
+            ]
+        return self.mapping.record({"dn": dn, "attributes": attributes})
