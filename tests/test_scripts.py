@@ -55,10 +55,7 @@ def served(sandbox: Sandbox) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
     env.update(
         {
-            "SCIM_LDAP_LDAP__URLS": json.dumps([directory.url]),
-            "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
-            "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
-            "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
+            **directory.environment(),
             "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
         }
     )

@@ -14,6 +14,7 @@ and five failed binds in a row lock it as well.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import socket
@@ -84,6 +85,15 @@ class SandboxDirectory:
     def password_policy_dn(self) -> str:
         """The default password policy, which the ppolicy overlay applies to every entry."""
         return f"cn=default,{self.policies_dn}"
+
+    def environment(self) -> dict[str, str]:
+        """``SCIM_LDAP_*`` variables that point a server process at this sandbox."""
+        return {
+            "SCIM_LDAP_LDAP__URLS": json.dumps([self.url]),
+            "SCIM_LDAP_LDAP__BIND_DN": self.bind_dn,
+            "SCIM_LDAP_LDAP__BIND_PASSWORD": self.bind_password,
+            "SCIM_LDAP_LDAP__BASE_DN": self.base_dn,
+        }
 
     def ldap_settings(self) -> LdapSettings:
         """Settings that point the server at this sandbox."""
