@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from scim2_models import NotFoundException
 
@@ -23,6 +25,14 @@ def _list(resources: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
+def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> ScimResponse:
+    """The document whose id is ``wanted`` (RFC 7644 §4), or 404."""
+    for item in items:
+        if item["id"] == wanted:
+            return ScimResponse(item)
+    raise NotFoundException(detail=f"{kind} {wanted} not found")
+
+
 @router.get("/ServiceProviderConfig", operation_id="getServiceProviderConfig")
 def service_provider_config(settings: SettingsDep, base: BaseUrlDep) -> ScimResponse:
     return ScimResponse(discovery.service_provider_config(base, settings.http.max_page_size))
@@ -35,10 +45,7 @@ def resource_types(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
 
 @router.get("/ResourceTypes/{name}", operation_id="getResourceType")
 def resource_type(name: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    for item in discovery.resource_types(users.stored_slots(), base):
-        if item["id"] == name:
-            return ScimResponse(item)
-    raise NotFoundException(detail=f"ResourceType {name} not found")
+    return _one(discovery.resource_types(users.stored_slots(), base), name, "ResourceType")
 
 
 @router.get("/Schemas", operation_id="listSchemas")
@@ -48,7 +55,4 @@ def schemas(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
 
 @router.get("/Schemas/{urn}", operation_id="getSchema")
 def schema(urn: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    for item in discovery.schemas(users.stored_slots(), base):
-        if item["id"] == urn:
-            return ScimResponse(item)
-    raise NotFoundException(detail=f"Schema {urn} not found")
+    return _one(discovery.schemas(users.stored_slots(), base), urn, "Schema")

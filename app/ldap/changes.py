@@ -55,8 +55,19 @@ log = logging.getLogger(__name__)
 Changes = dict[str, list[tuple[str, list[str]]]]
 
 
-def _version_filter(version: str) -> str:
-    return f"(entryCSN={escape_filter_chars(version)})"
+def _version_guard(if_match: str | None, current: str | None) -> list[Control]:
+    """The assertion control (RFC 4528) making a write conditional on If-Match's entryCSN.
+
+    A version that already differs from the one just read is refused at once
+    (412); the control refuses one that changes between the read and the write.
+    """
+    if if_match is None:
+        return []
+    if if_match != current:
+        raise PreconditionFailedException(
+            detail="the resource changed since the version given in If-Match"
+        )
+    return [assertion_control(f"(entryCSN={escape_filter_chars(if_match)})")]
 
 
 class UserChanges:
@@ -162,10 +173,7 @@ class UserChanges:
         a password set with the Password Modify operation, then the lock of a
         disabled account again. A failing step undoes the ones before it.
         """
-        if if_match is not None and if_match != current.version:
-            raise PreconditionFailedException(
-                detail="the resource changed since the version given in If-Match"
-            )
+        guard = _version_guard(if_match, current.version)
         values = dict(values)
         requested_password = values.pop(PASSWORD, None)
         plaintext = self.passwords.on_update(
@@ -198,7 +206,6 @@ class UserChanges:
             if plaintext and not self.passwords.by_exop:
                 after["userPassword"] = [self.passwords.hashed(plaintext)]
             changes = self._changes(before, after, current)
-            guard = [assertion_control(_version_filter(if_match))] if if_match else []
             dn = current.dn
             result: dict[str, Any] | None = None
             with Steps() as steps:
@@ -360,11 +367,7 @@ class UserChanges:
         """
         with self.directory.session() as session:
             record = self.users.find(session, user_id)
-            if if_match is not None and if_match != record.version:
-                raise PreconditionFailedException(
-                    detail="the resource changed since the version given in If-Match"
-                )
-            guard = [assertion_control(_version_filter(if_match))] if if_match else None
+            guard = _version_guard(if_match, record.version)
             login = record.login
             with Steps() as steps:
                 removed = self.groups.remove_member_everywhere(session, login)

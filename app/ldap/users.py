@@ -13,7 +13,6 @@ from typing import Any
 
 from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.utils.ciDict import CaseInsensitiveDict
-from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
 )
@@ -34,10 +33,6 @@ from app.ldap.search import FALSE, TRUE
 log = logging.getLogger(__name__)
 
 POST_READ = "1.3.6.1.1.13.2"
-
-
-def _version_filter(version: str) -> str:
-    return f"(entryCSN={escape_filter_chars(version)})"
 
 
 class UserDirectory:

@@ -63,22 +63,12 @@ def stack(
 
 
 @pytest.fixture
-def admin(sandbox: Sandbox) -> Iterator[Connection]:
-    directory = sandbox.directory
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
-    try:
-        yield conn
-    finally:
-        conn.unbind()
-
-
-@pytest.fixture
-def login_user(admin: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
+def login_user(ldap: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
     number = next(_uid_numbers)
     user = add_login_user(
-        admin, sandbox.directory, f"e2e{number}", number, password=f"pw-{number}!", key=SSH_KEY
+        ldap, sandbox.directory, f"e2e{number}", number, password=f"pw-{number}!", key=SSH_KEY
     )
     try:
         yield user
     finally:
-        remove_login_user(admin, sandbox.directory, user)
+        remove_login_user(ldap, sandbox.directory, user)

@@ -56,12 +56,12 @@ def test_unknown_user_is_refused(stack: ClientStack) -> None:
 
 
 def test_deleted_user_disappears(
-    stack: ClientStack, login_user: LoginUser, admin: Connection
+    stack: ClientStack, login_user: LoginUser, ldap: Connection
 ) -> None:
     assert stack.getent_passwd(login_user.uid) is not None
     assert stack.authenticate(login_user.uid, login_user.password)
 
-    assert admin.delete(login_user.dn), admin.result
+    assert ldap.delete(login_user.dn), ldap.result
     stack.flush()
 
     assert stack.getent_passwd(login_user.uid) is None
@@ -77,7 +77,7 @@ def test_recommended_profile_shuts_out_inactive_users(
     client_packages: None,
     sandbox: Sandbox,
     login_user: LoginUser,
-    admin: Connection,
+    ldap: Connection,
 ) -> None:
     directory = sandbox.directory
     if kind == "sssd":
@@ -92,7 +92,7 @@ def test_recommended_profile_shuts_out_inactive_users(
     with client:
         assert client.authenticate(login_user.uid, login_user.password), client.log_tail()
         for active, works in (("FALSE", False), ("TRUE", True)):
-            assert admin.modify(login_user.dn, {"scimActive": [(MODIFY_REPLACE, [active])]})
+            assert ldap.modify(login_user.dn, {"scimActive": [(MODIFY_REPLACE, [active])]})
             client.flush()
             assert (client.getent_passwd(login_user.uid) is not None) is works
             assert (client.ssh_keys(login_user.uid) == [login_user.key]) is works

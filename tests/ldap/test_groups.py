@@ -28,13 +28,6 @@ def scratch(sandbox: Sandbox, ldap: Connection) -> Iterator[Scratch]:
     box.remove()
 
 
-@pytest.fixture
-def pool(sandbox: Sandbox) -> Iterator[Directory]:
-    directory = Directory(sandbox.directory.ldap_settings())
-    yield directory
-    directory.close()
-
-
 def make(
     pool: Directory, scratch: Scratch, kind: type[PosixGroups] = PosixGroups, **posix: Any
 ) -> PosixGroups:

@@ -40,13 +40,6 @@ def scratch(sandbox: Sandbox, ldap: Connection) -> Iterator[Scratch]:
     box.remove()
 
 
-@pytest.fixture
-def pool(sandbox: Sandbox) -> Iterator[Directory]:
-    directory = Directory(sandbox.directory.ldap_settings())
-    yield directory
-    directory.close()
-
-
 def make(
     pool: Directory,
     scratch: Scratch,
