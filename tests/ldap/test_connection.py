@@ -85,3 +85,15 @@ def test_unreachable_directory_at_start_is_503_not_a_crash() -> None:
             assert response.status_code == 503
             server.start_server()
             assert client.get(f"/scim/v2/Users/{uuid.uuid4()}").status_code == 404
+
+
+def test_a_restart_between_requests_is_invisible(outage_sandbox: Sandbox) -> None:
+    """Pooled connections the restart closed are dropped before use, not answered with 503."""
+    app = create_app(make_settings(outage_sandbox.directory))
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        created = client.post("/scim/v2/Users", json=user("steady", 20003))
+        assert created.status_code == 201
+        outage_sandbox.stop_server()
+        outage_sandbox.start_server()
+        again = client.get(f"/scim/v2/Users/{created.json()['id']}")
+        assert again.status_code == 200, again.text
