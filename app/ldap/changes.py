@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+from ldap3 import MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
@@ -114,9 +114,10 @@ class UserChanges:
                 assigned["gidnumber"] = [str(values[UID_NUMBER])]
             manager_dn = self.users.manager_dn(session, values.get(MANAGER))
             attributes: dict[str, Any] = dict(
-                self.mapping.attributes(values, login, manager_dn, assigned)
+                self.mapping.attributes(
+                    values, login, manager_dn, assigned, classes=self.mapping.object_classes
+                )
             )
-            attributes["objectClass"] = self.mapping.object_classes
             plaintext = self.passwords.at_creation(
                 str(requested_password) if requested_password is not None else None
             )
@@ -197,15 +198,7 @@ class UserChanges:
                 if values.get(MANAGER) == current.values.get(MANAGER)
                 else self.users.manager_dn(session, values.get(MANAGER))
             )
-            before = self.mapping.attributes(
-                current.values, old_login, old_manager, current.defaults, current.extra
-            )
-            after = self.mapping.attributes(
-                values, new_login, new_manager, current.defaults, current.extra
-            )
-            if plaintext and not self.passwords.by_exop:
-                after["userPassword"] = [self.passwords.hashed(plaintext)]
-            changes = self._changes(before, after, current)
+            before, changes = self._modification(current, values, new_login, new_manager, plaintext)
             dn = current.dn
             result: dict[str, Any] | None = None
             with Steps() as steps:
@@ -328,7 +321,44 @@ class UserChanges:
         if self.groups.remove_member(session, group, login):
             steps.done("the login group", lambda: self.groups.add_member(session, group, login))
 
-    def _changes(self, before: LdapValues, after: LdapValues, current: UserRecord) -> Changes:
+    def _modification(
+        self,
+        current: UserRecord,
+        values: Mapping[Slot, SlotValue],
+        new_login: str,
+        new_manager: str | None,
+        plaintext: str | None,
+    ) -> tuple[LdapValues, Changes]:
+        """The entry's managed attributes now, and the modify that gives it ``values``.
+
+        The object classes the entry lacks come with any change.
+        """
+        classes = current.object_classes
+        before = self.mapping.attributes(
+            current.values,
+            current.login,
+            current.manager_dn,
+            current.defaults,
+            current.extra,
+            classes,
+        )
+
+        def after(classes: Sequence[str]) -> LdapValues:
+            return self.mapping.attributes(
+                values, new_login, new_manager, current.defaults, current.extra, classes
+            )
+
+        changes = self._changes(before, after(classes))
+        hashed = plaintext and not self.passwords.by_exop
+        present = {c.lower() for c in classes}
+        missing = [c for c in self.mapping.object_classes if c.lower() not in present]
+        if (changes or hashed) and missing:
+            changes = self._changes(before, after([*classes, *missing]))
+        if plaintext and hashed:
+            changes["userPassword"] = [(MODIFY_REPLACE, [self.passwords.hashed(plaintext)])]
+        return before, changes
+
+    def _changes(self, before: LdapValues, after: LdapValues) -> Changes:
         changes: Changes = {}
         names = {n.lower(): n for n in [*before, *after]}
         lower_before = {k.lower(): v for k, v in before.items()}
@@ -339,21 +369,16 @@ class UserChanges:
             old, new = lower_before.get(key, []), lower_after.get(key, [])
             if old != new:
                 changes[name] = [(MODIFY_REPLACE, new)]
-        if changes:
-            present = {c.lower() for c in current.object_classes}
-            missing = [c for c in self.mapping.object_classes if c.lower() not in present]
-            if missing:
-                changes["objectClass"] = [(MODIFY_ADD, missing)]
         return changes
 
     @staticmethod
     def _inverse(before: LdapValues, changes: Changes) -> Changes:
-        """The modify that restores what ``changes`` replaced (object classes stay)."""
+        """The modify that restores what ``changes`` replaced (the password stays)."""
         lowered = {k.lower(): v for k, v in before.items()}
         return {
             name: [(MODIFY_REPLACE, lowered.get(name.lower(), []))]
             for name in changes
-            if name.lower() not in ("objectclass", "userpassword")
+            if name.lower() != "userpassword"
         }
 
     # ---- delete
