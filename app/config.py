@@ -174,6 +174,29 @@ def _check_template(value: str) -> str:
     return value
 
 
+class IdProvider(BaseModel):
+    """One provider of a multi-provider directory and the slice of uid_range it hands out."""
+
+    url: str = Field(description="The provider's URL, exactly as in ldap.urls.")
+    uid_range: tuple[int, int] = Field(
+        description="Numbers allocated through this provider; no other provider's slice overlaps."
+    )
+    id_pool_dn: str = Field(
+        default="",
+        description="Counter of this slice (default cn=scim-ldap-ids-<low>,<base_dn>).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        return LdapSettings._check_urls([url])[0]
+
+    @field_validator("uid_range")
+    @classmethod
+    def _check_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        return PosixSettings._check_range(value)
+
+
 class PosixSettings(BaseModel):
     """Linux account numbers, names and templates."""
 
@@ -191,6 +214,12 @@ class PosixSettings(BaseModel):
     id_pool_dn: str = Field(
         default="",
         description="Entry holding the allocation counter (default cn=scim-ldap-ids,<base_dn>).",
+    )
+    providers: list[IdProvider] = Field(
+        default_factory=list,
+        description="Multi-provider directories: every URL of ldap.urls with its own slice of "
+        "uid_range, so each counter is only written through one provider (empty: one "
+        "directory, one counter). The same list on every server.",
     )
     min_uid_number: int = Field(
         default=1000, ge=1, description="Lowest uidNumber a client may set (system ids below)."
@@ -245,6 +274,31 @@ class PosixSettings(BaseModel):
             if low <= end and start <= high:
                 raise ValueError(f"the range overlaps ids systemd reserves ({start}-{end})")
         return value
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> PosixSettings:
+        low, high = self.uid_range
+        urls: set[str] = set()
+        taken: list[tuple[int, int]] = []
+        for provider in self.providers:
+            url = provider.url.rstrip("/").lower()
+            if url in urls:
+                raise ValueError(f"providers: {provider.url} is listed twice")
+            urls.add(url)
+            start, end = provider.uid_range
+            if start < low or end > high:
+                raise ValueError(
+                    f"providers: the slice {start}-{end} of {provider.url} is not inside "
+                    f"uid_range {low}-{high}"
+                )
+            for other_start, other_end in taken:
+                if start <= other_end and other_start <= end:
+                    raise ValueError(
+                        f"providers: the slices {start}-{end} and {other_start}-{other_end} "
+                        "overlap: two providers would hand out the same numbers"
+                    )
+            taken.append((start, end))
+        return self
 
 
 DisableAction = Literal["lock", "expire", "hide", "nologin", "strip-keys", "remove-group", "move"]

@@ -28,9 +28,30 @@ Cost in the common case: 1 base read of the counter, 1 search of a window of
 candidates, 1 modify. The first allocation ever adds the counter entry
 instead of modifying it.
 
-All servers must write to the same directory server (or the same provider of
-a replicated setup): two providers of a multi-provider setup can each accept
-the same compare-and-swap before replication reconciles them.
+Multi-provider directories (OpenLDAP syncrepl with ``olcMultiProvider``, 389-ds
+multi-supplier) break the compare-and-swap when two servers write through
+different providers: each provider checks the deleted value against its own
+copy of the counter, both accept, and replication (RFC 4533 carries whole
+entries, ordered by entryCSN) merges the two modifies into one counter value.
+Two servers then hold the same number; measured on two OpenLDAP 2.5 providers,
+87 of 100 simultaneous pairs of allocations got the same uidNumber, the counter
+ending equal on both. The ``unique`` overlay does not help either: it checks
+each provider's own copy, and replicated adds bypass it.
+
+So with ``posix.providers`` each provider gets a slice of ``uid_range`` and a
+counter of its own (``cn=scim-ldap-ids-<low>`` by default), and a number is
+always allocated from the counter of the provider the session is connected to
+(the URL of the connection, matched against ``posix.providers``). A counter is
+therefore only ever written through one provider, where the compare-and-swap
+is atomic as above; the slices are disjoint, so two providers never hand out
+the same number; replication only ever copies a counter from its one writer.
+A server that fails over to another provider allocates from that provider's
+slice; the dead provider's counter stays as it was until it is back, and what
+it had not replicated before it stopped comes back with it. The cost is one
+slice per provider (each must be wide enough on its own), and every URL the
+server may connect to must be listed, which start-up checks. The alternative,
+one designated allocation provider, would stop every create while that one
+provider is down, which is what replication is there to avoid.
 
 The collision check is not atomic against another add between the check and
 the user's add (a client-sent number, an account made by hand); the ``unique``
@@ -47,6 +68,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE
 from scim2_models import (
@@ -89,6 +111,46 @@ class IdsExhausted(SCIMException):
 
 
 @dataclass(frozen=True, slots=True)
+class Slice:
+    """Numbers one counter hands out, where the counter lives, and its provider (if any)."""
+
+    low: int
+    high: int
+    pool_dn: str
+    provider: str | None = None
+
+
+Endpoint = tuple[str, str, int]
+
+
+def endpoint(url: str) -> Endpoint:
+    """Scheme, host (lower-cased) and port of an LDAP URL, the default port filled in."""
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "ldaps"
+    host = (parts.hostname or "127.0.0.1").lower()
+    return ("ldaps" if secure else "ldap", host, parts.port or (636 if secure else 389))
+
+
+def session_endpoint(session: Session) -> Endpoint:
+    """The server a session's connection is open to."""
+    server = session.conn.server
+    return ("ldaps" if server.ssl else "ldap", str(server.host).lower(), int(server.port))
+
+
+def slices(posix: PosixSettings, base_dn: str) -> dict[Endpoint, Slice]:
+    """The slice of each provider of ``posix.providers``, by its endpoint."""
+    return {
+        endpoint(provider.url): Slice(
+            provider.uid_range[0],
+            provider.uid_range[1],
+            provider.id_pool_dn or f"cn=scim-ldap-ids-{provider.uid_range[0]},{base_dn}",
+            provider.url,
+        )
+        for provider in posix.providers
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class Counter:
     """What the counter entry held when read."""
 
@@ -121,7 +183,27 @@ class IdAllocator:
         self.posix = posix
         self.base_dn = base_dn
         self.pool_dn = posix.id_pool_dn or f"cn=scim-ldap-ids,{base_dn}"
-        self._turn = threading.Lock()
+        self.single = Slice(*posix.uid_range, self.pool_dn)
+        self.slices = slices(posix, base_dn)
+        unlisted = [u for u in directory.settings.urls if endpoint(u) not in self.slices]
+        if self.slices and unlisted:
+            raise ValueError(
+                f"posix.providers has no slice for {', '.join(unlisted)} of ldap.urls: every "
+                "provider the server may connect to needs its own slice of uid_range"
+            )
+        self._turns = {s.pool_dn: threading.Lock() for s in (self.single, *self.slices.values())}
+
+    def slice_for(self, session: Session) -> Slice:
+        """The slice this session allocates from: its provider's, or the only one."""
+        if not self.slices:
+            return self.single
+        found = self.slices.get(session_endpoint(session))
+        if found is None:
+            _scheme, host, port = session_endpoint(session)
+            raise DirectoryFailure(
+                detail=f"The directory server {host}:{port} has no slice in posix.providers"
+            )
+        return found
 
     def uid_for(
         self,
@@ -146,21 +228,27 @@ class IdAllocator:
             )
         if strategy == "hash":
             return self._hashed(session, self._hash_source(external_id, user_name))
-        with self._turn:
-            return self._allocate(session)
+        part = self.slice_for(session)
+        with self._turns[part.pool_dn]:
+            return self._allocate(session, part)
 
     # ---- allocate
 
-    def _allocate(self, session: Session) -> int:
-        low, high = self.posix.uid_range
+    def _allocate(self, session: Session, part: Slice) -> int:
+        low, high = part.low, part.high
         for _attempt in range(ATTEMPTS):
             counter = self._read_counter(session)
             start = low if counter.value is None else max(counter.value, low)
             free = self._free(session, iter(range(start, high + 1)), 2)
             if not free:
+                where = (
+                    f"the slice of {part.provider} in posix.providers"
+                    if part.provider
+                    else "posix.uid_range"
+                )
                 raise IdsExhausted(
-                    detail=f"No uidNumber is left in posix.uid_range {low}-{high} (the counter "
-                    f"at {self.pool_dn} is at {start}): widen the range, or send uidNumber"
+                    detail=f"No uidNumber is left in {where} {low}-{high} (the counter "
+                    f"at {part.pool_dn} is at {start}): widen the range, or send uidNumber"
                 )
             number, following = free[0], (free[1] if len(free) > 1 else high + 1)
             if self._claim(session, counter, following):
@@ -183,7 +271,7 @@ class IdAllocator:
             return
         code = writes.modify(
             session,
-            self.pool_dn,
+            self.slice_for(session).pool_dn,
             {"uidNumber": [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
             tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION, writes.NO_SUCH_OBJECT),
             action="give back an unused uidNumber",
@@ -193,7 +281,7 @@ class IdAllocator:
 
     def _read_counter(self, session: Session) -> Counter:
         entries = session.search(
-            self.pool_dn,
+            self.slice_for(session).pool_dn,
             "(objectClass=*)",
             ["uidNumber"],
             scope="BASE",
@@ -206,6 +294,7 @@ class IdAllocator:
 
     def _claim(self, session: Session, counter: Counter, following: int) -> bool:
         """Move the counter from what was read to ``following``; False if another writer won."""
+        pool_dn = self.slice_for(session).pool_dn
         if not counter.exists:
             return self._create_counter(session, following)
         lost: tuple[int, ...]
@@ -217,7 +306,7 @@ class IdAllocator:
             lost = (writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION)
         code = writes.modify(
             session,
-            self.pool_dn,
+            pool_dn,
             {"uidNumber": changes},
             tolerate=(*lost, writes.NO_SUCH_OBJECT),
             action="advance the uidNumber counter",
@@ -225,21 +314,22 @@ class IdAllocator:
         return code == writes.SUCCESS
 
     def _create_counter(self, session: Session, following: int) -> bool:
+        pool_dn = self.slice_for(session).pool_dn
         attributes: dict[str, Any] = {"objectClass": ["top", POOL_CLASS]}
-        for attribute, value in rdn_values(self.pool_dn):
+        for attribute, value in rdn_values(pool_dn):
             attributes[attribute] = value
         attributes["uidNumber"] = str(following)
         try:
             code = writes.add(
                 session,
-                self.pool_dn,
+                pool_dn,
                 attributes,
                 tolerate=(writes.ENTRY_ALREADY_EXISTS,),
-                action=f"create the uidNumber counter {self.pool_dn}",
+                action=f"create the uidNumber counter {pool_dn}",
             )
         except (NotFoundException, InvalidValueException) as exc:
             raise DirectoryFailure(
-                detail=f"Cannot create the uidNumber counter {self.pool_dn}: {exc.detail}; "
+                detail=f"Cannot create the uidNumber counter {pool_dn}: {exc.detail}; "
                 "posix.id_pool_dn must be a cn= entry below an existing entry, and the "
                 f"directory must have the {POOL_CLASS} object class (schema scim-ldap.ldif)"
             ) from None
