@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
 from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPException
 
@@ -189,3 +190,17 @@ class Replicas:
                     return time.monotonic() - started
             time.sleep(0.1)
         raise SandboxError(f"the providers did not converge within {timeout:.0f} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def replicas() -> Iterator[Replicas]:
+    """Two providers in multi-provider replication, for the replication tests only."""
+    pair = Replicas()
+    try:
+        pair.start()
+    except SandboxError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield pair
+    finally:
+        pair.stop()
