@@ -7,6 +7,13 @@ TRUE`` (OpenLDAP 2.5 admin guide, section 18.3.3 "N-Way Multi-Provider").
 Both share the rootdn and its password, which the consumers bind as. Only the
 first provider is loaded with the base entries; the second receives them by
 replication, so every entry has one entryUUID on both.
+
+By default the providers run delta-syncrepl (admin guide 18.3.2): each logs its
+writes in an ``accesslog`` database (``cn=accesslog``, database {1}, the main
+database becoming {2}) and the consumers replay the logged modifications. Plain
+syncrepl (``delta=False``) sends whole entries, and two providers modifying one
+entry at once keep one of the two versions: a memberUid added through one
+provider is lost when the other adds another to the same group.
 """
 
 from __future__ import annotations
@@ -21,13 +28,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from ldap3 import BASE, Connection
+from ldap3 import BASE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from app.ldap.sandbox import MODULES, Sandbox, SandboxDirectory, SandboxError, _free_port
 
 CONVERGE_TIMEOUT = 30.0
+NO_SUCH_OBJECT = 32
 MDB_DN = "olcDatabase={1}mdb,cn=config"
+DELTA_MDB_DN = "olcDatabase={2}mdb,cn=config"
+ACCESSLOG = "cn=accesslog"
+LOG_FILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,13 @@ class Link:
 class Provider(Sandbox):
     """A sandbox that is one provider of a multi-provider pair."""
 
-    def __init__(self, *, port: int, link: Link, seed: bool, workdir: Path | None = None) -> None:
+    def __init__(
+        self, *, port: int, link: Link, seed: bool, delta: bool = True, workdir: Path | None = None
+    ) -> None:
         super().__init__(port=port, workdir=workdir)
         self.link = link
         self.seed = seed
+        self.delta = delta
 
     def _shared(self, directory: SandboxDirectory) -> SandboxDirectory:
         return replace(directory, bind_password=self.link.password)
@@ -58,13 +72,17 @@ class Provider(Sandbox):
         super()._launch(slapd)
 
     def _slapadd(self, slapadd: Path, database: str, ldif: Path) -> None:
-        if database == "0" or self.seed:
+        """The configuration everywhere; the base entries on the seed only, in the main database."""
+        if database == "0":
             super()._slapadd(slapadd, database, ldif)
+        elif self.seed:
+            super()._slapadd(slapadd, "2" if self.delta else database, ldif)
 
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
         text = super()._config_ldif(directory, data_dir)
         modules = "".join(f"olcModuleLoad: {m}\n" for m in MODULES)
-        text = _insert_after(text, modules, "olcModuleLoad: syncprov\n")
+        extra = "olcModuleLoad: syncprov\n" + ("olcModuleLoad: accesslog\n" if self.delta else "")
+        text = _insert_after(text, modules, extra)
         text = _insert_after(text, "cn: config\n", f"olcServerID: {self.link.server_id}\n", count=1)
         syncrepl = (
             f"rid={self.link.server_id:03d} provider={self.link.peer_url} bindmethod=simple "
@@ -72,12 +90,15 @@ class Provider(Sandbox):
             f'searchbase="{directory.base_dn}" type=refreshAndPersist '
             'retry="1 +" timeout=3 network-timeout=2 keepalive=30:3:5'
         )
+        if self.delta:
+            syncrepl += f' syncdata=accesslog logbase="{ACCESSLOG}" logfilter="{LOG_FILTER}"'
+
         text = _insert_after(
             text,
             f"olcSuffix: {directory.base_dn}\n",
             f"olcSyncrepl: {syncrepl}\nolcMultiProvider: TRUE\n",
         )
-        overlay = "\n".join(
+        overlays = [
             [
                 f"dn: olcOverlay={{3}}syncprov,{MDB_DN}",
                 "objectClass: olcOverlayConfig",
@@ -85,8 +106,53 @@ class Provider(Sandbox):
                 "olcOverlay: {3}syncprov",
                 "olcSpCheckpoint: 100 1",
             ]
+        ]
+        if not self.delta:
+            return text + "".join("\n" + "\n".join(entry) + "\n" for entry in overlays)
+        overlays.append(
+            [
+                f"dn: olcOverlay={{4}}accesslog,{MDB_DN}",
+                "objectClass: olcOverlayConfig",
+                "objectClass: olcAccessLogConfig",
+                "olcOverlay: {4}accesslog",
+                f"olcAccessLogDB: {ACCESSLOG}",
+                "olcAccessLogOps: writes",
+                "olcAccessLogSuccess: TRUE",
+                "olcAccessLogPurge: 07+00:00 01+00:00",
+            ]
         )
-        return text + "\n" + overlay + "\n"
+        text += "".join("\n" + "\n".join(entry) + "\n" for entry in overlays)
+        log_dir = self.root / "accesslog"
+        log_dir.mkdir(mode=0o700, exist_ok=True)
+        log_database = "\n".join(
+            [
+                f"dn: {MDB_DN}",
+                "objectClass: olcDatabaseConfig",
+                "objectClass: olcMdbConfig",
+                "olcDatabase: {1}mdb",
+                f"olcDbDirectory: {log_dir}",
+                f"olcDbMaxSize: {1 << 30}",
+                f"olcSuffix: {ACCESSLOG}",
+                f"olcRootDN: {directory.bind_dn}",
+                "olcDbIndex: default eq",
+                "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart,reqDN",
+                "",
+                f"dn: olcOverlay={{0}}syncprov,{MDB_DN}",
+                "objectClass: olcOverlayConfig",
+                "objectClass: olcSyncProvConfig",
+                "olcOverlay: {0}syncprov",
+                "olcSpNoPresent: TRUE",
+                "olcSpReloadHint: TRUE",
+                "",
+            ]
+        )
+        text = text.replace(MDB_DN, DELTA_MDB_DN).replace(
+            "olcDatabase: {1}mdb", "olcDatabase: {2}mdb"
+        )
+        anchor = f"dn: {DELTA_MDB_DN}\n"
+        if anchor not in text:
+            raise SandboxError(f"sandbox configuration changed: {anchor.strip()!r} not found")
+        return text.replace(anchor, log_database + "\n" + anchor, 1)
 
     def kill_server(self) -> None:
         """SIGKILL slapd (no shutdown, as in a crash); start_server() brings it back."""
@@ -111,7 +177,7 @@ def _insert_after(text: str, anchor: str, addition: str, count: int = -1) -> str
 class Replicas:
     """Two providers replicating to each other; ``start()`` waits until the second has the base."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, *, delta: bool = True, workdir: Path | None = None) -> None:
         ports = [_free_port(), _free_port()]
         password = secrets.token_urlsafe(24)
         urls = [f"ldap://127.0.0.1:{port}" for port in ports]
@@ -120,6 +186,7 @@ class Replicas:
                 port=ports[index],
                 link=Link(server_id=index + 1, peer_url=urls[1 - index], password=password),
                 seed=index == 0,
+                delta=delta,
                 workdir=workdir,
             )
             for index in range(2)
@@ -171,24 +238,57 @@ class Replicas:
             values = conn.response[0]["attributes"].get("contextCSN") or []
             return {str(value) for value in values}
 
-    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT) -> float:
-        """Wait until both providers hold the same contextCSN set; the seconds it took.
+    def probe_dn(self, index: int) -> str:
+        return f"cn=replication-probe-{index + 1},{self.directory.base_dn}"
 
-        Syncrepl (RFC 4533) carries the provider's contextCSN in its cookie: when
-        both have the same value per server id, each has every change the other made.
+    def _probe(self, index: int, token: str) -> None:
+        """Write ``token`` into provider ``index``'s probe entry, through that provider."""
+        dn = self.probe_dn(index)
+        with self.connection(index) as conn:
+            if not conn.modify(dn, {"description": [(MODIFY_REPLACE, [token])]}):
+                if conn.result["result"] != NO_SUCH_OBJECT:
+                    raise SandboxError(f"cannot write {dn}: {conn.result}")
+                conn.add(dn, ["device"], {"cn": dn.split(",")[0][3:], "description": token})
+
+    def _probes(self, index: int) -> list[str]:
+        with self.connection(index) as conn:
+            found = []
+            for other in (0, 1):
+                conn.search(
+                    self.probe_dn(other), "(objectClass=*)", BASE, attributes=["description"]
+                )
+                found.append(str(conn.entries[0].description) if conn.entries else "")
+            return found
+
+    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT) -> float:
+        """Wait until each provider has the other's latest write; the seconds it took.
+
+        A fresh value is first written through each provider into a probe entry of
+        its own; converged means both providers hold both values and the same
+        contextCSN set (one CSN per server id, RFC 4533 cookies). The probes are
+        needed after a crash: syncprov keeps the contextCSN in memory and stores it
+        at checkpoints, so a killed provider comes back with a contextCSN older
+        than its own last writes until it writes again.
         """
         started = time.monotonic()
         deadline = started + timeout
-        last: list[set[str]] = []
+        tokens = [secrets.token_hex(8) for _ in (0, 1)]
+        last: list[object] = []
         while time.monotonic() < deadline:
             try:
-                last = [self.context_csns(0), self.context_csns(1)]
+                if tokens:
+                    for index, token in enumerate(tokens):
+                        self._probe(index, token)
+                    written, tokens = tokens, []
+                probes = [self._probes(0), self._probes(1)]
+                csns = [self.context_csns(0), self.context_csns(1)]
             except LDAPException as exc:
-                last = [{type(exc).__name__}]
+                last = [type(exc).__name__]
             else:
-                if last[0] and last[0] == last[1]:
+                last = [probes, csns]
+                if probes == [written, written] and csns[0] and csns[0] == csns[1]:
                     return time.monotonic() - started
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise SandboxError(f"the providers did not converge within {timeout:.0f} s: {last}")
 
 

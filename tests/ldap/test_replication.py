@@ -9,12 +9,13 @@ from collections import Counter as Tally
 from collections.abc import Iterator
 
 import pytest
-from ldap3 import BASE, SUBTREE
+from ldap3 import BASE, MODIFY_ADD, SUBTREE
 from pydantic import SecretStr
 
 from app.config import IdProvider, LdapSettings, PosixSettings
 from app.ldap.connection import Directory
 from app.ldap.ids import IdAllocator
+from app.ldap.sandbox import SandboxError
 from app.ldap.writes import CONSTRAINT_VIOLATION
 from tests.ldap.replicas import Replicas, replicas
 
@@ -227,3 +228,65 @@ def test_every_url_needs_a_slice(replicas: Replicas) -> None:
     pool = Directory(settings(replicas, replicas.urls))
     with pytest.raises(ValueError, match=re.escape(f"no slice for {replicas.urls[1]}")):
         IdAllocator(pool, posix, replicas.directory.base_dn)
+
+
+MEMBERS = 100
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[Replicas]:
+    """Two providers in plain (whole-entry) syncrepl instead of delta-syncrepl."""
+    pair = Replicas(delta=False)
+    try:
+        pair.start()
+    except SandboxError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield pair
+    pair.stop()
+
+
+def join_at_once(pair: Replicas) -> list[int]:
+    """``MEMBERS`` memberUids added to one group through each provider at once; members kept."""
+    name = f"g-{uuid.uuid4().hex[:8]}"
+    group = f"cn={name},{pair.directory.groups_dn}"
+    with pair.connection(0) as conn:
+        assert conn.add(group, ["posixGroup"], {"cn": name, "gidNumber": "9"})
+    pair.wait_converged()
+
+    def run(index: int) -> None:
+        with pair.connection(index) as conn:
+            for step in range(MEMBERS):
+                assert conn.modify(group, {"memberUid": [(MODIFY_ADD, [f"m{index}-{step}"])]})
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pair.wait_converged()
+    kept = []
+    for index in (0, 1):
+        with pair.connection(index) as conn:
+            conn.search(group, "(objectClass=*)", BASE, attributes=["memberUid"])
+            kept.append(len(conn.entries[0].memberUid.values))
+    return kept
+
+
+def test_delta_syncrepl_keeps_every_member_added_through_two_providers(
+    replicas: Replicas,
+) -> None:
+    assert join_at_once(replicas) == [2 * MEMBERS, 2 * MEMBERS]
+
+
+def test_plain_syncrepl_loses_members_added_through_two_providers(plain: Replicas) -> None:
+    """Measurement: whole-entry replication keeps one of two concurrent versions of a group.
+
+    Why the login group (remove-group) needs delta-syncrepl on multi-provider directories.
+    """
+    kept = join_at_once(plain)
+    print(
+        f"\nplain syncrepl, {MEMBERS} memberUid adds through each provider at once: "
+        f"{kept} members kept of {2 * MEMBERS}"
+    )
+    assert kept[0] == kept[1]
+    assert kept[0] < 2 * MEMBERS, "no membership lost in this run: the race was not hit"
