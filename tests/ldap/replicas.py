@@ -72,11 +72,27 @@ class Provider(Sandbox):
         super()._launch(slapd)
 
     def _slapadd(self, slapadd: Path, database: str, ldif: Path) -> None:
-        """The configuration everywhere; the base entries on the seed only, in the main database."""
+        """The configuration everywhere; the base entries on the seed only, in the main database.
+
+        ``-S`` stamps the entries' CSNs with this server's id (slapadd(8)), so the
+        contextCSN holds no CSN of a server id 0 that no provider would ever send.
+        """
         if database == "0":
             super()._slapadd(slapadd, database, ldif)
-        elif self.seed:
-            super()._slapadd(slapadd, "2" if self.delta else database, ldif)
+            return
+        if not self.seed:
+            return
+        number = "2" if self.delta else database
+        command = [str(slapadd), "-n", number, "-F", str(self._config_dir), "-l", str(ldif)]
+        result = subprocess.run(
+            [*command, "-S", str(self.link.server_id), "-w"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip()
+            raise SandboxError(f"slapadd -n{number} failed (exit {result.returncode}): {output}")
 
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
         text = super()._config_ldif(directory, data_dir)

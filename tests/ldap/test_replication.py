@@ -12,12 +12,14 @@ import pytest
 from ldap3 import BASE, MODIFY_ADD, SUBTREE
 from pydantic import SecretStr
 
-from app.config import IdProvider, LdapSettings, PosixSettings
+from app.config import AccountSettings, IdProvider, LdapSettings, PosixSettings
 from app.ldap.connection import Directory
 from app.ldap.ids import IdAllocator
-from app.ldap.sandbox import SandboxError
+from app.ldap.sandbox import Sandbox, SandboxError
+from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.writes import CONSTRAINT_VIOLATION
 from tests.ldap.replicas import Replicas, replicas
+from tests.test_scripts import free_port
 
 __all__ = ["replicas"]
 
@@ -290,3 +292,65 @@ def test_plain_syncrepl_loses_members_added_through_two_providers(plain: Replica
     )
     assert kept[0] == kept[1]
     assert kept[0] < 2 * MEMBERS, "no membership lost in this run: the race was not hit"
+
+
+# ---- topology
+
+
+def sliced(pair: Replicas) -> PosixSettings:
+    return PosixSettings(
+        uid_range=(46000, 47999),
+        providers=[
+            IdProvider(url=pair.urls[0], uid_range=(46000, 46999)),
+            IdProvider(url=pair.urls[1], uid_range=(47000, 47999)),
+        ],
+    )
+
+
+def test_the_topology_of_two_providers_in_delta_syncrepl(replicas: Replicas) -> None:
+    topology = read_topology(settings(replicas, replicas.urls))
+    assert topology.multi_provider
+    for index, server in enumerate(topology.servers):
+        assert server.server_ids == (str(index + 1),)
+        assert server.consumes == (replicas.urls[1 - index],)
+        assert server.delta
+        assert server.csn_server_ids == ("001", "002")
+    print("\n" + "\n".join(topology.describe()))
+    shared = replication_warnings(topology, PosixSettings(), base_dn=replicas.directory.base_dn)
+    assert len(shared) == 1
+    assert shared[0].startswith("unsafe uidNumber allocation: the directory is multi-provider")
+    assert f"cn=scim-ldap-ids,{replicas.directory.base_dn}" in shared[0]
+    assert replication_warnings(topology, sliced(replicas)) == []
+    hashed = replication_warnings(topology, PosixSettings(uid_strategy="hash"))
+    assert [w.split(":")[0] for w in hashed] == [
+        "uidNumbers from the hash strategy are checked on one provider only"
+    ]
+
+
+def test_plain_syncrepl_is_reported_with_the_login_group(plain: Replicas) -> None:
+    topology = read_topology(settings(plain, plain.urls))
+    assert [s.delta for s in topology.servers] == [False, False]
+    warnings = replication_warnings(
+        topology, sliced(plain), AccountSettings(disable=["lock", "remove-group"])
+    )
+    assert len(warnings) == 1
+    assert "plain syncrepl" in warnings[0]
+    assert "the login group linux-login" in warnings[0]
+
+
+def test_one_directory_is_no_replication(sandbox: Sandbox) -> None:
+    topology = read_topology(sandbox.directory.ldap_settings())
+    assert not topology.multi_provider
+    assert topology.describe() == [
+        f"{sandbox.directory.url}: serverID none; single provider; contextCSN from server ids none"
+    ]
+    assert replication_warnings(topology, PosixSettings()) == []
+
+
+def test_an_unreachable_url_is_reported(replicas: Replicas) -> None:
+    dead = f"ldap://127.0.0.1:{free_port()}"
+    topology = read_topology(settings(replicas, [replicas.urls[0], dead]))
+    assert topology.servers[1].describe() == f"{dead}: not reachable"
+    warnings = replication_warnings(topology, PosixSettings())
+    assert warnings[0] == f"cannot reach {dead} to see its place in the replication"
+    assert warnings[1].startswith("unsafe uidNumber allocation")
