@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -27,10 +27,12 @@ from ldap3 import SUBTREE
 
 from tests.api.helpers import CORE, POSIX, unique
 from tests.conftest import TOKEN
-from tests.ldap.replicas import Replicas, replicas
 from tests.test_scripts import ROOT, free_port, wait_healthy
 
-__all__ = ["replicas"]
+if TYPE_CHECKING:
+    from tests.ldap.replicas import Replicas
+
+pytest_plugins = ["tests.ldap.replicas"]
 
 CREATES = 200
 WORKERS = 40

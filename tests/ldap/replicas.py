@@ -320,3 +320,17 @@ def replicas() -> Iterator[Replicas]:
         yield pair
     finally:
         pair.stop()
+
+
+@pytest.fixture(scope="session")
+def plain() -> Iterator[Replicas]:
+    """Two providers in plain (whole-entry) syncrepl instead of delta-syncrepl."""
+    pair = Replicas(delta=False)
+    try:
+        pair.start()
+    except SandboxError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield pair
+    finally:
+        pair.stop()

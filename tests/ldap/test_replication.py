@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from ldap3 import BASE, MODIFY_ADD, SUBTREE
@@ -15,13 +16,15 @@ from pydantic import SecretStr
 from app.config import AccountSettings, IdProvider, LdapSettings, PosixSettings
 from app.ldap.connection import Directory
 from app.ldap.ids import IdAllocator
-from app.ldap.sandbox import Sandbox, SandboxError
+from app.ldap.sandbox import Sandbox
 from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.writes import CONSTRAINT_VIOLATION
-from tests.ldap.replicas import Replicas, replicas
 from tests.test_scripts import free_port
 
-__all__ = ["replicas"]
+if TYPE_CHECKING:
+    from tests.ldap.replicas import Replicas
+
+pytest_plugins = ["tests.ldap.replicas"]
 
 ROUNDS = 60
 
@@ -233,18 +236,6 @@ def test_every_url_needs_a_slice(replicas: Replicas) -> None:
 
 
 MEMBERS = 100
-
-
-@pytest.fixture(scope="module")
-def plain() -> Iterator[Replicas]:
-    """Two providers in plain (whole-entry) syncrepl instead of delta-syncrepl."""
-    pair = Replicas(delta=False)
-    try:
-        pair.start()
-    except SandboxError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield pair
-    pair.stop()
 
 
 def join_at_once(pair: Replicas) -> list[int]:
