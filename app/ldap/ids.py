@@ -8,8 +8,8 @@ compare-and-swap: one modify that deletes the value it read and adds the next
 one. LDAP applies a modify atomically (RFC 4511 section 4.6), and deleting a
 value that is no longer there fails with ``noSuchAttribute``, so when two
 servers read the same value only one of them wins; the other reads again.
-Within one process allocations take turns, so only other processes compete for
-the counter: without that, every request thread of every process would race
+Within one process allocations from one counter take turns, so only other
+processes compete for it: without that, every request thread of every process would race
 each round and an unlucky one could lose round after round.
 
 The counter only moves forward: numbers of deleted accounts are never handed
@@ -31,12 +31,16 @@ instead of modifying it.
 Multi-provider directories (OpenLDAP syncrepl with ``olcMultiProvider``, 389-ds
 multi-supplier) break the compare-and-swap when two servers write through
 different providers: each provider checks the deleted value against its own
-copy of the counter, both accept, and replication (RFC 4533 carries whole
-entries, ordered by entryCSN) merges the two modifies into one counter value.
-Two servers then hold the same number; measured on two OpenLDAP 2.5 providers,
-87 of 100 simultaneous pairs of allocations got the same uidNumber, the counter
-ending equal on both. The ``unique`` overlay does not help either: it checks
-each provider's own copy, and replicated adds bypass it.
+copy of the counter, both accept, and replication then settles the counter on
+the later write (the entryCSN orders them), which both wrote alike. Both
+servers hold the same number. On two OpenLDAP 2.5 providers
+(tests/ldap/test_replication.py) half to nearly all of 60 simultaneous pairs
+of allocations got the same uidNumber, and the counter ended equal on both
+providers, so nothing in the directory shows it. The ``unique`` overlay does
+not stop it: it checks the provider's own copy only, so it refuses the second
+account only when the first has already replicated, and replication adds the
+other provider's account whatever the overlay says: after convergence both
+providers held the two accounts with one uidNumber.
 
 So with ``posix.providers`` each provider gets a slice of ``uid_range`` and a
 counter of its own (``cn=scim-ldap-ids-<low>`` by default), and a number is
