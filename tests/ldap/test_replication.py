@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import threading
+import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pydantic import SecretStr
 
 from app.config import AccountSettings, IdProvider, LdapSettings, PosixSettings
 from app.ldap.connection import Directory
+from app.ldap.errors import DirectoryUnavailable
 from app.ldap.ids import IdAllocator
 from app.ldap.sandbox import Sandbox
 from app.ldap.topology import read_topology, replication_warnings
@@ -223,6 +226,59 @@ def test_a_failed_over_server_allocates_from_the_other_slice(
         assert allocate() == 44001, "a pooled connection stays on the provider it opened to"
     finally:
         pool.close()
+
+
+def test_a_hung_provider_costs_every_new_connection_the_receive_timeout(
+    replicas: Replicas,
+) -> None:
+    """Measurement: a provider that accepts connections but never answers (SIGSTOP).
+
+    A killed provider refuses connections at once, so the next URL is tried at
+    once. A hung one accepts them (the kernel completes the handshake), so the
+    pooled request waits ``receive_timeout`` and answers 503, and then every new
+    connection waits ``receive_timeout`` again on the bind before trying the
+    next URL: the pool does not remember which server failed.
+    """
+    timeout = 2
+    ldap = settings(replicas, replicas.urls).model_copy(
+        update={"receive_timeout": timeout, "connect_timeout": 1.0}
+    )
+    pool = Directory(ldap)
+    base = replicas.directory.base_dn
+
+    def search() -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            with pool.session() as session:
+                session.search(base, "(objectClass=*)", ["1.1"], scope="BASE", action="probe")
+                where = f"port {session.conn.server.port}"
+        except DirectoryUnavailable:
+            where = "503"
+        return where, time.monotonic() - started
+
+    process = replicas.providers[0].process
+    assert process is not None
+    try:
+        assert search()[0] == f"port {replicas.providers[0].directory.url.rsplit(':', 1)[1]}"
+        process.send_signal(signal.SIGSTOP)
+        pooled = search()
+        fresh = [search() for _ in range(2)]
+        pool.close()
+        pool = Directory(ldap)
+        again = search()
+    finally:
+        process.send_signal(signal.SIGCONT)
+        pool.close()
+    second = f"port {replicas.providers[1].directory.url.rsplit(':', 1)[1]}"
+    print(
+        f"\nprovider 1 hung, receive_timeout {timeout} s: the pooled request {pooled}, the "
+        f"next ones {fresh}, a new pool's first request {again}"
+    )
+    assert pooled[0] == "503" and timeout <= pooled[1] < timeout + 1
+    assert fresh[0][0] == second and timeout <= fresh[0][1] < timeout + 1
+    assert fresh[1][0] == second and fresh[1][1] < 0.5
+    assert again[0] == second and timeout <= again[1] < timeout + 1
+    replicas.wait_converged()
 
 
 def test_every_url_needs_a_slice(replicas: Replicas) -> None:
