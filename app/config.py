@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.ldap.logins import LoginPolicy, LoginRule
+
 DEFAULT_USER_MAPPING: dict[str, str] = {
     "externalId": "scimExternalId",
     "displayName": "displayName",
@@ -210,11 +212,28 @@ class PosixSettings(BaseModel):
         description="Regular expression a Linux login name must match.",
     )
     login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
+    login_policy: LoginPolicy = Field(
+        default="derive",
+        description="derive: a login made of any userName (ASCII, lower-case, clashes resolved "
+        "with a hash suffix); strict: the userName or its lower-cased local part when valid, "
+        "else 400, and 409 when taken.",
+    )
+    login_prefix: str = Field(
+        default="u",
+        description="Put before a derived login that would start with a digit (alone with the "
+        "suffix when nothing of the userName is left).",
+    )
     rename_login: bool = Field(
         default=True,
         description="When userName changes: rename the login (true) or keep it (false).",
     )
     home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
+    home_collision: Literal["suffix", "refuse"] = Field(
+        default="suffix",
+        description="When the templated home is held by another entry: suffix: append '-' and "
+        "6 hex digits of the userName's hash; refuse: 409. A homeDirectory the client sends "
+        "is always refused when held.",
+    )
     login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
     gecos: str = Field(default="", description="gecos template (empty: none).")
     cn: str = Field(default="{displayName}", description="cn template (empty result: userName).")
@@ -227,6 +246,22 @@ class PosixSettings(BaseModel):
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_derived_logins(self) -> PosixSettings:
+        rule = LoginRule(
+            self.login_pattern, self.login_max_length, self.login_policy, self.login_prefix
+        )
+        refused = rule.problems()
+        if refused:
+            raise ValueError(
+                f"login_pattern {self.login_pattern} (at most {self.login_max_length} "
+                f"characters) refuses logins the derive policy makes: {'; '.join(refused)}. "
+                "Allow a-z, 0-9, '.', '_' and '-' after a leading letter, a login_max_length "
+                "of at least 8 and a login_prefix the pattern accepts, or set login_policy "
+                "to 'strict'"
+            )
+        return self
 
     @field_validator("home_directory", "login_shell", "gecos", "cn")
     @classmethod

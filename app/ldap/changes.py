@@ -2,10 +2,13 @@
 
 Each SCIM write is one or more LDAP operations applied all-or-nothing
 (``Steps``). Round trips (pooled connection, no manager reference): POST
-1 number check + the allocation (1 read + 1 compare-and-swap + 1 collision
-search when allocating) + 1 add with post-read; PATCH/PUT 1 read + 1 modify with
-post-read, +1 modrdn when the login name changes or a disabled account moves;
-DELETE 1 read + 1 delete. A password set with the Password Modify operation,
+1 search of the logins and userName taken (logins.py) + 1 number check + the
+allocation (1 read + 1 compare-and-swap + 1 collision search when allocating)
++ 1 search of the home directories taken (homes.py) + 1 add with post-read;
+PATCH/PUT 1 read + 1 modify with post-read, +1 search of the logins taken when
+userName changes, +1 search of the homes taken when the home changes, +1 modrdn
+when the login name changes or a disabled account moves; DELETE 1 read + 1
+delete. A password set with the Password Modify operation,
 a private group or the login group add one operation each; so does a password
 set on a locked, disabled account, which ppolicy unlocks and which is locked
 again.
@@ -30,6 +33,7 @@ from app.attributes import (
     ACTIVE,
     EXTERNAL_ID,
     GID_NUMBER,
+    HOME_DIRECTORY,
     MANAGER,
     PASSWORD,
     UID_NUMBER,
@@ -44,7 +48,9 @@ from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
 from app.ldap.errors import DirectoryFailure
 from app.ldap.groups import PosixGroups
+from app.ldap.homes import HomeClaims
 from app.ldap.ids import IdAllocator
+from app.ldap.logins import LoginClaims, normal_user_name
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.passwords import PasswordPolicy
 from app.ldap.steps import Steps
@@ -84,6 +90,25 @@ class UserChanges:
         self.ids = IdAllocator(self.directory, self.posix, ldap.base_dn)
         self.groups = PosixGroups(self.directory, self.posix, ldap.groups_dn)
         self.base_dn = ldap.base_dn
+        self.claims = LoginClaims(
+            self.mapping.logins,
+            base_dn=ldap.base_dn,
+            rdn=self.mapping.rdn,
+            user_name_attribute=self.mapping.user_name_attribute,
+            visible=(self.mapping.container, self.mapping.disabled_container),
+            hidden=(self.mapping.archive_container,),
+        )
+        home = self.mapping.by_slot.get(HOME_DIRECTORY)
+        self.homes = (
+            HomeClaims(
+                self.posix.home_collision,
+                base_dn=ldap.base_dn,
+                attribute=home,
+                rdn=self.mapping.rdn,
+            )
+            if home
+            else None
+        )
 
     # ---- create
 
@@ -92,11 +117,10 @@ class UserChanges:
         values = dict(values)
         requested_password = values.pop(PASSWORD, None)
         user_name = str(values[USER_NAME])
-        login = self.mapping.logins.login_for(user_name)
         disabled = values.get(ACTIVE) is False
         parent = self._parent_for(disabled, self.mapping.container)
-        dn = child_dn(self.mapping.rdn, login, parent)
         with self.directory.session() as session:
+            login = self.claims.choose(session, user_name)
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)
@@ -113,31 +137,16 @@ class UserChanges:
             if private and GID_NUMBER not in values:
                 assigned["gidnumber"] = [str(values[UID_NUMBER])]
             manager_dn = self.users.manager_dn(session, values.get(MANAGER))
-            attributes: dict[str, Any] = dict(
-                self.mapping.attributes(values, login, manager_dn, assigned)
-            )
-            attributes["objectClass"] = self.mapping.object_classes
             plaintext = self.passwords.at_creation(
                 str(requested_password) if requested_password is not None else None
             )
+            extra: dict[str, Any] = {"objectClass": self.mapping.object_classes}
             if plaintext and not self.passwords.by_exop:
-                attributes["userPassword"] = [self.passwords.hashed(plaintext)]
+                extra["userPassword"] = [self.passwords.hashed(plaintext)]
             with Steps() as steps:
-                try:
-                    result = session.add(
-                        dn,
-                        attributes,
-                        controls=[self.users.post_read()],
-                        action=f"create user {login}",
-                    )
-                except UniquenessException:
-                    raise UniquenessException(
-                        detail=f"userName {user_name} is taken: the login name {login!r} "
-                        "already exists"
-                    ) from None
-                except NotFoundException:
-                    self._check_container(session, parent)
-                    raise
+                login, dn, attributes, result = self._add(
+                    session, values, login, parent, manager_dn, assigned, extra
+                )
                 steps.done("the add", lambda: session.delete(dn, action="undo an add"))
                 if private:
                     gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
@@ -157,6 +166,101 @@ class UserChanges:
             if manager_dn and MANAGER in values:
                 record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
+
+    def _add(
+        self,
+        session: Session,
+        values: Mapping[Slot, SlotValue],
+        login: str,
+        parent: str,
+        manager_dn: str | None,
+        assigned: dict[str, list[str]],
+        extra: Mapping[str, Any],
+    ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+        """Add the entry: its login, DN, attributes and the add's result.
+
+        The directory refuses an add whose DN exists (entryAlreadyExists): a
+        concurrent create took the login since the search, and under the
+        derive policy the next free candidate is tried.
+        """
+        user_name = str(values[USER_NAME])
+        tried: list[str] = []
+        while True:
+            dn = child_dn(self.mapping.rdn, login, parent)
+            home = self._home_for(session, values, login, None)
+            attributes: dict[str, Any] = dict(
+                self.mapping.attributes(values, login, manager_dn, assigned, home=home)
+            )
+            attributes.update(extra)
+            try:
+                result = session.add(
+                    dn,
+                    attributes,
+                    controls=[self.users.post_read()],
+                    action=f"create user {login}",
+                )
+            except UniquenessException:
+                if not self.mapping.logins.derives:
+                    raise UniquenessException(
+                        detail=f"userName {user_name} is taken: the login name {login!r} "
+                        "already exists"
+                    ) from None
+                tried.append(login)
+                log.info("the login %s was taken meanwhile; trying the next one", login)
+                login = self.claims.choose(session, user_name, skip=tried)
+                continue
+            except NotFoundException:
+                self._check_container(session, parent)
+                raise
+            return login, dn, attributes, result
+
+    def _home_for(
+        self,
+        session: Session,
+        values: Mapping[Slot, SlotValue],
+        login: str,
+        exclude_dn: str | None,
+    ) -> str | None:
+        """A home no other entry holds, for an account the template gives one (homes.py)."""
+        if self.homes is None:
+            return None
+        wanted = values.get(HOME_DIRECTORY)
+        if wanted is not None and wanted not in ("", ()):
+            self.homes.settle(session, str(wanted), str(values[USER_NAME]), explicit=True)
+            return None
+        templated = self.mapping.templated_home(values, login)
+        if templated is None:
+            return None
+        return self.homes.settle(
+            session, templated, str(values[USER_NAME]), explicit=False, exclude_dn=exclude_dn
+        )
+
+    def _settle_home(
+        self,
+        session: Session,
+        current: UserRecord,
+        values: Mapping[Slot, SlotValue],
+        before: LdapValues,
+        after: LdapValues,
+    ) -> None:
+        """Give an update's new home directory only when no other entry holds it."""
+        attribute = self.mapping.by_slot.get(HOME_DIRECTORY)
+        if self.homes is None or attribute is None:
+            return
+        new = after.get(attribute) or []
+        if not new or new == (before.get(attribute) or []):
+            return
+        wanted = values.get(HOME_DIRECTORY)
+        explicit = wanted is not None and wanted not in ("", ())
+        after[attribute] = [
+            self.homes.settle(
+                session,
+                new[0],
+                str(values[USER_NAME]),
+                explicit=explicit,
+                exclude_dn=current.dn,
+            )
+        ]
 
     # ---- update
 
@@ -180,7 +284,6 @@ class UserChanges:
             str(requested_password) if requested_password is not None else None
         )
         old_login = current.login
-        new_login = self._login_after(current, values)
         was_disabled = current.values.get(ACTIVE) is False
         now_disabled = values.get(ACTIVE) is False
         old_parent = parent_of(current.dn)
@@ -190,6 +293,7 @@ class UserChanges:
             else self._parent_for(now_disabled, old_parent)
         )
         with self.directory.session() as session:
+            new_login = self._login_after(session, current, values)
             self.ids.check(session, values, current.values)
             old_manager = current.manager_dn
             new_manager = (
@@ -203,6 +307,7 @@ class UserChanges:
             after = self.mapping.attributes(
                 values, new_login, new_manager, current.defaults, current.extra
             )
+            self._settle_home(session, current, values, before, after)
             if plaintext and not self.passwords.by_exop:
                 after["userPassword"] = [self.passwords.hashed(plaintext)]
             changes = self._changes(before, after, current)
@@ -242,11 +347,21 @@ class UserChanges:
             self.users.resolve_managers(session, [record])
             return record
 
-    def _login_after(self, current: UserRecord, values: Mapping[Slot, SlotValue]) -> str:
-        same = str(values[USER_NAME]).lower() == str(current.values[USER_NAME]).lower()
-        if same or not self.posix.rename_login:
+    def _login_after(
+        self, session: Session, current: UserRecord, values: Mapping[Slot, SlotValue]
+    ) -> str:
+        """The login after a userName change: kept when only letter case changes.
+
+        Otherwise, with ``posix.rename_login``, the first free candidate of the
+        new userName, the entry's own login counting as free.
+        """
+        user_name = str(values[USER_NAME])
+        if normal_user_name(user_name) == normal_user_name(str(current.values[USER_NAME])):
             return current.login
-        return self.mapping.logins.login_for(str(values[USER_NAME]))
+        if not self.posix.rename_login:
+            self.claims.check_user_name(session, user_name, current.dn)
+            return current.login
+        return self.claims.choose(session, user_name, exclude_dn=current.dn)
 
     def _parent_for(self, disabled: bool, otherwise: str) -> str:
         """The container an account goes to when created or when ``active`` changes.

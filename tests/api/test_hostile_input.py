@@ -9,11 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.config import PosixSettings
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     ENTERPRISE,
     USERS,
     assert_error,
+    configured_client,
     delete_quietly,
     entry,
     new_user,
@@ -127,9 +129,10 @@ def test_nul_is_refused_in_values(client: TestClient) -> None:
     ],
 )
 def test_user_names_without_a_valid_login_are_refused(
-    client: TestClient, ldap: Connection, sandbox: Sandbox, user_name: str
+    ldap: Connection, sandbox: Sandbox, user_name: str
 ) -> None:
-    response = client.post(USERS, json=user_body(user_name))
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as client:
+        response = client.post(USERS, json=user_body(user_name))
     error = assert_error(response, 400, "invalidValue")
     assert repr(user_name) in error["detail"]
     ldap.search(sandbox.directory.users_dn, "(uid=*)", attributes=["uid"])
