@@ -119,15 +119,16 @@ class LoginRule:
         """Every login the userName may get, in the order they are tried."""
         if not self.derives:
             return (self._strict(user_name),)
-        stem = self._strict_or_none(user_name) or self.stem(user_name)
+        stem = self.stem(user_name)
         hashed = digest(user_name)
         suffixed = tuple(
             self._suffixed(stem, hashed[i * SUFFIX_LENGTH : (i + 1) * SUFFIX_LENGTH])
-            for i in range(ALTERNATIVES + 1)
+            for i in range(ALTERNATIVES)
         )
-        if stem and len(stem) <= self.max_length:
-            return (stem, *suffixed[:ALTERNATIVES])
-        return suffixed[:ALTERNATIVES]
+        first = self._strict_or_none(user_name)
+        if first is None and stem and len(stem) <= self.max_length:
+            first = stem
+        return suffixed if first is None else (first, *suffixed)
 
     def stem(self, user_name: str) -> str:
         """The derived name before any length limit or suffix ("" when nothing is left)."""
