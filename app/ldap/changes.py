@@ -50,7 +50,7 @@ from app.ldap.errors import DirectoryFailure
 from app.ldap.groups import PosixGroups
 from app.ldap.homes import HomeClaims
 from app.ldap.ids import IdAllocator
-from app.ldap.logins import LoginClaims, normal_user_name
+from app.ldap.logins import LoginClaims, folded
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.passwords import PasswordPolicy
 from app.ldap.steps import Steps
@@ -356,7 +356,7 @@ class UserChanges:
         new userName, the entry's own login counting as free.
         """
         user_name = str(values[USER_NAME])
-        if normal_user_name(user_name) == normal_user_name(str(current.values[USER_NAME])):
+        if folded(user_name) == folded(str(current.values[USER_NAME])):
             return current.login
         if not self.posix.rename_login:
             self.claims.check_user_name(session, user_name, current.dn)

@@ -59,7 +59,12 @@ class HomeClaims:
     def holders(
         self, session: Session, paths: Iterable[str], exclude_dn: str | None = None
     ) -> dict[str, str]:
-        """``{path: the login (or DN) of an entry holding it}`` for every held path."""
+        """``{path: the login (or DN) of an entry holding it}`` for every held path.
+
+        Paths are keyed as the directory compares them (caseExactIA5Match:
+        spaces at the ends and repeated ones are insignificant), so that what
+        the search matched is never taken for free.
+        """
         terms = "".join(f"({self.attribute}={assertion_value(p)})" for p in paths)
         entries = session.search(
             self.base_dn,
@@ -75,7 +80,7 @@ class HomeClaims:
             attributes: Mapping[str, Any] = entry["attributes"]
             logins = values_of(attributes, self.rdn)
             for path in values_of(attributes, self.attribute):
-                held.setdefault(str(path), str(logins[0]) if logins else dn)
+                held.setdefault(_normal(str(path)), str(logins[0]) if logins else dn)
         return held
 
     def settle(
@@ -92,9 +97,9 @@ class HomeClaims:
         candidates = home_candidates(path, user_name) if suffixing else (path,)
         held = self.holders(session, candidates, exclude_dn)
         for candidate in candidates:
-            if candidate not in held:
+            if _normal(candidate) not in held:
                 return candidate
-        holder = held[path]
+        holder = held[_normal(path)]
         if explicit:
             raise UniquenessException(
                 detail=f"homeDirectory {path} is already the home of {holder}: send another "
@@ -109,3 +114,7 @@ class HomeClaims:
             detail=f"the home directory {path} and its alternatives "
             f"{', '.join(candidates[1:])} are all held by other entries"
         )
+
+
+def _normal(path: str) -> str:
+    return " ".join(part for part in path.split(" ") if part)

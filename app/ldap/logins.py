@@ -174,9 +174,13 @@ class LoginRule:
         return found
 
 
-def normal_user_name(user_name: str) -> str:
-    """userName as the directory compares it (caseIgnoreMatch, spaces insignificant)."""
-    return " ".join(user_name.split()).casefold()
+def folded(value: str) -> str:
+    """A login or userName as the directory compares it, or more loosely.
+
+    caseIgnoreMatch ignores letter case, spaces at the ends and repeated
+    spaces: two values it finds equal must never be taken for two names.
+    """
+    return " ".join(value.split()).casefold()
 
 
 def assertion_value(value: str) -> str:
@@ -193,7 +197,7 @@ class Holder:
 
     dn: str
     logins: frozenset[str]
-    """Its rdn attribute values, lower-cased."""
+    """Its rdn attribute values, folded (``folded``)."""
     archived: bool
     user_name: str | None
     """Its SCIM userName when it is an account SCIM sees (not archived)."""
@@ -247,7 +251,7 @@ class LoginClaims:
         archived = any(is_under(dn, c) for c in self.hidden)
         seen = not archived and any(is_under(dn, c) for c in self.visible)
         user_name = (str(kept[0]) if kept else logins[0] if logins else None) if seen else None
-        return Holder(dn, frozenset(login.lower() for login in logins), archived, user_name)
+        return Holder(dn, frozenset(folded(login) for login in logins), archived, user_name)
 
     def choose(
         self,
@@ -266,12 +270,12 @@ class LoginClaims:
         """
         candidates = self.rule.candidates(user_name)
         holders = self._others(session, candidates, user_name, exclude_dn)
-        taken = {login.lower() for login in skip}
+        taken = {folded(login) for login in skip}
         for holder in holders:
             if self.rule.derives or not holder.archived:
                 taken |= holder.logins
         for login in candidates:
-            if login.lower() not in taken:
+            if folded(login) not in taken:
                 return login
         if not self.rule.derives:
             raise UniquenessException(
@@ -306,9 +310,9 @@ class LoginClaims:
             for h in self.holders(session, candidates, user_name)
             if exclude_dn is None or not same_dn(h.dn, exclude_dn)
         ]
-        wanted = normal_user_name(user_name)
+        wanted = folded(user_name)
         for holder in holders:
-            if holder.user_name is not None and normal_user_name(holder.user_name) == wanted:
+            if holder.user_name is not None and folded(holder.user_name) == wanted:
                 raise UniquenessException(
                     detail=f"userName {user_name} already exists (the account {holder.dn})"
                 )

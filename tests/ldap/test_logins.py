@@ -1,4 +1,4 @@
-"""The login policies: the derive rule as a table, start-up checks, and the search for taken logins."""
+"""Login policies: the derive rule as a table, start-up checks, the search for taken logins."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ TABLE = [
     ("李小龍@contoso.com", "lixiaolong"),
     ("たなか@contoso.com", "tanaka"),
     ("o'neil@contoso.com", "oneil"),
-    ("d’angelo@contoso.com", "dangelo"),
+    ("d\u2019angelo@contoso.com", "dangelo"),
     ("1stuser@contoso.com", "u1stuser"),
     ("007@contoso.com", "u007"),
     ("mary ann.smith@contoso.com", "mary_ann.smith"),
