@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+from ldap3 import MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
@@ -140,7 +140,7 @@ class UserChanges:
             plaintext = self.passwords.at_creation(
                 str(requested_password) if requested_password is not None else None
             )
-            extra: dict[str, Any] = {"objectClass": self.mapping.object_classes}
+            extra: dict[str, Any] = {}
             if plaintext and not self.passwords.by_exop:
                 extra["userPassword"] = [self.passwords.hashed(plaintext)]
             with Steps() as steps:
@@ -189,7 +189,14 @@ class UserChanges:
             dn = child_dn(self.mapping.rdn, login, parent)
             home = self._home_for(session, values, login, None)
             attributes: dict[str, Any] = dict(
-                self.mapping.attributes(values, login, manager_dn, assigned, home=home)
+                self.mapping.attributes(
+                    values,
+                    login,
+                    manager_dn,
+                    assigned,
+                    classes=self.mapping.object_classes,
+                    home=home,
+                )
             )
             attributes.update(extra)
             try:
@@ -235,32 +242,26 @@ class UserChanges:
             session, templated, str(values[USER_NAME]), explicit=False, exclude_dn=exclude_dn
         )
 
-    def _settle_home(
+    def _settled_home(
         self,
         session: Session,
         current: UserRecord,
         values: Mapping[Slot, SlotValue],
         before: LdapValues,
         after: LdapValues,
-    ) -> None:
-        """Give an update's new home directory only when no other entry holds it."""
+    ) -> str | None:
+        """An update's new home directory once checked free (homes.py); None when unchanged."""
         attribute = self.mapping.by_slot.get(HOME_DIRECTORY)
         if self.homes is None or attribute is None:
-            return
+            return None
         new = after.get(attribute) or []
         if not new or new == (before.get(attribute) or []):
-            return
+            return None
         wanted = values.get(HOME_DIRECTORY)
         explicit = wanted is not None and wanted not in ("", ())
-        after[attribute] = [
-            self.homes.settle(
-                session,
-                new[0],
-                str(values[USER_NAME]),
-                explicit=explicit,
-                exclude_dn=current.dn,
-            )
-        ]
+        return self.homes.settle(
+            session, new[0], str(values[USER_NAME]), explicit=explicit, exclude_dn=current.dn
+        )
 
     # ---- update
 
@@ -301,16 +302,9 @@ class UserChanges:
                 if values.get(MANAGER) == current.values.get(MANAGER)
                 else self.users.manager_dn(session, values.get(MANAGER))
             )
-            before = self.mapping.attributes(
-                current.values, old_login, old_manager, current.defaults, current.extra
+            before, changes = self._modification(
+                session, current, values, new_login, new_manager, plaintext
             )
-            after = self.mapping.attributes(
-                values, new_login, new_manager, current.defaults, current.extra
-            )
-            self._settle_home(session, current, values, before, after)
-            if plaintext and not self.passwords.by_exop:
-                after["userPassword"] = [self.passwords.hashed(plaintext)]
-            changes = self._changes(before, after, current)
             dn = current.dn
             result: dict[str, Any] | None = None
             with Steps() as steps:
@@ -443,7 +437,48 @@ class UserChanges:
         if self.groups.remove_member(session, group, login):
             steps.done("the login group", lambda: self.groups.add_member(session, group, login))
 
-    def _changes(self, before: LdapValues, after: LdapValues, current: UserRecord) -> Changes:
+    def _modification(
+        self,
+        session: Session,
+        current: UserRecord,
+        values: Mapping[Slot, SlotValue],
+        new_login: str,
+        new_manager: str | None,
+        plaintext: str | None,
+    ) -> tuple[LdapValues, Changes]:
+        """The entry's managed attributes now, and the modify that gives it ``values``.
+
+        The object classes the entry lacks come with any change.
+        """
+        classes = current.object_classes
+        before = self.mapping.attributes(
+            current.values,
+            current.login,
+            current.manager_dn,
+            current.defaults,
+            current.extra,
+            classes,
+        )
+
+        home: str | None = None
+
+        def after(classes: Sequence[str]) -> LdapValues:
+            return self.mapping.attributes(
+                values, new_login, new_manager, current.defaults, current.extra, classes, home
+            )
+
+        home = self._settled_home(session, current, values, before, after(classes))
+        changes = self._changes(before, after(classes))
+        hashed = plaintext and not self.passwords.by_exop
+        present = {c.lower() for c in classes}
+        missing = [c for c in self.mapping.object_classes if c.lower() not in present]
+        if (changes or hashed) and missing:
+            changes = self._changes(before, after([*classes, *missing]))
+        if plaintext and hashed:
+            changes["userPassword"] = [(MODIFY_REPLACE, [self.passwords.hashed(plaintext)])]
+        return before, changes
+
+    def _changes(self, before: LdapValues, after: LdapValues) -> Changes:
         changes: Changes = {}
         names = {n.lower(): n for n in [*before, *after]}
         lower_before = {k.lower(): v for k, v in before.items()}
@@ -454,21 +489,16 @@ class UserChanges:
             old, new = lower_before.get(key, []), lower_after.get(key, [])
             if old != new:
                 changes[name] = [(MODIFY_REPLACE, new)]
-        if changes:
-            present = {c.lower() for c in current.object_classes}
-            missing = [c for c in self.mapping.object_classes if c.lower() not in present]
-            if missing:
-                changes["objectClass"] = [(MODIFY_ADD, missing)]
         return changes
 
     @staticmethod
     def _inverse(before: LdapValues, changes: Changes) -> Changes:
-        """The modify that restores what ``changes`` replaced (object classes stay)."""
+        """The modify that restores what ``changes`` replaced (the password stays)."""
         lowered = {k.lower(): v for k, v in before.items()}
         return {
             name: [(MODIFY_REPLACE, lowered.get(name.lower(), []))]
             for name in changes
-            if name.lower() not in ("objectclass", "userpassword")
+            if name.lower() != "userpassword"
         }
 
     # ---- delete

@@ -54,6 +54,7 @@ from scim2_models import (
 from app.attributes import GID_NUMBER, UID_NUMBER, Slot, SlotValue
 from app.config import PosixSettings
 from app.ldap import writes
+from app.ldap.accounts import ACCOUNT_FILTER, HIDDEN_CLASS
 from app.ldap.connection import Directory, Session
 from app.ldap.dn import rdn_values
 from app.ldap.errors import DirectoryFailure, DirectoryUnavailable
@@ -284,7 +285,7 @@ class IdAllocator:
     def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
         """Which of ``numbers`` an account (or, with private groups, a group) already has."""
         private = self.posix.gid_strategy == "private-group"
-        accounts = f"(&(objectClass=posixAccount){_any_of('uidNumber', numbers)})"
+        accounts = f"(&{ACCOUNT_FILTER}{_any_of('uidNumber', numbers)})"
         groups = f"(&(objectClass=posixGroup){_any_of('gidNumber', numbers)})"
         entries = session.search(
             self.base_dn,
@@ -297,7 +298,7 @@ class IdAllocator:
         for entry in entries:
             classes = _classes(entry)
             attributes = entry["attributes"]
-            if "posixaccount" in classes:
+            if "posixaccount" in classes or HIDDEN_CLASS.lower() in classes:
                 found.update(_ints(attributes.get("uidNumber") or []))
             if private and "posixgroup" in classes:
                 found.update(_ints(attributes.get("gidNumber") or []))

@@ -18,6 +18,12 @@ from scim2_models import SCIMException
 from app.ldap.connection import Session
 from app.ldap.dn import is_under
 
+LOAD_SCHEMA = (
+    "load app/ldap/schema/scim-ldap.ldif into a cn=config server (ldapadd -Y EXTERNAL -H "
+    "ldapi:/// -f app/ldap/schema/scim-ldap.ldif), or include app/ldap/schema/scim-ldap.schema "
+    "in the slapd.conf of a server configured by file and restart it"
+)
+
 
 def parse_indexes(values: Iterable[str]) -> dict[str, set[str]]:
     """``["uid,cn eq,sub", "objectClass eq"]`` -> ``{"uid": {"eq", "sub"}, ...}`` (lower-cased).
@@ -102,14 +108,14 @@ def schema_warnings(
     known_attributes = schema_names(schema.get("attributeTypes") or [])
     known_classes = schema_names(schema.get("objectClasses") or [])
     warnings = [
-        f"the directory schema has no attribute {name} (used for {use}); load "
-        "app/ldap/schema/scim-ldap.ldif or change the mapping"
+        f"the directory schema has no attribute {name} (used for {use}); {LOAD_SCHEMA}, or change "
+        "the mapping"
         for name, use in attributes.items()
         if name.lower() not in known_attributes
     ]
     warnings += [
-        f"the directory schema has no object class {name}; load "
-        "app/ldap/schema/scim-ldap.ldif or change users.object_classes"
+        f"the directory schema has no object class {name}; {LOAD_SCHEMA}, or change "
+        "users.object_classes or accounts.disable"
         for name in object_classes
         if name.lower() not in known_classes
     ]

@@ -124,7 +124,11 @@ class UserDirectory:
             needed[self.mapping.user_name_attribute] = "eq"
         with self.directory.session() as session:
             return [
-                *schema_warnings(session, self.mapping.uses(), self.mapping.object_classes),
+                *schema_warnings(
+                    session,
+                    self.mapping.uses(),
+                    [*self.mapping.object_classes, *self.mapping.profile.classes],
+                ),
                 *index_warnings(session, self.mapping.container, needed),
             ]
 
