@@ -4,25 +4,26 @@ Two policies (``posix.login_policy``):
 
 - ``derive`` (the default) gives every userName a login: the one ``strict``
   gives when there is one, so userNames that were valid keep their login.
-  Otherwise it is made from the part before
-  the last ``@``, with Entra's guest marker ``#EXT#`` and what follows it
-  dropped: transliterated to ASCII (anyascii), lower-cased, apostrophes
-  dropped, every character other than ``a-z 0-9 . _ -`` replaced by ``_``, a
-  run of separators (``. _ -``) collapsed to its first one, separators at the
-  ends stripped, and ``posix.login_prefix`` put before a name starting with a
-  digit. A name longer than ``posix.login_max_length``, or one with nothing
-  left (only punctuation), is cut and given a suffix ``-`` + 6 hex digits of
-  sha256 of the case-folded userName. When the name is taken by another
-  entry, the next candidates carry the next 6 hex digits of the same digest
-  (three alternatives in all); when every candidate is taken, 409.
+  Otherwise it is made from the part before the last ``@``, with Entra's
+  guest marker ``#EXT#`` and what follows it dropped: transliterated to ASCII
+  (anyascii), lower-cased, apostrophes dropped, every character other than
+  ``a-z 0-9 . _ -`` replaced by ``_``, a run of separators (``. _ -``)
+  collapsed to its first one, separators at the ends stripped, and
+  ``posix.login_prefix`` put before a name starting with a digit. A name
+  longer than ``posix.login_max_length`` is cut and given a suffix ``-`` + 6
+  hex digits of sha256 of the case-folded userName; a name with nothing left
+  (only punctuation) is the prefix with that suffix. When the name is taken
+  by another entry, the next candidates carry the next 6 hex digits of the
+  same digest (three alternatives in all); when every candidate is taken, 409.
 - ``strict`` keeps the first rule the server had: the userName itself when it
   is a valid login, else the lower-cased part before the first ``@``, else 400;
   a taken login answers 409. The login of an archived account may be given
   again, as the archived entry is named ``uid=<login>+uidNumber=<n>``.
 
 Under every policy and pattern a login never holds whitespace or control
-characters: the directory's matching rules ignore or fold them, so ``alice\\t``
-would be a second spelling of ``alice``, not another name.
+characters: a DN drops blanks at the ends of an RDN value (``uid=alice\t``
+names ``alice``, and the entry ends up with two uid values), and hosts,
+shells and matching rules each read them differently.
 """
 
 from __future__ import annotations

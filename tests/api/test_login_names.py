@@ -460,3 +460,20 @@ def test_a_removed_home_falls_back_to_a_free_one(client: TestClient, ldap: Conne
         assert home_of(ldap, first["id"]) == f"/home/{login}-{hex6(first['userName'])}"
     finally:
         delete_quietly(client, first["id"], second["id"])
+
+
+def test_a_disabled_accounts_home_is_still_held(client: TestClient, ldap: Connection) -> None:
+    local = unique("off.")
+    first = new_user(client, f"{local}@contoso.com")
+    made = [first["id"]]
+    try:
+        rename(client, first["id"], f"{unique('off.')}@contoso.com")
+        response = patch(client, first["id"], {"op": "replace", "path": "active", "value": "False"})
+        assert response.status_code == 200, response.text
+        assert home_of(ldap, first["id"]) == f"/home/{local}"
+        second = new_user(client, f"{local}@contoso.com")
+        made.append(second["id"])
+        assert login_of(ldap, second["id"]) == local
+        assert home_of(ldap, second["id"]) == f"/home/{local}-{hex6(f'{local}@contoso.com')}"
+    finally:
+        delete_quietly(client, *made)
