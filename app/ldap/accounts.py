@@ -45,6 +45,16 @@ ACCOUNT_FILTER = f"(|(objectClass=posixAccount)(objectClass={HIDDEN_CLASS}))"
 LdapValues = dict[str, list[str]]
 
 
+def unique_uid_numbers(base_dn: str) -> str:
+    """The ``unique`` overlay's URI that keeps accounts' uidNumbers unique (slapo-unique(5)).
+
+    Hidden accounts count. The filter keeps the allocation counter
+    (``scimIdPool``) out of adds, but the overlay checks the new value of any
+    modify under the base: the allocator keeps the counter on a free number.
+    """
+    return f"ldap:///{base_dn}?uidNumber?sub?{ACCOUNT_FILTER}"
+
+
 class DisableProfile:
     """Applies and undoes the configured disable actions on an entry's attribute set."""
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ldap3 import MODIFY_REPLACE
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
@@ -42,11 +42,12 @@ from app.attributes import (
     SlotValue,
 )
 from app.config import AccountSettings
+from app.ldap import writes
 from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
-from app.ldap.errors import DirectoryFailure
+from app.ldap.errors import DirectoryFailure, ValueNotUnique
 from app.ldap.groups import PosixGroups
 from app.ldap.homes import HomeClaims
 from app.ldap.ids import IdAllocator
@@ -124,31 +125,25 @@ class UserChanges:
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)
-            requested = values.get(UID_NUMBER)
-            external = values.get(EXTERNAL_ID)
-            values[UID_NUMBER] = self.ids.uid_for(
-                session,
-                requested=requested if isinstance(requested, int) else None,
-                external_id=str(external) if external is not None else None,
-                user_name=user_name,
-            )
-            assigned: dict[str, list[str]] = {}
-            private = self.posix.gid_strategy == "private-group"
-            if private and GID_NUMBER not in values:
-                assigned["gidnumber"] = [str(values[UID_NUMBER])]
             manager_dn = self.users.manager_dn(session, values.get(MANAGER))
             plaintext = self.passwords.at_creation(
                 str(requested_password) if requested_password is not None else None
             )
-            extra: dict[str, Any] = {}
-            if plaintext and not self.passwords.by_exop:
-                extra["userPassword"] = [self.passwords.hashed(plaintext)]
+            hashed = (
+                self.passwords.hashed(plaintext)
+                if plaintext and not self.passwords.by_exop
+                else None
+            )
+            requested = values.get(UID_NUMBER)
+            number, assigned = self._new_number(session, values)
             with Steps() as steps:
+                if not isinstance(requested, int):
+                    steps.done("the uidNumber", lambda: self.ids.release(session, number))
                 login, dn, attributes, result = self._add(
-                    session, values, login, parent, manager_dn, assigned, extra
+                    session, values, login, parent, manager_dn, assigned, hashed
                 )
                 steps.done("the add", lambda: session.delete(dn, action="undo an add"))
-                if private:
+                if self.posix.gid_strategy == "private-group":
                     gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
                     self.groups.create_private(session, login, gid)
                     steps.done(
@@ -167,6 +162,23 @@ class UserChanges:
                 record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
 
+    def _new_number(
+        self, session: Session, values: dict[Slot, SlotValue]
+    ) -> tuple[int, dict[str, list[str]]]:
+        """The uidNumber of a new account (allocated unless sent), and the defaults it implies."""
+        requested = values.get(UID_NUMBER)
+        external = values.get(EXTERNAL_ID)
+        values[UID_NUMBER] = number = self.ids.uid_for(
+            session,
+            requested=requested if isinstance(requested, int) else None,
+            external_id=str(external) if external is not None else None,
+            user_name=str(values[USER_NAME]),
+        )
+        assigned: dict[str, list[str]] = {}
+        if self.posix.gid_strategy == "private-group" and GID_NUMBER not in values:
+            assigned["gidnumber"] = [str(number)]
+        return number, assigned
+
     def _add(
         self,
         session: Session,
@@ -175,7 +187,7 @@ class UserChanges:
         parent: str,
         manager_dn: str | None,
         assigned: dict[str, list[str]],
-        extra: Mapping[str, Any],
+        hashed: str | None,
     ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
         """Add the entry: its login, DN, attributes and the add's result.
 
@@ -187,7 +199,7 @@ class UserChanges:
         tried: list[str] = []
         while True:
             dn = child_dn(self.mapping.rdn, login, parent)
-            home = self._home_for(session, values, login, None)
+            home = self._home_for(session, values, login)
             attributes: dict[str, Any] = dict(
                 self.mapping.attributes(
                     values,
@@ -198,7 +210,8 @@ class UserChanges:
                     home=home,
                 )
             )
-            attributes.update(extra)
+            if hashed:
+                attributes["userPassword"] = [hashed]
             try:
                 result = session.add(
                     dn,
@@ -206,6 +219,11 @@ class UserChanges:
                     controls=[self.users.post_read()],
                     action=f"create user {login}",
                 )
+            except ValueNotUnique:
+                raise UniquenessException(
+                    detail=f"{UID_NUMBER.path} {values[UID_NUMBER]} already belongs to "
+                    "another account"
+                ) from None
             except UniquenessException:
                 if not self.mapping.logins.derives:
                     raise UniquenessException(
@@ -226,9 +244,8 @@ class UserChanges:
         session: Session,
         values: Mapping[Slot, SlotValue],
         login: str,
-        exclude_dn: str | None,
     ) -> str | None:
-        """A home no other entry holds, for an account the template gives one (homes.py)."""
+        """A new account's home once checked free (homes.py); None to keep what values give."""
         if self.homes is None:
             return None
         wanted = values.get(HOME_DIRECTORY)
@@ -238,9 +255,7 @@ class UserChanges:
         templated = self.mapping.templated_home(values, login)
         if templated is None:
             return None
-        return self.homes.settle(
-            session, templated, str(values[USER_NAME]), explicit=False, exclude_dn=exclude_dn
-        )
+        return self.homes.settle(session, templated, str(values[USER_NAME]), explicit=False)
 
     def _settled_home(
         self,
@@ -319,13 +334,27 @@ class UserChanges:
                     else:
                         self._join_login_group(session, steps, new_login)
                 if changes:
-                    result = session.modify(
-                        dn,
-                        changes,
-                        controls=[*guard, self.users.post_read()],
-                        action=f"update user {new_login}",
-                    )
                     inverse = self._inverse(before, changes)
+                    swapped = self._uid_number_swap(before, changes, guard)
+                    if swapped is not None:
+                        changes, guard = swapped, []
+                    try:
+                        result = session.modify(
+                            dn,
+                            changes,
+                            controls=[*guard, self.users.post_read()],
+                            tolerate=(writes.NO_SUCH_ATTRIBUTE,) if swapped else (),
+                            action=f"update user {new_login}",
+                        )
+                    except ValueNotUnique:
+                        raise UniquenessException(
+                            detail=f"{UID_NUMBER.path} {values.get(UID_NUMBER)} already belongs "
+                            "to another account"
+                        ) from None
+                    if result["result"] == writes.NO_SUCH_ATTRIBUTE:
+                        raise PreconditionFailedException(
+                            detail="the resource changed since the version given in If-Match"
+                        )
                     steps.done(
                         "the modify",
                         lambda: session.modify(dn, inverse, action="undo a modify"),
@@ -460,20 +489,18 @@ class UserChanges:
             classes,
         )
 
-        home: str | None = None
-
-        def after(classes: Sequence[str]) -> LdapValues:
+        def after(classes: Sequence[str], home: str | None = None) -> LdapValues:
             return self.mapping.attributes(
                 values, new_login, new_manager, current.defaults, current.extra, classes, home
             )
 
         home = self._settled_home(session, current, values, before, after(classes))
-        changes = self._changes(before, after(classes))
+        changes = self._changes(before, after(classes, home))
         hashed = plaintext and not self.passwords.by_exop
         present = {c.lower() for c in classes}
         missing = [c for c in self.mapping.object_classes if c.lower() not in present]
         if (changes or hashed) and missing:
-            changes = self._changes(before, after([*classes, *missing]))
+            changes = self._changes(before, after([*classes, *missing], home))
         if plaintext and hashed:
             changes["userPassword"] = [(MODIFY_REPLACE, [self.passwords.hashed(plaintext)])]
         return before, changes
@@ -490,6 +517,26 @@ class UserChanges:
             if old != new:
                 changes[name] = [(MODIFY_REPLACE, new)]
         return changes
+
+    def _uid_number_swap(
+        self, before: LdapValues, changes: Changes, guard: Sequence[Control]
+    ) -> Changes | None:
+        """A uidNumber change guarded by its old value instead of the assertion control.
+
+        The ``unique`` overlay runs its uniqueness search with the request's
+        controls, and the assertion (``entryCSN`` of the user) then fails on
+        that search's base: such a modify would always answer assertionFailed.
+        Deleting the old value and adding the new one fails instead
+        (noSuchAttribute) when the number changed meanwhile. None when the
+        changes keep the uidNumber or carry no guard.
+        """
+        attribute = self.mapping.by_slot.get(UID_NUMBER, "uidNumber")
+        old = {k.lower(): v for k, v in before.items()}.get(attribute.lower())
+        name = next((n for n in changes if n.lower() == attribute.lower()), None)
+        if name is None or not guard or not old:
+            return None
+        [(_kind, new)] = changes[name]
+        return {**changes, name: [(MODIFY_DELETE, list(old)), (MODIFY_ADD, list(new))]}
 
     @staticmethod
     def _inverse(before: LdapValues, changes: Changes) -> Changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,8 @@ from app.ldap.homes import HomeClaims, HomeCollision, home_candidates
 from app.ldap.logins import digest
 from app.ldap.sandbox import Sandbox
 from tests.ldap.scratch import Scratch
+
+_numbers = itertools.count(5_100_000)
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def account(ldap: Connection, parent: str, rdn: str, login: str, home: str) -> s
     attributes = {
         "uid": login,
         "cn": login,
-        "uidNumber": "4242",
+        "uidNumber": str(next(_numbers)),
         "gidNumber": "4242",
         "homeDirectory": home,
     }
@@ -64,7 +67,7 @@ def test_homes_held_anywhere_are_avoided(
     scratch: Scratch, ldap: Connection, pool: Directory, where: str
 ) -> None:
     parent = f"ou={where},{scratch.dn}"
-    rdn = "uid=jane.smith+uidNumber=4242" if where == "archive" else "uid=jane.smith"
+    rdn = "uid=jane.smith+cn=archived" if where == "archive" else "uid=jane.smith"
     account(ldap, parent, rdn, "jane.smith", "/home/jane.doe")
     user_name = "Jane.Doe@contoso.com"
     with pool.session() as session:
