@@ -51,6 +51,7 @@ INDEXES = (
     "uid,cn,mail,givenName,sn,displayName,scimUserName eq,sub",
     "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
     "employeeNumber,manager eq",
+    "scimPending pres",
 )
 PASSWORD_POLICY = (
     ("objectClass", "top"),
