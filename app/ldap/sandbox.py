@@ -50,7 +50,7 @@ INDEXES = (
     "objectClass eq",
     "uid,cn,mail,givenName,sn,displayName,scimUserName eq,sub",
     "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
-    "employeeNumber,manager eq",
+    "employeeNumber,manager,homeDirectory eq",
     "scimPending pres",
 )
 PASSWORD_POLICY = (
