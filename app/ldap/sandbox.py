@@ -253,6 +253,16 @@ class Sandbox:
             self._log.close()
             self._log = None
 
+    def kill_server(self) -> None:
+        """Kill slapd at once (SIGKILL), as a crash would; start_server() brings it back."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     def start_server(self) -> None:
         """Start slapd again on the same port with the same data."""
         if self._directory is None:
