@@ -9,11 +9,16 @@ import pytest
 from ldap3 import Connection
 from scim2_models import UniquenessException
 
+from app.attributes import POSIX_USER
+from app.config import UserSettings
 from app.ldap.connection import Directory
 from app.ldap.dn import child_dn
 from app.ldap.homes import HomeClaims, HomeCollision, home_candidates
 from app.ldap.logins import digest
+from app.ldap.mapping import UserMapping
 from app.ldap.sandbox import Sandbox
+from app.ldap.users import UserDirectory
+from tests.conftest import make_settings
 from tests.ldap.scratch import Scratch
 
 _numbers = itertools.count(5_100_000)
@@ -116,3 +121,22 @@ def test_paths_are_matched_exactly(scratch: Scratch, ldap: Connection, pool: Dir
             "/home/spaced"
         )
         assert homes(scratch).holders(session, ["/home/*"]) == {}
+
+
+def test_preflight_wants_the_home_directory_indexed(sandbox: Sandbox) -> None:
+    ldap = make_settings(sandbox.directory).ldap
+    home = f"{POSIX_USER}:homeDirectory"
+    for users, expected in (
+        (UserSettings(), []),
+        (
+            UserSettings(mapping={home: "description"}),
+            ["the directory does not index description eq: add olcDbIndex: description eq"],
+        ),
+        (UserSettings(mapping={home: ""}), []),
+    ):
+        directory = Directory(ldap)
+        try:
+            warnings = UserDirectory(directory, UserMapping(users, ldap)).preflight_warnings()
+        finally:
+            directory.close()
+        assert warnings == expected
