@@ -324,10 +324,17 @@ class UserChanges:
             result: dict[str, Any] | None = None
             with Steps() as steps:
                 if new_login != old_login or not same_dn(new_parent, old_parent):
-                    dn = self._move(session, steps, current, new_login, new_parent, guard)
+                    dn, moved = self._move(
+                        session, steps, current, values, new_login, new_parent, guard
+                    )
                     guard = []
-                if new_login != old_login:
-                    self._rename_groups(session, steps, current, new_login)
+                    if moved != new_login:
+                        new_login, (before, changes) = (
+                            moved,
+                            self._modification(
+                                session, current, values, moved, new_manager, plaintext
+                            ),
+                        )
                 if self.mapping.profile.uses_login_group and was_disabled != now_disabled:
                     if now_disabled:
                         self._leave_login_group(session, steps, new_login)
@@ -401,28 +408,44 @@ class UserChanges:
         session: Session,
         steps: Steps,
         current: UserRecord,
+        values: Mapping[Slot, SlotValue],
         new_login: str,
         new_parent: str,
         guard: Sequence[Control],
-    ) -> str:
+    ) -> tuple[str, str]:
+        """Rename or move the entry, and the groups naming its login: its new DN and login.
+
+        The directory refuses a new DN that exists (entryAlreadyExists): a
+        concurrent write took the login since the search, and under the derive
+        policy the next free candidate is tried.
+        """
         old_parent = parent_of(current.dn)
         superior = None if same_dn(new_parent, old_parent) else new_parent
-        try:
-            session.rename(
-                current.dn,
-                rdn_of(self.mapping.rdn, new_login),
-                new_superior=superior,
-                controls=guard,
-                action=f"rename user {current.login} to {new_login}",
-            )
-        except UniquenessException:
-            raise UniquenessException(
-                detail=f"the login name {new_login!r} is already taken"
-            ) from None
-        except NotFoundException:
-            if superior is not None:
-                self._check_container(session, superior)
-            raise
+        tried: list[str] = []
+        while True:
+            try:
+                session.rename(
+                    current.dn,
+                    rdn_of(self.mapping.rdn, new_login),
+                    new_superior=superior,
+                    controls=guard,
+                    action=f"rename user {current.login} to {new_login}",
+                )
+                break
+            except UniquenessException:
+                if new_login == current.login or not self.mapping.logins.derives:
+                    raise UniquenessException(
+                        detail=f"the login name {new_login!r} is already taken"
+                    ) from None
+                tried.append(new_login)
+                log.info("the login %s was taken meanwhile; trying the next one", new_login)
+                new_login = self.claims.choose(
+                    session, str(values[USER_NAME]), exclude_dn=current.dn, skip=tried
+                )
+            except NotFoundException:
+                if superior is not None:
+                    self._check_container(session, superior)
+                raise
         dn = child_dn(self.mapping.rdn, new_login, new_parent)
         back = None if superior is None else old_parent
         steps.done(
@@ -434,7 +457,9 @@ class UserChanges:
                 action="undo a rename",
             ),
         )
-        return dn
+        if new_login != current.login:
+            self._rename_groups(session, steps, current, new_login)
+        return dn, new_login
 
     def _rename_groups(self, session: Session, steps: Steps, current: UserRecord, new: str) -> None:
         old = current.login

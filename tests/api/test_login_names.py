@@ -219,6 +219,45 @@ def test_a_login_taken_between_the_search_and_the_add(
         delete_quietly(client, created["id"])
 
 
+def test_a_login_taken_between_the_search_and_the_rename(
+    client: TestClient,
+    ldap: Connection,
+    sandbox: Sandbox,
+    blockers: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = new_user(client, f"{unique('was.')}@contoso.com", displayName="Pat")
+    try:
+        original = LoginClaims.choose
+        calls: list[str] = []
+
+        def racing(self: LoginClaims, *args: Any, **kwargs: Any) -> str:
+            chosen = original(self, *args, **kwargs)
+            calls.append(chosen)
+            if len(calls) == 1:
+                block(ldap, sandbox.directory.users_dn, blockers, chosen)
+            return chosen
+
+        monkeypatch.setattr(LoginClaims, "choose", racing)
+        new_name = f"{unique('now.')}@contoso.com"
+        response = patch(
+            client,
+            created["id"],
+            {"op": "replace", "path": "userName", "value": new_name},
+            {"op": "replace", "path": "displayName", "value": "Pat Lee"},
+        )
+        assert response.status_code == 200, response.text
+        local = new_name.split("@", maxsplit=1)[0]
+        assert calls == [local, f"{local}-{hex6(new_name)}"]
+        after = stored(ldap, created["id"])
+        assert after["uid"] == [calls[1]]
+        assert after["dn"] == [f"uid={calls[1]},{sandbox.directory.users_dn}"]
+        assert after["scimUserName"] == [new_name]
+        assert after["displayName"] == ["Pat Lee"]
+    finally:
+        delete_quietly(client, created["id"])
+
+
 def test_a_login_taken_between_the_search_and_the_add_under_strict_is_409(
     sandbox: Sandbox, ldap: Connection, blockers: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
