@@ -51,7 +51,7 @@ LoginPolicy = Literal["derive", "strict"]
 ALTERNATIVES = 3
 """Candidates with a hash suffix tried after the derived name."""
 SUFFIX_LENGTH = 6
-GUEST_MARKER = "#ext#"
+_GUEST = re.compile("#EXT#", re.IGNORECASE)
 _APOSTROPHES = re.compile(r"['`]")
 _FOREIGN = re.compile(r"[^a-z0-9._-]")
 _SEPARATOR_RUN = re.compile(r"([._-])[._-]+")
@@ -77,8 +77,7 @@ def has_blank(text: str) -> bool:
 def local_part(user_name: str) -> str:
     """The part before the last ``@`` (all of it without one), guest marker dropped."""
     local = user_name.rpartition("@")[0] if "@" in user_name else user_name
-    marker = local.lower().find(GUEST_MARKER)
-    return local[:marker] if marker >= 0 else local
+    return _GUEST.split(local, maxsplit=1)[0]
 
 
 def digest(user_name: str) -> str:

@@ -42,6 +42,7 @@ TABLE = [
     ("Jane.Doe@Contoso.com", "jane.doe"),
     ("alice_fabrikam.com#EXT#@contoso.onmicrosoft.com", "alice_fabrikam.com"),
     ("Bob.Smith_outlook.com#ext#@contoso.onmicrosoft.com", "bob.smith_outlook.com"),
+    ("İlkay_x.com#EXT#@contoso.onmicrosoft.com", "ilkay_x.com"),
     ("jürgen.müller@contoso.com", "jurgen.muller"),
     ("François.Lefèvre@contoso.com", "francois.lefevre"),
     ("Łukasz.Żółw@contoso.com", "lukasz.zolw"),
