@@ -199,7 +199,13 @@ class UserChanges:
         tried: list[str] = []
         while True:
             dn = child_dn(self.mapping.rdn, login, parent)
-            home = self._home_for(session, values, login)
+            home = (
+                self.homes.for_new_account(
+                    session, values, self.mapping.templated_home(values, login)
+                )
+                if self.homes
+                else None
+            )
             attributes: dict[str, Any] = dict(
                 self.mapping.attributes(
                     values,
@@ -238,45 +244,6 @@ class UserChanges:
                 self._check_container(session, parent)
                 raise
             return login, dn, attributes, result
-
-    def _home_for(
-        self,
-        session: Session,
-        values: Mapping[Slot, SlotValue],
-        login: str,
-    ) -> str | None:
-        """A new account's home once checked free (homes.py); None to keep what values give."""
-        if self.homes is None:
-            return None
-        wanted = values.get(HOME_DIRECTORY)
-        if wanted is not None and wanted not in ("", ()):
-            self.homes.settle(session, str(wanted), str(values[USER_NAME]), explicit=True)
-            return None
-        templated = self.mapping.templated_home(values, login)
-        if templated is None:
-            return None
-        return self.homes.settle(session, templated, str(values[USER_NAME]), explicit=False)
-
-    def _settled_home(
-        self,
-        session: Session,
-        current: UserRecord,
-        values: Mapping[Slot, SlotValue],
-        before: LdapValues,
-        after: LdapValues,
-    ) -> str | None:
-        """An update's new home directory once checked free (homes.py); None when unchanged."""
-        attribute = self.mapping.by_slot.get(HOME_DIRECTORY)
-        if self.homes is None or attribute is None:
-            return None
-        new = after.get(attribute) or []
-        if not new or new == (before.get(attribute) or []):
-            return None
-        wanted = values.get(HOME_DIRECTORY)
-        explicit = wanted is not None and wanted not in ("", ())
-        return self.homes.settle(
-            session, new[0], str(values[USER_NAME]), explicit=explicit, exclude_dn=current.dn
-        )
 
     # ---- update
 
@@ -519,7 +486,11 @@ class UserChanges:
                 values, new_login, new_manager, current.defaults, current.extra, classes, home
             )
 
-        home = self._settled_home(session, current, values, before, after(classes))
+        home = (
+            self.homes.for_update(session, values, before, after(classes), current.dn)
+            if self.homes
+            else None
+        )
         changes = self._changes(before, after(classes, home))
         hashed = plaintext and not self.passwords.by_exop
         present = {c.lower() for c in classes}

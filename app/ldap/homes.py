@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from scim2_models import UniquenessException
 
+from app.attributes import HOME_DIRECTORY, USER_NAME, Slot, SlotValue
 from app.ldap.dn import same_dn
 from app.ldap.logins import ALTERNATIVES, SUFFIX_LENGTH, assertion_value, digest, values_of
 
@@ -83,6 +84,42 @@ class HomeClaims:
                 held.setdefault(_normal(str(path)), str(logins[0]) if logins else dn)
         return held
 
+    def for_new_account(
+        self, session: Session, values: Mapping[Slot, SlotValue], templated: str | None
+    ) -> str | None:
+        """The home a new account gets instead of ``templated``; None to keep what it sends.
+
+        A sent home is checked free (409 otherwise) and stored as sent.
+        """
+        user_name = str(values[USER_NAME])
+        sent = _sent(values)
+        if sent is not None:
+            self.settle(session, sent, user_name, explicit=True)
+            return None
+        if templated is None:
+            return None
+        return self.settle(session, templated, user_name, explicit=False)
+
+    def for_update(
+        self,
+        session: Session,
+        values: Mapping[Slot, SlotValue],
+        before: Mapping[str, list[str]],
+        after: Mapping[str, list[str]],
+        dn: str,
+    ) -> str | None:
+        """The home an update gives the entry ``dn``, checked free; None when it keeps its own."""
+        new = after.get(self.attribute) or []
+        if not new or new == (before.get(self.attribute) or []):
+            return None
+        return self.settle(
+            session,
+            new[0],
+            str(values[USER_NAME]),
+            explicit=_sent(values) is not None,
+            exclude_dn=dn,
+        )
+
     def settle(
         self,
         session: Session,
@@ -118,3 +155,9 @@ class HomeClaims:
 
 def _normal(path: str) -> str:
     return " ".join(part for part in path.split(" ") if part)
+
+
+def _sent(values: Mapping[Slot, SlotValue]) -> str | None:
+    """The homeDirectory the client sends, if any."""
+    value = values.get(HOME_DIRECTORY)
+    return None if value is None or value in ("", ()) else str(value)
