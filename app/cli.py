@@ -59,6 +59,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        access_log=False,
         proxy_headers=False,
         server_header=False,
     )

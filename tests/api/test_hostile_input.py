@@ -234,7 +234,7 @@ def test_deeply_nested_filter_is_refused(client: TestClient) -> None:
 
 
 def test_long_filter_is_answered(client: TestClient, bystanders: list[dict[str, Any]]) -> None:
-    terms = [f'userName eq "x{i}"' for i in range(1000)]
+    terms = [f'userName eq "x{i}"' for i in range(199)]
     terms.append(f'userName eq "{bystanders[0]["userName"]}"')
     response = client.get(USERS, params={"filter": " or ".join(terms)})
     assert response.status_code == 200, response.text
