@@ -134,7 +134,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(settings)
     directory = Directory(settings.ldap)
     try:
-        directory.check()
+        problem = directory.check()
+        if problem:
+            return _fail(f"cannot reach the directory: {problem}")
         users = UserDirectory(
             directory, UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts)
         )

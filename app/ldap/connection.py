@@ -35,8 +35,10 @@ from ldap3.core.exceptions import (
     LDAPMaximumRetriesError,
     LDAPResponseTimeoutError,
 )
+from scim2_models import InvalidValueException
 
 from app.config import LdapSettings
+from app.ldap.dn import first_rdn
 from app.ldap.errors import DirectoryUnavailable, raise_for_result
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,22 @@ def describe_failure(exc: BaseException) -> str:
 
 class DirectoryConfigError(RuntimeError):
     """The directory answers but refuses the configured bind: an administrator must act."""
+
+
+MAX_RDN_BYTES = 240
+"""Longest RDN an entry is given. OpenLDAP's back-mdb keeps each RDN twice in
+one index record bounded by its 511-byte key size, so it refuses an RDN of
+more than 245 bytes with the catch-all result 80 (other), which would read
+as an outage; the request is refused before it is sent."""
+
+
+def _check_rdn(rdn: str, action: str) -> None:
+    size = len(rdn.encode("utf-8"))
+    if size > MAX_RDN_BYTES:
+        raise InvalidValueException(
+            detail=f"Cannot {action}: the entry name would be {size} bytes long; "
+            f"the directory accepts at most {MAX_RDN_BYTES}"
+        )
 
 
 class Session:
@@ -146,6 +164,7 @@ class Session:
         action: str,
     ) -> dict[str, Any]:
         """Add an entry; a result code in ``tolerate`` is returned rather than raised."""
+        _check_rdn(first_rdn(dn), action)
         self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
         return self._check(tolerate, action)
 
@@ -171,6 +190,7 @@ class Session:
         tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
+        _check_rdn(new_rdn, action)
         self.conn.modify_dn(
             dn,
             new_rdn,
