@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import discovery, errors, health, users
+from app.api import discovery, errors, health, openapi, users
 from app.api.deps import require_token
 from app.api.guard import RequestGuard
 from app.auth import BearerAuth
@@ -59,4 +59,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     errors.install(app)
     app.add_middleware(RequestGuard, timeout=settings.http.request_timeout)
+    app.openapi = openapi.generator(app)  # type: ignore[method-assign]
     return app
