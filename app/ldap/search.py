@@ -288,6 +288,11 @@ class LdapFilterBuilder(FilterVisitor[str]):
     def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
         """One comparison on a stored slot.
 
+        No stored string is empty (``""`` clears an attribute), so ``eq ""``
+        is FALSE and ``ne ""`` TRUE; sent to the directory, an empty assertion
+        value would be invalid and evaluate to Undefined (RFC 4511 §4.5.1.7),
+        which ``not`` does not turn into a match.
+
         Ordering (``gt``, ``ge``, ``lt``, ``le``) is refused on strings with
         ``invalidFilter`` (RFC 7644 §3.12): most directory attributes behind them
         (``title``, ``mail``, ``uid``) have no ORDERING rule, and slapd would
@@ -319,6 +324,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
                 detail=f"{slot.path} does not support {op.value}: strings compare with "
                 "eq, ne, co, sw, ew and pr only"
             )
+        if value == "" and op in (CompareOperator.eq, CompareOperator.ne):
+            return _static(False, op)
         escaped = _escape(value)
         if slot == USER_NAME and self.mapping.user_name_attribute:
             kept = self.mapping.user_name_attribute
