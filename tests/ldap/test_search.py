@@ -175,6 +175,14 @@ def test_an_empty_substring_asks_for_presence(op: str) -> None:
     encode_filter(ldap_filter(f'userName {op} ""'))
 
 
+def test_an_empty_equality_is_a_constant() -> None:
+    """No stored string is empty; an empty assertion value would be Undefined in LDAP."""
+    assert ldap_filter('title eq ""') == FALSE
+    assert ldap_filter('title ne ""') == TRUE
+    assert ldap_filter('userName eq ""') == FALSE
+    assert ldap_filter('not (externalId eq "") and title pr') == "(title=*)"
+
+
 @pytest.mark.parametrize("digits", ["\u0661\u0662\u0663", "\uff11\uff12", "1" * 20])
 def test_integers_in_filters_are_ascii_and_bounded(digits: str) -> None:
     with pytest.raises(InvalidFilterException):
