@@ -34,12 +34,13 @@ from ldap3.utils.hashed import hashed
 from pydantic import SecretStr
 
 from app.config import LdapSettings
+from app.ldap.accounts import unique_uid_numbers
 
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 PROJECT_SCHEMAS = ("openssh-lpk", "scim-ldap")
 MODULE_PATH = Path("/usr/lib/ldap")
-MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2")
+MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2", "unique")
 INSTALL_HINT = "apt-get install slapd ldap-utils"
 
 READY_TIMEOUT = 10.0
@@ -49,7 +50,8 @@ INDEXES = (
     "objectClass eq",
     "uid,cn,mail,givenName,sn,displayName,scimUserName eq,sub",
     "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
-    "employeeNumber,manager eq",
+    "employeeNumber,manager,homeDirectory eq",
+    "scimPending pres",
 )
 PASSWORD_POLICY = (
     ("objectClass", "top"),
@@ -251,6 +253,16 @@ class Sandbox:
             self._log.close()
             self._log = None
 
+    def kill_server(self) -> None:
+        """Kill slapd at once (SIGKILL), as a crash would; start_server() brings it back."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     def start_server(self) -> None:
         """Start slapd again on the same port with the same data."""
         if self._directory is None:
@@ -391,6 +403,15 @@ class Sandbox:
                     ("olcOverlay", "{1}ppolicy"),
                     ("olcPPolicyDefault", directory.password_policy_dn),
                     ("olcPPolicyUseLockout", "TRUE"),
+                ],
+            ),
+            _ldif_entry(
+                "olcOverlay={2}unique,olcDatabase={1}mdb,cn=config",
+                [
+                    ("objectClass", "olcOverlayConfig"),
+                    ("objectClass", "olcUniqueConfig"),
+                    ("olcOverlay", "{2}unique"),
+                    ("olcUniqueURI", unique_uid_numbers(directory.base_dn)),
                 ],
             ),
         ]
