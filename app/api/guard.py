@@ -72,6 +72,9 @@ class RequestGuard:
                 await self._answer(scope, send, 503, "The request took too long; retry later")
             else:
                 task.result()
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception as exc:
             log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
             if state["status"] is not None:

@@ -366,6 +366,9 @@ class Directory:
         list view search until the connection ends, so VLV searches must not
         run on pooled connections.
         """
+        left = remaining()
+        if left is not None and left <= 0:
+            raise DirectoryUnavailable(detail="The request ran out of time; retry later")
         self._acquire()
         try:
             conn = self._connect() if dedicated else self._borrow()
