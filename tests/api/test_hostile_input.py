@@ -386,3 +386,20 @@ def test_filter_bounds_are_configurable(sandbox: Sandbox) -> None:
         assert (
             "at most 100" in assert_error(small.get(USERS, params={"filter": long}), 400)["detail"]
         )
+
+
+def test_a_huge_patch_path_is_refused_at_once(
+    client: TestClient, bystanders: list[dict[str, Any]]
+) -> None:
+    terms = " or ".join(f'value eq "x{i}"' for i in range(20_000))
+    operation = {"op": "replace", "path": f"emails[{terms}].value", "value": "a@b"}
+    started = time.monotonic()
+    response = client.patch(
+        f"{USERS}/{bystanders[0]['id']}",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [operation],
+        },
+    )
+    assert "at most 1000" in assert_error(response, 400, "invalidPath")["detail"]
+    assert time.monotonic() - started < 1.0
