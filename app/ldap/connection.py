@@ -251,6 +251,7 @@ class Directory:
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.pool_size)
         self._waiting = 0
+        self._in_use = 0
         self._waiting_lock = threading.Lock()
         self._closed = False
         self.last_problem = ""
@@ -370,6 +371,8 @@ class Directory:
         if left is not None and left <= 0:
             raise DirectoryUnavailable(detail="The request ran out of time; retry later")
         self._acquire()
+        with self._waiting_lock:
+            self._in_use += 1
         try:
             conn = self._connect() if dedicated else self._borrow()
             _set_timeout(conn, _within(self.settings.receive_timeout))
@@ -387,7 +390,14 @@ class Directory:
                 raise
             self._release(conn, dedicated)
         finally:
+            with self._waiting_lock:
+                self._in_use -= 1
             self._slots.release()
+
+    @property
+    def in_use(self) -> int:
+        """Sessions holding a connection slot right now."""
+        return self._in_use
 
     def _acquire(self) -> None:
         """Take a connection slot, waiting boundedly and only if few others already wait."""

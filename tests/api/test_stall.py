@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.config import LdapSettings
+from app.ldap.connection import Directory
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.api.helpers import PATCH_OP, USERS, user_body
@@ -104,7 +105,8 @@ def test_a_stalled_directory_under_load(
         }
     )
     bound = request_timeout + 0.5
-    with live_server(create_app(settings)) as address:
+    app = create_app(settings)
+    with live_server(app) as address:
         created = call(address, "POST", USERS, user_body())
         assert created.status == 201
         conn = http.client.HTTPConnection(*address, timeout=10)
@@ -122,7 +124,13 @@ def test_a_stalled_directory_under_load(
             health = [call(address, "GET", "/healthz", timeout=5) for _ in range(5)]
             ready = call(address, "GET", "/readyz", timeout=10)
             outcomes = [f.result() for f in futures]
+            directory: Directory = app.state.directory
+            released = time.monotonic() + 1.0
+            while directory.in_use and time.monotonic() < released:
+                time.sleep(0.05)
+            held = directory.in_use
 
+        assert held == 0, "directory calls outlived their requests"
         assert all(h.status == 200 and h.seconds < 1.0 for h in health), health
         assert ready.status == 503 and ready.seconds < settings.ldap.probe_timeout + 1.0, ready
         assert ready.retry_after is not None
