@@ -81,6 +81,24 @@ class LdapSettings(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
     receive_timeout: int = Field(default=15, ge=1, description="Seconds to wait for a reply.")
     pool_size: int = Field(default=8, ge=1, le=64, description="Connections kept open.")
+    pool_wait: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request waits for a free connection before answering 503.",
+    )
+    max_waiting: int = Field(
+        default=32,
+        ge=0,
+        description="Requests allowed to wait for a free connection at once; beyond them a "
+        "request answers 503 at once instead of queueing (32: with the default pool, every "
+        "one of the 40 request threads may be busy with the directory or waiting for it).",
+    )
+    probe_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Seconds /readyz gives the directory to answer its round trip.",
+    )
 
     @field_validator("urls")
     @classmethod
@@ -350,6 +368,24 @@ class HttpSettings(BaseModel):
     max_page_size: int = Field(default=200, ge=1, le=10000, description="Largest page served.")
     default_page_size: int = Field(default=100, ge=1, description="Page size when none asked.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    request_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds after which any request answers 503 with Retry-After; a little "
+        "over ldap.receive_timeout, so a stalled directory is reported, not waited for.",
+    )
+    max_filter_length: int = Field(
+        default=10_000,
+        ge=100,
+        description="Longest filter, in characters: Entra's filters are one or two comparisons "
+        "(under 600), and 200 'id eq' terms take about 9,000.",
+    )
+    max_filter_terms: int = Field(
+        default=200,
+        ge=1,
+        description="Most comparisons in one filter: each becomes one or more LDAP assertions "
+        "the directory evaluates on every candidate entry.",
+    )
 
     @field_validator("base_path")
     @classmethod
