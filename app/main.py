@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import discovery, errors, health, users
+from app.api import discovery, errors, health, openapi, users
 from app.api.deps import require_token
+from app.api.guard import RequestGuard
 from app.auth import BearerAuth
 from app.config import Settings
 from app.ldap.changes import UserChanges
@@ -19,7 +21,11 @@ from app.scim.users import UserService
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app; the directory pool opens in the lifespan and closes with it."""
+    """Build the app; the directory pool opens in the lifespan and closes with it.
+
+    The app's loggers (``app.*``) log at ``settings.log_level``.
+    """
+    logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
     user_directory = UserDirectory(
         directory,
@@ -52,4 +58,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(scim)
     app.include_router(health.router)
     errors.install(app)
+    app.add_middleware(RequestGuard, timeout=settings.http.request_timeout)
+    app.openapi = openapi.generator(app)  # type: ignore[method-assign]
     return app

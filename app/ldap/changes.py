@@ -2,10 +2,13 @@
 
 Each SCIM write is one or more LDAP operations applied all-or-nothing
 (``Steps``). Round trips (pooled connection, no manager reference): POST
-1 number check + the allocation (1 read + 1 compare-and-swap + 1 collision
-search when allocating) + 1 add with post-read; PATCH/PUT 1 read + 1 modify with
-post-read, +1 modrdn when the login name changes or a disabled account moves;
-DELETE 1 read + 1 delete. A password set with the Password Modify operation,
+1 search of the logins and userName taken (logins.py) + 1 number check + the
+allocation (1 read + 1 compare-and-swap + 1 collision search when allocating)
++ 1 search of the home directories taken (homes.py) + 1 add with post-read;
+PATCH/PUT 1 read + 1 modify with post-read, +1 search of the logins taken when
+userName changes, +1 search of the homes taken when the home changes, +1 modrdn
+when the login name changes or a disabled account moves; DELETE 1 read + 1
+delete. A password set with the Password Modify operation,
 a private group or the login group add one operation each; so does a password
 set on a locked, disabled account, which ppolicy unlocks and which is locked
 again.
@@ -30,6 +33,7 @@ from app.attributes import (
     ACTIVE,
     EXTERNAL_ID,
     GID_NUMBER,
+    HOME_DIRECTORY,
     MANAGER,
     PASSWORD,
     UID_NUMBER,
@@ -45,7 +49,9 @@ from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
 from app.ldap.errors import DirectoryFailure, ValueNotUnique
 from app.ldap.groups import PosixGroups
+from app.ldap.homes import HomeClaims
 from app.ldap.ids import IdAllocator
+from app.ldap.logins import LoginClaims, folded
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
 from app.ldap.passwords import PasswordPolicy
 from app.ldap.steps import Steps
@@ -85,6 +91,25 @@ class UserChanges:
         self.ids = IdAllocator(self.directory, self.posix, ldap.base_dn)
         self.groups = PosixGroups(self.directory, self.posix, ldap.groups_dn)
         self.base_dn = ldap.base_dn
+        self.claims = LoginClaims(
+            self.mapping.logins,
+            base_dn=ldap.base_dn,
+            rdn=self.mapping.rdn,
+            user_name_attribute=self.mapping.user_name_attribute,
+            visible=(self.mapping.container, self.mapping.disabled_container),
+            hidden=(self.mapping.archive_container,),
+        )
+        home = self.mapping.by_slot.get(HOME_DIRECTORY)
+        self.homes = (
+            HomeClaims(
+                self.posix.home_collision,
+                base_dn=ldap.base_dn,
+                attribute=home,
+                rdn=self.mapping.rdn,
+            )
+            if home
+            else None
+        )
 
     # ---- create
 
@@ -93,11 +118,10 @@ class UserChanges:
         values = dict(values)
         requested_password = values.pop(PASSWORD, None)
         user_name = str(values[USER_NAME])
-        login = self.mapping.logins.login_for(user_name)
         disabled = values.get(ACTIVE) is False
         parent = self._parent_for(disabled, self.mapping.container)
-        dn = child_dn(self.mapping.rdn, login, parent)
         with self.directory.session() as session:
+            login = self.claims.choose(session, user_name)
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)
@@ -111,32 +135,13 @@ class UserChanges:
                 else None
             )
             requested = values.get(UID_NUMBER)
-            number, attributes = self._new_entry(session, values, login, manager_dn)
-            if hashed:
-                attributes["userPassword"] = [hashed]
+            number, assigned = self._new_number(session, values)
             with Steps() as steps:
                 if not isinstance(requested, int):
                     steps.done("the uidNumber", lambda: self.ids.release(session, number))
-                try:
-                    result = session.add(
-                        dn,
-                        attributes,
-                        controls=[self.users.post_read()],
-                        action=f"create user {login}",
-                    )
-                except ValueNotUnique:
-                    raise UniquenessException(
-                        detail=f"{UID_NUMBER.path} {values[UID_NUMBER]} already belongs to "
-                        "another account"
-                    ) from None
-                except UniquenessException:
-                    raise UniquenessException(
-                        detail=f"userName {user_name} is taken: the login name {login!r} "
-                        "already exists"
-                    ) from None
-                except NotFoundException:
-                    self._check_container(session, parent)
-                    raise
+                login, dn, attributes, result = self._add(
+                    session, values, login, parent, manager_dn, assigned, hashed
+                )
                 steps.done("the add", lambda: session.delete(dn, action="undo an add"))
                 if self.posix.gid_strategy == "private-group":
                     gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
@@ -157,10 +162,10 @@ class UserChanges:
                 record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
 
-    def _new_entry(
-        self, session: Session, values: dict[Slot, SlotValue], login: str, manager_dn: str | None
-    ) -> tuple[int, dict[str, Any]]:
-        """The uidNumber of a new account (allocated unless sent) and its attributes."""
+    def _new_number(
+        self, session: Session, values: dict[Slot, SlotValue]
+    ) -> tuple[int, dict[str, list[str]]]:
+        """The uidNumber of a new account (allocated unless sent), and the defaults it implies."""
         requested = values.get(UID_NUMBER)
         external = values.get(EXTERNAL_ID)
         values[UID_NUMBER] = number = self.ids.uid_for(
@@ -172,10 +177,73 @@ class UserChanges:
         assigned: dict[str, list[str]] = {}
         if self.posix.gid_strategy == "private-group" and GID_NUMBER not in values:
             assigned["gidnumber"] = [str(number)]
-        attributes = self.mapping.attributes(
-            values, login, manager_dn, assigned, classes=self.mapping.object_classes
-        )
-        return number, dict(attributes)
+        return number, assigned
+
+    def _add(
+        self,
+        session: Session,
+        values: Mapping[Slot, SlotValue],
+        login: str,
+        parent: str,
+        manager_dn: str | None,
+        assigned: dict[str, list[str]],
+        hashed: str | None,
+    ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+        """Add the entry: its login, DN, attributes and the add's result.
+
+        The directory refuses an add whose DN exists (entryAlreadyExists): a
+        concurrent create took the login since the search, and under the
+        derive policy the next free candidate is tried.
+        """
+        user_name = str(values[USER_NAME])
+        tried: list[str] = []
+        while True:
+            dn = child_dn(self.mapping.rdn, login, parent)
+            home = (
+                self.homes.for_new_account(
+                    session, values, self.mapping.templated_home(values, login)
+                )
+                if self.homes
+                else None
+            )
+            attributes: dict[str, Any] = dict(
+                self.mapping.attributes(
+                    values,
+                    login,
+                    manager_dn,
+                    assigned,
+                    classes=self.mapping.object_classes,
+                    home=home,
+                )
+            )
+            if hashed:
+                attributes["userPassword"] = [hashed]
+            try:
+                result = session.add(
+                    dn,
+                    attributes,
+                    controls=[self.users.post_read()],
+                    action=f"create user {login}",
+                )
+            except ValueNotUnique:
+                raise UniquenessException(
+                    detail=f"{UID_NUMBER.path} {values[UID_NUMBER]} already belongs to "
+                    "another account"
+                ) from None
+            except UniquenessException:
+                if not self.mapping.logins.derives:
+                    raise UniquenessException(
+                        detail=f"userName {user_name} is taken: the login name {login!r} "
+                        "already exists"
+                    ) from None
+                tried.append(login)
+                log.info("the login %s was taken meanwhile; trying the next one", login)
+                login = self.claims.choose(session, user_name, skip=tried)
+                continue
+            except NotFoundException:
+                self._check_container(session, parent)
+                raise
+            return login, dn, attributes, result
 
     # ---- update
 
@@ -199,7 +267,6 @@ class UserChanges:
             str(requested_password) if requested_password is not None else None
         )
         old_login = current.login
-        new_login = self._login_after(current, values)
         was_disabled = current.values.get(ACTIVE) is False
         now_disabled = values.get(ACTIVE) is False
         old_parent = parent_of(current.dn)
@@ -209,6 +276,7 @@ class UserChanges:
             else self._parent_for(now_disabled, old_parent)
         )
         with self.directory.session() as session:
+            new_login = self._login_after(session, current, values)
             self.ids.check(session, values, current.values)
             old_manager = current.manager_dn
             new_manager = (
@@ -216,15 +284,24 @@ class UserChanges:
                 if values.get(MANAGER) == current.values.get(MANAGER)
                 else self.users.manager_dn(session, values.get(MANAGER))
             )
-            before, changes = self._modification(current, values, new_login, new_manager, plaintext)
+            before, changes = self._modification(
+                session, current, values, new_login, new_manager, plaintext
+            )
             dn = current.dn
             result: dict[str, Any] | None = None
             with Steps() as steps:
                 if new_login != old_login or not same_dn(new_parent, old_parent):
-                    dn = self._move(session, steps, current, new_login, new_parent, guard)
+                    dn, moved = self._move(
+                        session, steps, current, values, new_login, new_parent, guard
+                    )
                     guard = []
-                if new_login != old_login:
-                    self._rename_groups(session, steps, current, new_login)
+                    if moved != new_login:
+                        new_login, (before, changes) = (
+                            moved,
+                            self._modification(
+                                session, current, values, moved, new_manager, plaintext
+                            ),
+                        )
                 if self.mapping.profile.uses_login_group and was_disabled != now_disabled:
                     if now_disabled:
                         self._leave_login_group(session, steps, new_login)
@@ -267,11 +344,21 @@ class UserChanges:
             self.users.resolve_managers(session, [record])
             return record
 
-    def _login_after(self, current: UserRecord, values: Mapping[Slot, SlotValue]) -> str:
-        same = str(values[USER_NAME]).lower() == str(current.values[USER_NAME]).lower()
-        if same or not self.posix.rename_login:
+    def _login_after(
+        self, session: Session, current: UserRecord, values: Mapping[Slot, SlotValue]
+    ) -> str:
+        """The login after a userName change: kept when only letter case changes.
+
+        Otherwise, with ``posix.rename_login``, the first free candidate of the
+        new userName, the entry's own login counting as free.
+        """
+        user_name = str(values[USER_NAME])
+        if folded(user_name) == folded(str(current.values[USER_NAME])):
             return current.login
-        return self.mapping.logins.login_for(str(values[USER_NAME]))
+        if not self.posix.rename_login:
+            self.claims.check_user_name(session, user_name, current.dn)
+            return current.login
+        return self.claims.choose(session, user_name, exclude_dn=current.dn)
 
     def _parent_for(self, disabled: bool, otherwise: str) -> str:
         """The container an account goes to when created or when ``active`` changes.
@@ -288,28 +375,44 @@ class UserChanges:
         session: Session,
         steps: Steps,
         current: UserRecord,
+        values: Mapping[Slot, SlotValue],
         new_login: str,
         new_parent: str,
         guard: Sequence[Control],
-    ) -> str:
+    ) -> tuple[str, str]:
+        """Rename or move the entry, and the groups naming its login: its new DN and login.
+
+        The directory refuses a new DN that exists (entryAlreadyExists): a
+        concurrent write took the login since the search, and under the derive
+        policy the next free candidate is tried.
+        """
         old_parent = parent_of(current.dn)
         superior = None if same_dn(new_parent, old_parent) else new_parent
-        try:
-            session.rename(
-                current.dn,
-                rdn_of(self.mapping.rdn, new_login),
-                new_superior=superior,
-                controls=guard,
-                action=f"rename user {current.login} to {new_login}",
-            )
-        except UniquenessException:
-            raise UniquenessException(
-                detail=f"the login name {new_login!r} is already taken"
-            ) from None
-        except NotFoundException:
-            if superior is not None:
-                self._check_container(session, superior)
-            raise
+        tried: list[str] = []
+        while True:
+            try:
+                session.rename(
+                    current.dn,
+                    rdn_of(self.mapping.rdn, new_login),
+                    new_superior=superior,
+                    controls=guard,
+                    action=f"rename user {current.login} to {new_login}",
+                )
+                break
+            except UniquenessException:
+                if new_login == current.login or not self.mapping.logins.derives:
+                    raise UniquenessException(
+                        detail=f"the login name {new_login!r} is already taken"
+                    ) from None
+                tried.append(new_login)
+                log.info("the login %s was taken meanwhile; trying the next one", new_login)
+                new_login = self.claims.choose(
+                    session, str(values[USER_NAME]), exclude_dn=current.dn, skip=tried
+                )
+            except NotFoundException:
+                if superior is not None:
+                    self._check_container(session, superior)
+                raise
         dn = child_dn(self.mapping.rdn, new_login, new_parent)
         back = None if superior is None else old_parent
         steps.done(
@@ -321,7 +424,9 @@ class UserChanges:
                 action="undo a rename",
             ),
         )
-        return dn
+        if new_login != current.login:
+            self._rename_groups(session, steps, current, new_login)
+        return dn, new_login
 
     def _rename_groups(self, session: Session, steps: Steps, current: UserRecord, new: str) -> None:
         old = current.login
@@ -355,6 +460,7 @@ class UserChanges:
 
     def _modification(
         self,
+        session: Session,
         current: UserRecord,
         values: Mapping[Slot, SlotValue],
         new_login: str,
@@ -375,17 +481,22 @@ class UserChanges:
             classes,
         )
 
-        def after(classes: Sequence[str]) -> LdapValues:
+        def after(classes: Sequence[str], home: str | None = None) -> LdapValues:
             return self.mapping.attributes(
-                values, new_login, new_manager, current.defaults, current.extra, classes
+                values, new_login, new_manager, current.defaults, current.extra, classes, home
             )
 
-        changes = self._changes(before, after(classes))
+        home = (
+            self.homes.for_update(session, values, before, after(classes), current.dn)
+            if self.homes
+            else None
+        )
+        changes = self._changes(before, after(classes, home))
         hashed = plaintext and not self.passwords.by_exop
         present = {c.lower() for c in classes}
         missing = [c for c in self.mapping.object_classes if c.lower() not in present]
         if (changes or hashed) and missing:
-            changes = self._changes(before, after([*classes, *missing]))
+            changes = self._changes(before, after([*classes, *missing], home))
         if plaintext and hashed:
             changes["userPassword"] = [(MODIFY_REPLACE, [self.passwords.hashed(plaintext)])]
         return before, changes

@@ -109,7 +109,12 @@ class UserMapping:
         self.disabled_container = ldap.disabled_dn
         self.archive_container = ldap.archive_dn
         self.rdn = users.rdn_attribute
-        self.logins = LoginRule(self.posix.login_pattern, self.posix.login_max_length)
+        self.logins = LoginRule(
+            self.posix.login_pattern,
+            self.posix.login_max_length,
+            self.posix.login_policy,
+            self.posix.login_prefix,
+        )
         self.user_name_attribute = users.user_name_attribute
         self.active_attribute = users.active_attribute
         self.object_classes = list(users.object_classes)
@@ -225,6 +230,7 @@ class UserMapping:
         defaults: Mapping[str, list[str]] | None = None,
         extra: Mapping[str, list[str]] | None = None,
         classes: Sequence[str] = (),
+        home: str | None = None,
     ) -> LdapValues:
         """The managed attributes of an entry holding ``values``, defaults filled in.
 
@@ -237,7 +243,8 @@ class UserMapping:
         a client that removes one sees it gone (RFC 7644 §3.5.2.2).
         ``extra`` carries the attributes only the disable profile writes, and
         ``classes`` the entry's object classes as they are when enabled; with
-        ``active`` false the profile is applied.
+        ``active`` false the profile is applied. ``home`` replaces the templated
+        home directory (one no other entry holds, see homes.py).
         """
         out: LdapValues = {"objectClass": list(classes)} if classes else {}
         for slot, attr in self.by_slot.items():
@@ -265,7 +272,7 @@ class UserMapping:
         templates: dict[str, str] = {"sn": login}
         for slot, template in (
             (GID_NUMBER, str(self.posix.default_gid_number)),
-            (HOME_DIRECTORY, self.posix.home_directory.format_map(fields)),
+            (HOME_DIRECTORY, home or self.posix.home_directory.format_map(fields)),
             (LOGIN_SHELL, self.posix.login_shell.format_map(fields)),
             (GECOS, self.posix.gecos.format_map(fields)),
         ):
@@ -285,6 +292,14 @@ class UserMapping:
         if values.get(ACTIVE) is False:
             return self.profile.disable(out)
         return out
+
+    def templated_home(self, values: Mapping[Slot, SlotValue], login: str) -> str | None:
+        """The home directory the template gives, None when the client sends one or none is made."""
+        value = values.get(HOME_DIRECTORY)
+        if HOME_DIRECTORY not in self.by_slot or (value is not None and value not in ("", ())):
+            return None
+        home = self.posix.home_directory.format_map(self._template_fields(values, login))
+        return home if home.strip() else None
 
     def _template_fields(self, values: Mapping[Slot, SlotValue], login: str) -> dict[str, str]:
         """What templates may use (``{uid}``, ``{displayName}``...); missing ones are empty."""
