@@ -19,7 +19,6 @@ provider is lost when the other adds another to the same group.
 from __future__ import annotations
 
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -169,15 +168,6 @@ class Provider(Sandbox):
         if anchor not in text:
             raise SandboxError(f"sandbox configuration changed: {anchor.strip()!r} not found")
         return text.replace(anchor, log_database + "\n" + anchor, 1)
-
-    def kill_server(self) -> None:
-        """SIGKILL slapd (no shutdown, as in a crash); start_server() brings it back."""
-        process = self._process
-        if process is None:
-            return
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-        self.stop_server()
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
