@@ -1,0 +1,129 @@
+"""Taking an account away: delete or archive it, with its memberships and private group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scim2_models import NotFoundException
+
+from app.attributes import GID_NUMBER, UID_NUMBER
+from app.config import AccountSettings, PosixSettings
+from app.ldap import writes
+from app.ldap.connection import Control, Session
+from app.ldap.dn import is_under, rdn_of
+from app.ldap.errors import DirectoryFailure
+from app.ldap.groups import PosixGroups
+from app.ldap.mapping import UserMapping, UserRecord
+from app.ldap.steps import Steps
+
+
+class AccountRemoval:
+    """Deletes or archives (``accounts.delete``) accounts, groups first.
+
+    memberUid values naming the login are removed everywhere, so a later
+    account given the same login name inherits no group. An archived entry
+    keeps its uidNumber, which no later account is given. Each step tolerates
+    having been done already, so a removal interrupted half-way is finished by
+    running it again.
+    """
+
+    def __init__(
+        self,
+        mapping: UserMapping,
+        groups: PosixGroups,
+        accounts: AccountSettings,
+        posix: PosixSettings,
+    ) -> None:
+        self.mapping = mapping
+        self.groups = groups
+        self.accounts = accounts
+        self.posix = posix
+
+    def remove(
+        self,
+        session: Session,
+        steps: Steps,
+        record: UserRecord,
+        *,
+        archive: bool | None = None,
+        guard: Sequence[Control] = (),
+    ) -> str | None:
+        """Take the account away; the DN of its archived entry, None when deleted."""
+        login = record.login
+        removed = self.groups.remove_member_everywhere(session, login)
+        steps.done(
+            "the memberships",
+            lambda: [self.groups.add_member_dn(session, g, login) for g in removed],
+        )
+        if self.posix.gid_strategy == "private-group":
+            number = gid_of(record)
+            if self.groups.delete_private(session, login, number):
+                steps.done(
+                    "the private group",
+                    lambda: self.groups.create_private(session, login, number),
+                )
+        if self.accounts.delete == "archive" if archive is None else archive:
+            return self._archive(session, record, guard)
+        writes.delete(
+            session,
+            record.dn,
+            controls=guard,
+            tolerate=(writes.NO_SUCH_OBJECT,),
+            action=f"delete user {login}",
+        )
+        return None
+
+    def archived(self, record: UserRecord) -> bool:
+        return is_under(record.dn, self.mapping.archive_container)
+
+    def _archive(self, session: Session, record: UserRecord, guard: Sequence[Control]) -> str:
+        archive = self.mapping.archive_container
+        rdn = self.archived_rdn(record)
+        if self.archived(record):
+            return record.dn
+        try:
+            session.rename(
+                record.dn,
+                rdn,
+                new_superior=archive,
+                controls=guard,
+                action=f"archive user {record.login}",
+            )
+        except NotFoundException:
+            check_container(session, archive)
+            raise
+        return f"{rdn},{archive}"
+
+    def archived_rdn(self, record: UserRecord) -> str:
+        """``uid=<login>+uidNumber=<n>``: unique, as numbers are never handed out twice.
+
+        The login alone would collide with the archived entry of an earlier
+        account of the same login, and that account could then not be deleted.
+        """
+        rdn = rdn_of(self.mapping.rdn, record.login)
+        number = record.values.get(UID_NUMBER)
+        attribute = self.mapping.by_slot.get(UID_NUMBER)
+        if attribute is None or number is None or attribute.lower() == self.mapping.rdn.lower():
+            return rdn
+        return f"{rdn}+{rdn_of(attribute, str(number))}"
+
+
+def gid_of(record: UserRecord) -> int:
+    """The account's gidNumber, whether the client sent it or the server assigned it."""
+    gid = record.values.get(GID_NUMBER)
+    if isinstance(gid, int):
+        return gid
+    kept = record.defaults.get("gidnumber") or ["0"]
+    return int(kept[0])
+
+
+def check_container(session: Session, container: str) -> None:
+    """A missing container is the administrator's to fix: 500 naming it, not a 404."""
+    found = session.search(
+        container, "(objectClass=*)", ["1.1"], scope="BASE", action=f"look for {container}"
+    )
+    if not found:
+        raise DirectoryFailure(
+            detail=f"The container {container} does not exist: create it, or point the "
+            "ldap settings (users_dn, disabled_dn, archive_dn) at an existing one"
+        )
