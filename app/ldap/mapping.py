@@ -53,6 +53,8 @@ class UserRecord:
     """Attributes the disable profile changes that no slot maps, as they are when enabled."""
     pending: Pending | None = None
     """What an interrupted write of this entry still has to do (app/ldap/pending.py)."""
+    live_classes: list[str] = field(default_factory=list)
+    """The object classes the entry has now (``object_classes`` is its enabled view)."""
 
     @property
     def disabled_in_directory(self) -> bool:
@@ -229,6 +231,7 @@ class UserMapping:
             defaults=defaults,
             extra={a: [str(v) for v in _all(attrs, a)] for a in self.extra if _all(attrs, a)},
             pending=self._pending(attrs),
+            live_classes=[str(c) for c in _all(live, "objectClass")],
         )
 
     def _pending(self, attributes: Mapping[str, Any]) -> Pending | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ldap3 import MODIFY_REPLACE
 from scim2_models import NotFoundException
 
 from app.attributes import GID_NUMBER, UID_NUMBER
 from app.config import AccountSettings, PosixSettings
 from app.ldap import writes
+from app.ldap.accounts import HIDDEN_CLASS, HIDDEN_CLASSES, LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.dn import is_under, rdn_of
 from app.ldap.errors import DirectoryFailure
@@ -77,10 +79,21 @@ class AccountRemoval:
         return is_under(record.dn, self.mapping.archive_container)
 
     def _archive(self, session: Session, record: UserRecord, guard: Sequence[Control]) -> str:
+        """Hide the account from every NSS client, lock it, and move it into the archive.
+
+        ``ou=archive`` is below the base DN that stock hosts search, so the move
+        alone would leave the account valid on them.
+        """
         archive = self.mapping.archive_container
         rdn = self.archived_rdn(record)
         if self.archived(record):
             return record.dn
+        hiding = self._hiding(record)
+        if hiding:
+            session.modify(
+                record.dn, hiding, controls=guard, action=f"hide the archived user {record.login}"
+            )
+            guard = ()
         try:
             session.rename(
                 record.dn,
@@ -93,6 +106,18 @@ class AccountRemoval:
             check_container(session, archive)
             raise
         return f"{rdn},{archive}"
+
+    def _hiding(self, record: UserRecord) -> dict[str, list[tuple[str, list[str]]]]:
+        """The modify that takes the entry out of the POSIX classes (and locks it)."""
+        live = [c for c in record.live_classes if c.lower() not in HIDDEN_CLASSES]
+        changes: dict[str, list[tuple[str, list[str]]]] = {}
+        if live != record.live_classes or HIDDEN_CLASS.lower() not in {c.lower() for c in live}:
+            if HIDDEN_CLASS.lower() not in {c.lower() for c in live}:
+                live.append(HIDDEN_CLASS)
+            changes["objectClass"] = [(MODIFY_REPLACE, live)]
+        if self.mapping.profile.locks:
+            changes[LOCK_ATTRIBUTE] = [(MODIFY_REPLACE, [LOCKED])]
+        return changes
 
     def archived_rdn(self, record: UserRecord) -> str:
         """``uid=<login>+uidNumber=<n>``: unique, as numbers are never handed out twice.
