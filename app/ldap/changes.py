@@ -139,10 +139,11 @@ class UserChanges:
     def create(self, values: dict[Slot, SlotValue]) -> UserRecord:
         """Add the account (and its private group, login group membership, password).
 
-        When more than the add is needed, the add carries the marker of
-        app/ldap/pending.py and the last step takes it off. A create sent again
-        after one that was interrupted finishes that one (RFC 7644 §3.3: the
-        client sees the 201 it did not get).
+        The add carries the marker of app/ldap/pending.py and the last step
+        takes it off, so that a create whose answer was lost, or whose groups
+        or password were never written, is finished by the same create sent
+        again (the client sees the 201 it did not get), and otherwise taken
+        back by the sweep: no account the client was not told of stays.
         """
         values = dict(values)
         requested_password = values.pop(PASSWORD, None)
@@ -171,7 +172,7 @@ class UserChanges:
             by_exop = bool(plaintext) and self.passwords.by_exop
 
             def marker(login: str, dn: str, gid: int) -> Pending | None:
-                if not self.pending.enabled or not (private or joins or by_exop):
+                if not self.pending.enabled:
                     return None
                 return Pending(
                     op="create",
