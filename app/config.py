@@ -138,6 +138,12 @@ class UserSettings(BaseModel):
         default="scimStash",
         description="Keeps what the disable profile replaced, to restore it on enable.",
     )
+    pending_attribute: str | None = Field(
+        default="scimPending",
+        description="Marks an entry whose multi-step write has not finished, so that the next "
+        "request or the sweep finishes it (empty: no marker; an interrupted write then stays "
+        "half-done).",
+    )
     defaults_attribute: str | None = Field(
         default="scimDefaulted",
         description="Lists the attributes holding server-assigned defaults rather than SCIM "
@@ -154,6 +160,7 @@ class UserSettings(BaseModel):
         "active_attribute",
         "defaults_attribute",
         "stash_attribute",
+        "pending_attribute",
     )
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
@@ -389,6 +396,18 @@ class AccountSettings(BaseModel):
     delete: Literal["delete", "archive"] = Field(
         default="delete",
         description="delete: remove the entry; archive: move it out of every search base.",
+    )
+    sweep_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between two sweeps that finish interrupted writes (0: only at "
+        "start-up).",
+    )
+    pending_grace: float = Field(
+        default=900.0,
+        ge=0,
+        description="Seconds a create that never finished waits for the client to send it again "
+        "before the sweep takes it back.",
     )
 
 

@@ -18,6 +18,7 @@ from app.ldap.connection import Directory
 from app.ldap.mapping import UserMapping
 from app.ldap.users import UserDirectory
 from app.scim.users import UserService
+from app.sweeper import Sweeper
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -33,11 +34,16 @@ def create_app(settings: Settings) -> FastAPI:
         small_search=settings.http.max_page_size,
     )
 
+    changes = UserChanges(user_directory, settings.accounts)
+    sweeper = Sweeper(changes, settings)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
         try:
             yield
         finally:
+            sweeper.stop()
             directory.close()
 
     app = FastAPI(
@@ -48,9 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.directory = directory
-    app.state.users = UserService(
-        settings, user_directory, UserChanges(user_directory, settings.accounts)
-    )
+    app.state.users = UserService(settings, user_directory, changes)
+    app.state.sweeper = sweeper
     app.state.auth = BearerAuth(settings.auth)
     scim = APIRouter(prefix=settings.http.base_path, dependencies=[Depends(require_token)])
     scim.include_router(users.router)

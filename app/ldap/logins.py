@@ -203,6 +203,14 @@ class Holder:
     """Its SCIM userName when it is an account SCIM sees (not archived)."""
 
 
+class UserNameTaken(UniquenessException):
+    """409: an account SCIM sees already has the userName; ``dn`` names it."""
+
+    def __init__(self, dn: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dn = dn
+
+
 class LoginClaims:
     """Which logins are free under the base DN, and the choice of one for a userName.
 
@@ -313,8 +321,9 @@ class LoginClaims:
         wanted = folded(user_name)
         for holder in holders:
             if holder.user_name is not None and folded(holder.user_name) == wanted:
-                raise UniquenessException(
-                    detail=f"userName {user_name} already exists (the account {holder.dn})"
+                raise UserNameTaken(
+                    holder.dn,
+                    detail=f"userName {user_name} already exists (the account {holder.dn})",
                 )
         return holders
 

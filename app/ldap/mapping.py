@@ -27,6 +27,7 @@ from app.attributes import (
 from app.config import AccountSettings, LdapSettings, PosixSettings, UserSettings
 from app.ldap.accounts import ACCOUNT_FILTER, DisableProfile, enabled_view, read_stash
 from app.ldap.logins import LoginRule
+from app.ldap.pending import Pending
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
 
@@ -50,6 +51,10 @@ class UserRecord:
     """Server-assigned defaults (lower-cased attribute -> values), not SCIM values."""
     extra: dict[str, list[str]] = field(default_factory=dict)
     """Attributes the disable profile changes that no slot maps, as they are when enabled."""
+    pending: Pending | None = None
+    """What an interrupted write of this entry still has to do (app/ldap/pending.py)."""
+    live_classes: list[str] = field(default_factory=list)
+    """The object classes the entry has now (``object_classes`` is its enabled view)."""
 
     @property
     def disabled_in_directory(self) -> bool:
@@ -129,6 +134,9 @@ class UserMapping:
         self.defaults_attribute = users.defaults_attribute
         if self.defaults_attribute:
             managed.add(self.defaults_attribute)
+        self.pending_attribute = users.pending_attribute
+        if self.pending_attribute:
+            managed.add(self.pending_attribute)
         managed.update(self.profile.touched)
         self.extra = [a for a in self.profile.disabled if a not in self.by_slot.values()]
         self.managed = sorted(managed, key=str.lower)
@@ -153,6 +161,8 @@ class UserMapping:
             uses[self.active_attribute] = "active"
         if self.defaults_attribute:
             uses[self.defaults_attribute] = "server-assigned defaults"
+        if self.pending_attribute:
+            uses[self.pending_attribute] = "the marker of an unfinished write"
         for attribute in self.profile.touched:
             uses.setdefault(attribute, "the disable profile (accounts.disable)")
         return uses
@@ -220,7 +230,15 @@ class UserMapping:
             version=_first(attrs, "entryCSN"),
             defaults=defaults,
             extra={a: [str(v) for v in _all(attrs, a)] for a in self.extra if _all(attrs, a)},
+            pending=self._pending(attrs),
+            live_classes=[str(c) for c in _all(live, "objectClass")],
         )
+
+    def _pending(self, attributes: Mapping[str, Any]) -> Pending | None:
+        if not self.pending_attribute:
+            return None
+        value = _first(attributes, self.pending_attribute)
+        return Pending.decode(value) if value else None
 
     def attributes(
         self,

@@ -63,7 +63,7 @@ class UserService:
         attributes: list[str] | None = None,
         excluded: list[str] | None = None,
     ) -> Written:
-        record = self.users.get(user_id)
+        record = self.changes.get(user_id)
         answer = self._answer(record, users_url)
         answer.body = project(answer.body, attributes, excluded)
         return answer
@@ -96,7 +96,7 @@ class UserService:
         """
         wanted = parse_if_match(if_match)
         for _attempt in range(_RETRIES):
-            current = self.users.get(user_id)
+            current = self.changes.get(user_id)
             try:
                 record = self.changes.update(current, change(current), wanted or current.version)
             except PreconditionFailedException:
