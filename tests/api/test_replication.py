@@ -351,17 +351,11 @@ def test_a_provider_killed_under_load_fails_over_and_loses_nothing(
     assert problems(replicas, prefix, created + healed) == []
     answered = {o.login.lower() for o in created + healed}
     assert [d for d in diverged if d.split(",")[0].split("=")[1] in answered] == []
-    known = []
-    if half_after_retry:
-        known.append(
-            f"{half_after_retry} stay half-written after a retried create: the retry answers 409 "
-            "instead of completing the account (issue 7, finding 5)"
-        )
+    assert [p for p in half if "marked pending" not in p] == []
+    assert half_after_retry == []
     if diverged:
-        known.append(
+        pytest.xfail(
             f"the providers still differ after converging on {diverged}: a write of a create "
             "in flight at the kill, made on the killed provider, never reached the other "
             "(delta-syncrepl takes changes from the accesslog, which the crash left without it)"
         )
-    if known:
-        pytest.xfail("; ".join(known))
