@@ -1,17 +1,20 @@
 """Writing user accounts: create, update (rename, disable, enable) and delete.
 
 Each SCIM write is one or more LDAP operations applied all-or-nothing
-(``Steps``). Round trips (pooled connection, no manager reference): POST
-1 search of the logins and userName taken (logins.py) + 1 number check + the
-allocation (1 read + 1 compare-and-swap + 1 collision search when allocating)
-+ 1 search of the home directories taken (homes.py) + 1 add with post-read;
-PATCH/PUT 1 read + 1 modify with post-read, +1 search of the logins taken when
-userName changes, +1 search of the homes taken when the home changes, +1 modrdn
-when the login name changes or a disabled account moves; DELETE 1 read + 1
-delete. A password set with the Password Modify operation,
-a private group or the login group add one operation each; so does a password
-set on a locked, disabled account, which ppolicy unlocks and which is locked
-again.
+(``Steps``) when the directory answers, and finished later (the marker of
+pending.py, resume.py) when it dies between two of them. Round trips (pooled
+connection, no manager reference): POST 1 search of the logins and userName
+taken (logins.py) + 1 number check + the allocation (1 read + 1
+compare-and-swap + 1 collision search when allocating) + 1 search of the
+home directories taken (homes.py) + 1 add of the uidNumber claim (numbers.py)
++ 1 add with the marker + 1 modify taking it off; PATCH/PUT 1 read + 1 modify
+with post-read, +1 search of the logins taken when userName changes, +1
+search of the homes taken when the home changes, +1 modrdn and +1 modify (the
+marker off) when the login name changes or a disabled account moves; DELETE
+1 read + 1 modify (the marker) + 1 delete + 1 delete of the claim. A password
+set with the Password Modify operation, a private group or the login group
+add one operation each; so does a password set on a locked, disabled
+account, which ppolicy unlocks and which is locked again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
@@ -48,12 +52,13 @@ from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
-from app.ldap.errors import DirectoryFailure, ValueNotUnique
+from app.ldap.errors import DirectoryFailure, DirectoryUnavailable, ValueNotUnique
 from app.ldap.groups import PosixGroups
 from app.ldap.homes import HomeClaims
 from app.ldap.ids import IdAllocator
 from app.ldap.logins import LoginClaims, UserNameTaken, folded
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
+from app.ldap.numbers import NumberClaims
 from app.ldap.passwords import PasswordPolicy
 from app.ldap.pending import Pending
 from app.ldap.removal import AccountRemoval, check_container, gid_of
@@ -64,6 +69,8 @@ from app.ldap.users import UserDirectory
 log = logging.getLogger(__name__)
 
 Changes = dict[str, list[tuple[str, list[str]]]]
+
+CLAIM_ATTEMPTS = 8
 
 
 def _version_guard(if_match: str | None, current: str | None) -> list[Control]:
@@ -103,7 +110,8 @@ class UserChanges:
             visible=(self.mapping.container, self.mapping.disabled_container),
             hidden=(self.mapping.archive_container,),
         )
-        self.removal = AccountRemoval(self.mapping, self.groups, accounts, self.posix)
+        self.numbers = NumberClaims(ldap.base_dn, UID_NUMBER.path)
+        self.removal = AccountRemoval(self.mapping, self.groups, accounts, self.posix, self.numbers)
         self.pending = PendingWrites(users, self.groups, self.removal)
         home = self.mapping.by_slot.get(HOME_DIRECTORY)
         self.homes = (
@@ -183,11 +191,8 @@ class UserChanges:
                     lock=disabled and by_exop and self.mapping.profile.locks,
                 )
 
-            requested = values.get(UID_NUMBER)
-            number, assigned = self._new_number(session, values)
             with Steps() as steps:
-                if not isinstance(requested, int):
-                    steps.done("the uidNumber", lambda: self.ids.release(session, number))
+                assigned = self._claimed_number(session, steps, values)
                 login, dn, attributes, result, pending = self._add(
                     session, values, login, parent, manager_dn, assigned, hashed, marker
                 )
@@ -238,11 +243,41 @@ class UserChanges:
         log.info("a create sent again finished the interrupted create of %s", dn)
         return finished
 
-    def _new_number(
-        self, session: Session, values: dict[Slot, SlotValue]
-    ) -> tuple[int, dict[str, list[str]]]:
-        """The uidNumber of a new account (allocated unless sent), and the defaults it implies."""
+    def _claimed_number(
+        self, session: Session, steps: Steps, values: dict[Slot, SlotValue]
+    ) -> dict[str, list[str]]:
+        """Give the new account its uidNumber, claimed (numbers.py); the defaults it implies.
+
+        An allocated number that a concurrent create claimed first (it sent
+        that number) is given back and the next one allocated.
+        """
         requested = values.get(UID_NUMBER)
+        user_name = str(values[USER_NAME])
+        for _attempt in range(CLAIM_ATTEMPTS):
+            number = self._new_number(session, values, requested)
+            if not isinstance(requested, int):
+                steps.done("the uidNumber", partial(self.ids.release, session, number))
+            try:
+                if self.numbers.claim(session, number, user_name):
+                    steps.done(
+                        "the uidNumber claim",
+                        partial(self.numbers.release, session, number, user_name),
+                    )
+                break
+            except UniquenessException:
+                if isinstance(requested, int):
+                    raise
+                log.info("uidNumber %d was claimed meanwhile; allocating another", number)
+        else:
+            raise DirectoryUnavailable(
+                detail="Other creates kept claiming the allocated uidNumbers; retry later"
+            )
+        return self._implied(values)
+
+    def _new_number(
+        self, session: Session, values: dict[Slot, SlotValue], requested: SlotValue | None
+    ) -> int:
+        """The uidNumber of a new account: the one sent, else one allocated."""
         external = values.get(EXTERNAL_ID)
         values[UID_NUMBER] = number = self.ids.uid_for(
             session,
@@ -250,10 +285,13 @@ class UserChanges:
             external_id=str(external) if external is not None else None,
             user_name=str(values[USER_NAME]),
         )
-        assigned: dict[str, list[str]] = {}
+        return number
+
+    def _implied(self, values: Mapping[Slot, SlotValue]) -> dict[str, list[str]]:
+        """The defaults a new account's uidNumber implies (its private group's gidNumber)."""
         if self.posix.gid_strategy == "private-group" and GID_NUMBER not in values:
-            assigned["gidnumber"] = [str(number)]
-        return number, assigned
+            return {"gidnumber": [str(values[UID_NUMBER])]}
+        return {}
 
     def _add(
         self,
