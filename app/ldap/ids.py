@@ -40,7 +40,9 @@ providers, so nothing in the directory shows it. The ``unique`` overlay does
 not stop it: it checks the provider's own copy only, so it refuses the second
 account only when the first has already replicated, and replication adds the
 other provider's account whatever the overlay says: after convergence both
-providers held the two accounts with one uidNumber.
+providers held the two accounts with one uidNumber. The claim entries of
+``app.ldap.numbers`` have the same limit: a provider refuses a second add of
+one DN only when the first was made through it or has replicated to it.
 
 So with ``posix.providers`` each provider gets a slice of ``uid_range`` and a
 counter of its own (``cn=scim-ldap-ids-<low>`` by default), and a number is

@@ -12,8 +12,8 @@ What is unsafe on a multi-provider directory:
 - one uidNumber counter for all servers: a compare-and-swap on it can succeed
   on two providers at once (``app.ldap.ids``), so ``posix.providers`` must give
   each provider a slice of its own;
-- numbers sent by clients or derived by the hash strategy: the collision check
-  and the ``unique`` overlay see one provider only;
+- numbers sent by clients or derived by the hash strategy: their claim entries
+  (``app.ldap.numbers``) and the collision check see one provider only;
 - plain syncrepl: it replicates whole entries, so of two changes to one entry
   made through two providers at once (two memberUids added to the login group)
   only one survives; delta-syncrepl replays each change.
@@ -216,9 +216,9 @@ def replication_warnings(
         )
     if posix.uid_strategy in ("hash", "attribute"):
         warnings.append(
-            f"uidNumbers from the {posix.uid_strategy} strategy are checked on one provider "
-            "only: the collision check and the unique overlay cannot see a create made through "
-            "another provider at the same moment"
+            f"uidNumbers from the {posix.uid_strategy} strategy are held on one provider "
+            "only: the number's claim entry and the collision check cannot see a create made "
+            "through another provider at the same moment, so both can win"
         )
     plain = [s for s in multi if s.config_readable and s.consumes and not s.delta]
     if plain:

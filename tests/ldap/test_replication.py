@@ -370,7 +370,7 @@ def test_the_topology_of_two_providers_in_delta_syncrepl(replicas: Replicas) -> 
     assert replication_warnings(topology, sliced(replicas)) == []
     hashed = replication_warnings(topology, PosixSettings(uid_strategy="hash"))
     assert [w.split(":")[0] for w in hashed] == [
-        "uidNumbers from the hash strategy are checked on one provider only"
+        "uidNumbers from the hash strategy are held on one provider only"
     ]
 
 
