@@ -123,6 +123,8 @@ class UserDirectory:
                 needed[attribute] = "eq"
         if self.mapping.user_name_attribute:
             needed[self.mapping.user_name_attribute] = "eq"
+        if self.mapping.pending_attribute:
+            needed[self.mapping.pending_attribute] = "pres"
         with self.directory.session() as session:
             return [
                 *schema_warnings(

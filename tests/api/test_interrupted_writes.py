@@ -18,15 +18,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from ldap3 import SUBTREE, Connection
+from ldap3 import Connection
 
 from app.config import AccountSettings, DisableAction, PosixSettings
-from app.ldap.accounts import ACCOUNT_FILTER, LOCK_ATTRIBUTE
 from app.ldap.connection import Session
-from app.ldap.dn import parent_of, same_dn
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.api.helpers import CORE, PATCH_OP, POSIX, USERS, ensure_entry
+from tests.api.invariants import entries, problems
 from tests.conftest import TOKEN, make_settings
 
 WRITES = ("add", "modify", "rename", "delete", "set_password")
@@ -162,66 +161,20 @@ def _admin(sandbox: Sandbox) -> Connection:
     return Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
 
 
-def _entries(conn: Connection, base: str, condition: str, *attributes: str) -> list[dict[str, Any]]:
-    conn.search(base, condition, SUBTREE, attributes=list(attributes) or ["1.1"])
-    return [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
-
-
 def assert_converged(sandbox: Sandbox, scenario: Scenario) -> None:
     """No marker; each account complete; no membership or private group without its account."""
-    directory = sandbox.directory
-    base = directory.base_dn
-    disabled_dn, archive_dn = f"ou=disabled,{base}", f"ou=archive,{base}"
     conn = _admin(sandbox)
     try:
-        marked = [str(e["dn"]) for e in _entries(conn, base, "(scimPending=*)")]
-        assert marked == [], marked
-        accounts = _entries(
+        found = problems(
             conn,
-            base,
-            ACCOUNT_FILTER,
-            "uid",
-            "uidNumber",
-            "gidNumber",
-            "scimActive",
-            LOCK_ATTRIBUTE,
-            "objectClass",
+            sandbox.directory,
+            scenario.actions,
+            private=scenario.private,
+            login_group=LOGIN_GROUP,
         )
-        numbers = [a["attributes"]["uidNumber"] for a in accounts]
-        assert len(numbers) == len(set(numbers)), numbers
-        live: dict[str, dict[str, Any]] = {}
-        for account in accounts:
-            attributes = account["attributes"]
-            login = attributes["uid"][0]
-            parent = parent_of(str(account["dn"]))
-            if same_dn(parent, archive_dn):
-                assert "posixAccount" not in attributes["objectClass"], account["dn"]
-                continue
-            live[login] = attributes
-            disabled = attributes.get("scimActive") is False
-            moved = disabled and "move" in scenario.actions
-            assert same_dn(parent, disabled_dn if moved else directory.users_dn), account["dn"]
-            assert bool(attributes.get(LOCK_ATTRIBUTE)) == (disabled and "lock" in scenario.actions)
-        groups = _entries(
-            conn, directory.groups_dn, "(objectClass=posixGroup)", "cn", "gidNumber", "memberUid"
-        )
-        for group in groups:
-            attributes = group["attributes"]
-            name = attributes["cn"][0]
-            members = set(attributes.get("memberUid") or [])
-            assert members <= set(live), (name, members - set(live))
-            if name == LOGIN_GROUP:
-                active = {login for login, a in live.items() if a.get("scimActive") is not False}
-                joined = active if "remove-group" in scenario.actions else set()
-                assert members == joined, (members, joined)
-            elif name != "scim-users":
-                assert name in live, f"private group {name} without its account"
-                assert attributes["gidNumber"] == live[name]["gidNumber"]
-        if scenario.private:
-            names = {g["attributes"]["cn"][0] for g in groups}
-            assert set(live) <= names, set(live) - names
     finally:
         conn.unbind()
+    assert found == []
 
 
 @pytest.mark.parametrize("recovery", ["retry", "sweep"])
@@ -311,7 +264,7 @@ def test_a_create_cut_short_answers_201_when_sent_again(
         faults.heal()
         conn = _admin(crashable)
         try:
-            [ghost] = _entries(conn, crashable.directory.base_dn, "(scimPending=*)", "entryUUID")
+            [ghost] = entries(conn, crashable.directory.base_dn, "(scimPending=*)", "entryUUID")
         finally:
             conn.unbind()
         again = client.post(USERS, json=body)
