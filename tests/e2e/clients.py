@@ -9,6 +9,15 @@ mount namespace through ``nsenter``, so they see the private files while the hos
 its own. Everything is undone by ``stop()``: killing the processes of the namespace
 drops its mounts.
 
+Each stack also runs a real ``sshd`` in its namespace, on a free loopback port with its
+own host key, ``UsePAM yes`` and the stack's ``AuthorizedKeysCommand``; its PAM services
+(``sshd``, ``su`` and the test service) are Debian's, including ``common-auth``,
+``common-account`` and ``common-session`` built from the stack's PAM lines. Every login
+path a host offers is a method: ``getent_passwd``, ``id``, ``authenticate`` (PAM auth),
+``account`` (the PAM account phase alone, what sshd runs after a key), ``su_from_root``,
+``su_with_password``, ``ssh_key_login``, ``ssh_password_login`` and ``ssh_keys`` (the key
+lookup alone).
+
 Installing the packages edits the host's NSS and PAM configuration (the postinst
 scripts of libnss-sss, libnss-ldapd and the libpam-* profiles) and may start daemons;
 ``install_packages`` backs those files up, keeps daemons from starting, and restores the
@@ -19,14 +28,17 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import re
 import select
 import shlex
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -58,6 +70,11 @@ DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
 
 SERVICE = "scim-e2e"
 KEYS_SCRIPT = "ldap-ssh-keys"
+KEYS_COMMAND = "/usr/local/sbin/ldap-ssh-keys"
+SSS_KEYS_COMMAND = "/usr/bin/sss_ssh_authorizedkeys"
+SSH_TIMEOUT = 20.0
+SSH_CONNECT_TIMEOUT = 5
+UNPRIVILEGED = "nobody"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
@@ -107,13 +124,128 @@ group:          files ldap
 shadow:         files ldap
 """
 
+# What Debian 12's nsswitch.conf says once libnss-sss or libnss-ldapd is installed.
+NSSWITCH_DEBIAN_SSSD = """\
+passwd:         files systemd sss
+group:          files systemd sss
+shadow:         files sss
+gshadow:        files
+hosts:          files dns
+services:       db files sss
+netgroup:       nis sss
+sudoers:        files sss
+"""
+
+NSSWITCH_DEBIAN_NSLCD = """\
+passwd:         files systemd ldap
+group:          files systemd ldap
+shadow:         files ldap
+gshadow:        files
+hosts:          files dns
+"""
+
+# common-session and common-password as pam-auth-update writes them with the unix
+# profile plus sss or ldap.
+PAM_SESSION = {
+    "sssd": """\
+session	[default=1]			pam_permit.so
+session	requisite			pam_deny.so
+session	required			pam_permit.so
+session	required	pam_unix.so
+session	optional			pam_sss.so
+""",
+    "nslcd": """\
+session	[default=1]			pam_permit.so
+session	requisite			pam_deny.so
+session	required			pam_permit.so
+session	required	pam_unix.so
+session	[success=ok default=ignore]	pam_ldap.so minimum_uid=1000
+""",
+}
+PAM_PASSWORD = """\
+password	[success=1 default=ignore]	pam_unix.so obscure yescrypt
+password	requisite			pam_deny.so
+password	required			pam_permit.so
+"""
+
+# Debian's /etc/pam.d/sshd (openssh-server), su and su-l (util-linux), without
+# comments and the optional pam_selinux lines.
+PAM_SSHD_SERVICE = """\
+@include common-auth
+account    required     pam_nologin.so
+@include common-account
+session    required     pam_loginuid.so
+session    optional     pam_keyinit.so force revoke
+@include common-session
+session    optional     pam_motd.so  motd=/run/motd.dynamic
+session    optional     pam_motd.so noupdate
+session    optional     pam_mail.so standard noenv
+session    required     pam_limits.so
+session    required     pam_env.so
+session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale
+@include common-password
+"""
+PAM_SU_SERVICE = """\
+auth       sufficient pam_rootok.so
+session       required   pam_env.so readenv=1
+session       required   pam_env.so readenv=1 envfile=/etc/default/locale
+session    optional   pam_mail.so nopen
+session    required   pam_limits.so
+@include common-auth
+@include common-account
+@include common-session
+"""
+PAM_SU_LOGIN_SERVICE = """\
+auth       include    su
+account    include    su
+password   include    su
+session    optional   pam_keyinit.so force revoke
+session    include    su
+"""
+PAM_TEST_SERVICE = """\
+@include common-auth
+@include common-account
+"""
+
+# The harness's own sshd settings; they follow the stack's sshd_config lines, so where
+# both set a keyword the stack's wins (sshd keeps the first value it reads).
+SSHD_HARNESS = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {root}/ssh_host_ed25519_key
+PidFile {root}/sshd.pid
+UsePAM yes
+PubkeyAuthentication yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+AuthorizedKeysFile none
+PermitRootLogin no
+StrictModes yes
+LogLevel VERBOSE
+"""
+
+SSHD_STOCK = {
+    "sssd": f"AuthorizedKeysCommand {SSS_KEYS_COMMAND} %u\nAuthorizedKeysCommandUser nobody\n",
+    "nslcd": f"AuthorizedKeysCommand {KEYS_COMMAND} %u\nAuthorizedKeysCommandUser nslcd\n",
+}
+
+ASKPASS = """\
+#!/bin/sh
+exec cat "$SCIM_E2E_SECRET"
+"""
+
 NAMESPACE_SETUP = r"""
 set -eu
 root=$1
 kind=$2
 mount -t tmpfs -o mode=0755 scim-e2e /run
+mkdir -m 0755 /run/sshd
 mount --bind "$root/nsswitch.conf" /etc/nsswitch.conf
 mount --bind "$root/pam.d" /etc/pam.d
+mount -t tmpfs -o mode=0755 scim-e2e /usr/local/sbin
+if [ -f "$root/ldap-ssh-keys" ]; then
+    install -m 0755 -o root -g root "$root/ldap-ssh-keys" /usr/local/sbin/ldap-ssh-keys
+fi
 if [ "$kind" = sssd ]; then
     mount --bind "$root/sssd" /etc/sssd
     mount -t tmpfs -o mode=0755 scim-e2e /var/lib/sss
@@ -141,8 +273,8 @@ KEYS_SCRIPT_TEMPLATE = """\
 # base, filter and credentials as nslcd's passwd map.
 set -eu
 case "${{1:-}}" in ''|-*|*[!A-Za-z0-9._-]*) exit 1 ;; esac
-ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri} {bind} -b {base} -s sub \\
-    "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
+{tls_env}ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri}{starttls} {bind} -b {base} \\
+    -s sub "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
 """
 
 
@@ -434,9 +566,15 @@ def ldap_keys_script(config: str, path: str, password_file: str) -> str:
     bind = ""
     if options.get("binddn"):
         bind = f"-D {shlex.quote(options['binddn'])} -y {shlex.quote(password_file)}"
+    tls_env = ""
+    if options.get("tls_cacertfile"):
+        tls_env = f"LDAPTLS_CACERT={shlex.quote(options['tls_cacertfile'])} "
+    starttls = " -ZZ" if options.get("ssl") == "start_tls" else ""
     return KEYS_SCRIPT_TEMPLATE.format(
         path=path,
         uri=shlex.quote(uri),
+        starttls=starttls,
+        tls_env=tls_env,
         bind=bind,
         base=shlex.quote(base),
         filter=_double_quoted(ldap_filter),
@@ -514,12 +652,18 @@ class CommandResult:
 
 
 class ClientStack:
-    """One Linux login stack (sssd or nslcd with its NSS and PAM modules) in a private
-    mount namespace, pointed at a sandbox directory.
+    """One Linux login stack (sssd or nslcd with its NSS and PAM modules, and sshd) in a
+    private mount namespace, pointed at a sandbox directory.
 
-    ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf
-    and ``pam`` of the PAM service file that ``authenticate`` and ``account`` use;
-    ``keys_script`` replaces the nslcd host's key lookup script derived from its config.
+    ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf and
+    ``pam`` the auth and account lines that become common-auth and common-account (the
+    lines of other types are ignored; common-session and common-password are Debian's).
+    ``sshd`` holds the host's sshd_config lines (its AuthorizedKeysCommand), placed before
+    the harness's own listener settings. ``keys_script`` replaces the nslcd host's key
+    lookup script derived from its config; it is installed as ``KEYS_COMMAND``.
+
+    The methods that check a login path may run in parallel on different stacks, not on
+    the same one.
     """
 
     def __init__(
@@ -530,6 +674,7 @@ class ClientStack:
         nsswitch: str | None = None,
         pam: str | None = None,
         *,
+        sshd: str | None = None,
         keys_script: str | None = None,
         workdir: Path | None = None,
     ) -> None:
@@ -538,12 +683,15 @@ class ClientStack:
         self.config = config
         self.nsswitch = nsswitch or (NSSWITCH_SSSD if kind == "sssd" else NSSWITCH_NSLCD)
         self.pam = pam or (PAM_SSSD if kind == "sssd" else PAM_NSLCD)
+        self.sshd = sshd or SSHD_STOCK[kind]
         self.keys_script = keys_script
+        self.ssh_port = 0
         self._parent_dir = workdir
         self._root: Path | None = None
         self._holder: subprocess.Popen[bytes] | None = None
         self._namespace: int | None = None
         self._daemon: subprocess.Popen[bytes] | None = None
+        self._sshd: subprocess.Popen[bytes] | None = None
 
     @property
     def root(self) -> Path:
@@ -556,9 +704,13 @@ class ClientStack:
         return self.root / f"{self.kind}.log"
 
     @property
+    def sshd_log_path(self) -> Path:
+        return self.root / "sshd.log"
+
+    @property
     def keys_command(self) -> str:
-        """The path of the nslcd host's key lookup script (inside and outside the namespace)."""
-        return str(self.root / KEYS_SCRIPT)
+        """The key lookup sshd runs: sss_ssh_authorizedkeys, or the nslcd host's script."""
+        return SSS_KEYS_COMMAND if self.kind == "sssd" else KEYS_COMMAND
 
     def start(self) -> Self:
         if self._root is not None:
@@ -572,18 +724,21 @@ class ClientStack:
             self._write_files()
             self._enter_namespace()
             self._start_daemon()
+            self._start_sshd()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop the daemon and every other process of the namespace, and remove the files."""
-        daemon, self._daemon = self._daemon, None
-        if daemon is not None:
-            _kill([daemon.pid])
-            with suppress(subprocess.TimeoutExpired):
-                daemon.wait(timeout=STOP_TIMEOUT)
+        """Stop the daemons and every other process of the namespace, and remove the files."""
+        for attribute in ("_sshd", "_daemon"):
+            process: subprocess.Popen[bytes] | None = getattr(self, attribute)
+            setattr(self, attribute, None)
+            if process is not None:
+                _kill([process.pid])
+                with suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=STOP_TIMEOUT)
         holder, self._holder = self._holder, None
         namespace, self._namespace = self._namespace, None
         if namespace is not None:
@@ -617,10 +772,8 @@ class ClientStack:
         self, argv: Sequence[str], *, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT
     ) -> CommandResult:
         """Run a command inside the stack's mount namespace."""
-        if self._holder is None:
-            raise ClientError(f"{self.kind} stack is not started")
         result = subprocess.run(
-            ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+            self._nsenter(argv),
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
@@ -629,6 +782,50 @@ class ClientStack:
             check=False,
         )
         return CommandResult(result.returncode, result.stdout, result.stderr)
+
+    def run_on_terminal(
+        self, argv: Sequence[str], answer: str, *, timeout: float = COMMAND_TIMEOUT
+    ) -> CommandResult:
+        """Run a command inside the namespace on a fresh pseudo-terminal (its controlling
+        terminal) and type ``answer`` at the first prompt ending in a colon."""
+        leader, follower = os.openpty()
+        try:
+            process = subprocess.Popen(
+                self._nsenter(["setsid", "--ctty", "--wait", *argv]),
+                stdin=follower,
+                stdout=follower,
+                stderr=follower,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TERM": "dumb"},
+            )
+        finally:
+            os.close(follower)
+        output = b""
+        answered = False
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 0.1)
+                if ready:
+                    try:
+                        chunk = os.read(leader, 4096)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    output += chunk
+                    if not answered and output.rstrip().endswith(b":"):
+                        os.write(leader, answer.encode() + b"\n")
+                        answered = True
+                elif process.poll() is not None:
+                    break
+            try:
+                returncode = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                returncode = process.wait()
+        finally:
+            os.close(leader)
+        return CommandResult(returncode, output.decode(errors="replace"), "")
 
     def getent_passwd(self, user: str) -> str | None:
         """The passwd line NSS gives for ``user``, or None when it knows no such user."""
@@ -649,18 +846,89 @@ class ClientStack:
         """Whether the PAM account phase (acct_mgmt, run for every login) lets ``user`` in."""
         return self._pamtester(user, "acct_mgmt")
 
-    def ssh_keys(self, user: str) -> list[str]:
-        """The keys sshd's AuthorizedKeysCommand would accept for ``user``.
+    def su_from_root(self, user: str) -> bool:
+        """Whether root's ``su -s /bin/sh - USER -c true`` runs (pam_rootok, then the PAM
+        account and session phases; the shell is chosen by root, so no loginShell stops it)."""
+        return self.run(["su", "-s", "/bin/sh", "-", user, "-c", "true"]).returncode == 0
 
-        sssd: ``sss_ssh_authorizedkeys``; nslcd: the ``ldap_keys_script`` of this stack.
-        """
-        if self.kind == "sssd":
-            result = self.run(["sss_ssh_authorizedkeys", user])
-        else:
-            result = self.run([self.keys_command, user])
+    def su_with_password(self, user: str, password: str) -> bool:
+        """Whether an unprivileged local user (``nobody``) becomes ``user`` by typing its
+        password to ``su`` on a terminal."""
+        argv = [
+            "setpriv",
+            f"--reuid={UNPRIVILEGED}",
+            f"--regid={_primary_group(UNPRIVILEGED)}",
+            "--clear-groups",
+            "--reset-env",
+            "su",
+            "-s",
+            "/bin/sh",
+            "-",
+            user,
+            "-c",
+            "true",
+        ]
+        return self.run_on_terminal(argv, password).returncode == 0
+
+    def ssh_keys(self, user: str) -> list[str]:
+        """The keys sshd's AuthorizedKeysCommand prints for ``user``, run as sshd runs it
+        (as its AuthorizedKeysCommandUser)."""
+        command_user = _sshd_option(self.sshd, "AuthorizedKeysCommandUser") or "root"
+        command = (_sshd_option(self.sshd, "AuthorizedKeysCommand") or self.keys_command).split()
+        argv = [part.replace("%u", user) for part in command]
+        if command_user != "root":
+            argv = [
+                "setpriv",
+                f"--reuid={command_user}",
+                f"--regid={_primary_group(command_user)}",
+                "--clear-groups",
+                *argv,
+            ]
+        result = self.run(argv)
         if result.returncode != 0:
             return []
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def ssh_key_login(self, user: str, identity: Path) -> bool:
+        """Whether sshd accepts a public-key login of ``user`` with the private key
+        ``identity`` (``true`` runs, or sshd logs that it accepted the key)."""
+        options = [
+            "-i",
+            str(identity),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+        ]
+        return self._ssh(user, options, "publickey")
+
+    def ssh_password_login(self, user: str, password: str) -> bool:
+        """Whether sshd accepts ``password`` for ``user`` (keyboard-interactive through PAM,
+        or the password method), typed by an askpass program."""
+        secret = self.root / f"secret-{threading.get_ident()}"
+        secret.touch(mode=0o600)
+        secret.write_text(password + "\n")
+        options = [
+            "-o",
+            "BatchMode=no",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive,password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ]
+        env = {
+            "SSH_ASKPASS": str(self.root / "askpass"),
+            "SSH_ASKPASS_REQUIRE": "force",
+            "SCIM_E2E_SECRET": str(secret),
+        }
+        try:
+            return self._ssh(user, options, "(keyboard-interactive/pam|password)", env)
+        finally:
+            secret.unlink(missing_ok=True)
 
     def flush(self) -> None:
         """Make the next lookup of any user or group go to LDAP.
@@ -677,12 +945,93 @@ class ClientStack:
         output = (result.stderr or result.stdout).strip() or "no output"
         raise ClientError(f"sss_cache -E failed (exit {result.returncode}): {output}")
 
+    def restart(self) -> None:
+        """What an admin does after a change in the directory: ``sss_cache -E`` and a
+        restart of the daemon (which also drops sssd's negative and in-memory caches)."""
+        self.flush()
+        daemon, self._daemon = self._daemon, None
+        if daemon is not None:
+            _kill([daemon.pid])
+            with suppress(subprocess.TimeoutExpired):
+                daemon.wait(timeout=STOP_TIMEOUT)
+        if self._namespace is not None:
+            _kill(
+                pid
+                for pid, (name, inode) in _processes().items()
+                if inode == self._namespace and name in DAEMON_NAMES
+            )
+        self._start_daemon()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
         except (OSError, ClientError):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
+
+    def sshd_log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.sshd_log_path.read_text(errors="replace")
+        except (OSError, ClientError):
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def _nsenter(self, argv: Sequence[str]) -> list[str]:
+        if self._holder is None:
+            raise ClientError(f"{self.kind} stack is not started")
+        return ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv]
+
+    def _ssh(
+        self,
+        user: str,
+        options: Sequence[str],
+        method: str,
+        env: Mapping[str, str] | None = None,
+    ) -> bool:
+        log = self.sshd_log_path
+        offset = log.stat().st_size
+        argv = [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            f"ConnectTimeout={SSH_CONNECT_TIMEOUT}",
+            "-o",
+            "LogLevel=ERROR",
+            *options,
+            "-l",
+            user,
+            "127.0.0.1",
+            "true",
+        ]
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SSH_TIMEOUT,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": str(self.root), **(env or {})},
+            check=False,
+        )
+        accepted = re.compile(rf"Accepted {method} for {re.escape(user)} from")
+        deadline = time.monotonic() + 2.0
+        while True:
+            with log.open("rb") as stream:
+                stream.seek(offset)
+                text = stream.read().decode(errors="replace")
+            if accepted.search(text):
+                return True
+            if result.returncode != 0 or time.monotonic() > deadline:
+                return result.returncode == 0
+            time.sleep(0.05)
 
     def _pamtester(self, user: str, operation: str, *, stdin: str = "") -> bool:
         return self.run(["pamtester", SERVICE, user, operation], stdin=stdin).returncode == 0
@@ -691,13 +1040,8 @@ class ClientStack:
         root = self.root
         root.chmod(0o755)
         (root / "nsswitch.conf").write_text(self.nsswitch)
-        pam_dir = root / "pam.d"
-        pam_dir.mkdir()
-        (pam_dir / SERVICE).write_text(self.pam)
-        (pam_dir / "other").write_text(
-            "auth required pam_deny.so\naccount required pam_deny.so\n"
-            "password required pam_deny.so\nsession required pam_deny.so\n"
-        )
+        self._write_pam(root / "pam.d")
+        self._write_sshd(root)
         if self.kind == "sssd":
             sssd_dir = root / "sssd"
             sssd_dir.mkdir(mode=0o700)
@@ -712,12 +1056,46 @@ class ClientStack:
         os.chown(conf, 0, _group_id("nslcd"))
         password_file = root / "bindpw"
         password_file.write_text(_nslcd_options(self.config).get("bindpw", ""))
-        password_file.chmod(0o600)
+        password_file.chmod(0o640)
+        os.chown(password_file, 0, _group_id("nslcd"))
         script = root / KEYS_SCRIPT
         script.write_text(
-            self.keys_script or ldap_keys_script(self.config, str(script), str(password_file))
+            self.keys_script or ldap_keys_script(self.config, KEYS_COMMAND, str(password_file))
         )
-        script.chmod(0o700)
+        script.chmod(0o755)
+
+    def _write_pam(self, pam_dir: Path) -> None:
+        pam_dir.mkdir()
+        lines = [line for line in self.pam.splitlines() if line.strip()]
+        for phase in ("auth", "account"):
+            chosen = [line for line in lines if line.split(None, 1)[0] == phase]
+            (pam_dir / f"common-{phase}").write_text("\n".join(chosen) + "\n")
+        (pam_dir / "common-session").write_text(PAM_SESSION[self.kind])
+        (pam_dir / "common-session-noninteractive").write_text(PAM_SESSION[self.kind])
+        (pam_dir / "common-password").write_text(PAM_PASSWORD)
+        (pam_dir / SERVICE).write_text(PAM_TEST_SERVICE)
+        (pam_dir / "sshd").write_text(PAM_SSHD_SERVICE)
+        (pam_dir / "su").write_text(PAM_SU_SERVICE)
+        (pam_dir / "su-l").write_text(PAM_SU_LOGIN_SERVICE)
+        (pam_dir / "other").write_text(
+            "auth required pam_deny.so\naccount required pam_deny.so\n"
+            "password required pam_deny.so\nsession required pam_deny.so\n"
+        )
+
+    def _write_sshd(self, root: Path) -> None:
+        key = root / "ssh_host_ed25519_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)],
+            check=True,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        self.ssh_port = _free_port()
+        harness = SSHD_HARNESS.format(port=self.ssh_port, root=root)
+        (root / "sshd_config").write_text(self.sshd.rstrip("\n") + "\n" + harness)
+        askpass = root / "askpass"
+        askpass.write_text(ASKPASS)
+        askpass.chmod(0o755)
 
     def _enter_namespace(self) -> None:
         with (self.root / "namespace.log").open("wb") as log:
@@ -752,22 +1130,24 @@ class ClientStack:
 
     def _start_daemon(self) -> None:
         assert self._holder is not None
+        view = Path(f"/proc/{self._holder.pid}/root")
         if self.kind == "sssd":
             argv = ["sssd", "-i", "--logger=stderr"]
             sockets = [f"var/lib/sss/pipes/{name}" for name in _sssd_services(self.config)]
         else:
             argv = ["nslcd", "-d"]
             sockets = ["run/nslcd/socket"]
-        with self.log_path.open("wb") as log:
+        for socket_path in sockets:
+            (view / socket_path).unlink(missing_ok=True)
+        with self.log_path.open("ab") as log:
             self._daemon = subprocess.Popen(
-                ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+                self._nsenter(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        view = Path(f"/proc/{self._holder.pid}/root")
         deadline = time.monotonic() + START_TIMEOUT
-        while not all((view / socket).exists() for socket in sockets):
+        while not all((view / socket_path).exists() for socket_path in sockets):
             if self._daemon.poll() is not None:
                 raise ClientError(
                     f"{self.kind} exited with status {self._daemon.returncode}\n{self.log_tail()}"
@@ -775,6 +1155,48 @@ class ClientStack:
             if time.monotonic() > deadline:
                 raise ClientError(f"{self.kind} did not open its sockets\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def _start_sshd(self) -> None:
+        config = self.root / "sshd_config"
+        check = self.run(["/usr/sbin/sshd", "-t", "-f", str(config)])
+        if check.returncode != 0:
+            raise ClientError(f"sshd refuses its configuration: {check.stderr.strip()}")
+        with self.sshd_log_path.open("ab") as log:
+            self._sshd = subprocess.Popen(
+                self._nsenter(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.settimeout(0.5)
+                if probe.connect_ex(("127.0.0.1", self.ssh_port)) == 0:
+                    return
+            if self._sshd.poll() is not None or time.monotonic() > deadline:
+                raise ClientError(f"sshd did not start\n{self.sshd_log_tail()}")
+            time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _primary_group(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
+
+
+def _sshd_option(config: str, name: str) -> str:
+    """The value of the first ``name`` line of sshd_config text (sshd's first match wins)."""
+    for raw in config.splitlines():
+        words = raw.strip().split(None, 1)
+        if len(words) == 2 and words[0].lower() == name.lower():
+            return words[1].strip()
+    return ""
 
 
 def _sssd_services(config: str) -> list[str]:
