@@ -319,13 +319,18 @@ class Sandbox:
         return self.root / "tls"
 
     def _make_certificates(self) -> Path:
-        """A fresh CA and a server certificate for 127.0.0.1/localhost; returns the CA file."""
+        """A fresh CA and a server certificate for 127.0.0.1/localhost; returns the CA file.
+
+        The CA file is world-readable (clients such as nslcd read it as their own user);
+        the private key is readable by its owner only.
+        """
         try:
             import trustme
         except ImportError as exc:
             raise SandboxError("a TLS sandbox needs trustme (pip install -e '.[dev]')") from exc
         authority = trustme.CA(organization_name="scim-ldap sandbox")
         certificate = authority.issue_cert("127.0.0.1", "localhost")
+        self.root.chmod(0o711)
         tls_dir = self._tls_dir
         tls_dir.mkdir(mode=0o755)
         ca_file = tls_dir / "ca.pem"

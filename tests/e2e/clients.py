@@ -656,8 +656,8 @@ class ClientStack:
     private mount namespace, pointed at a sandbox directory.
 
     ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf and
-    ``pam`` the auth and account lines that become common-auth and common-account (the
-    lines of other types are ignored; common-session and common-password are Debian's).
+    ``pam`` the auth and account lines that become common-auth and common-account (its
+    session lines are added to Debian's common-session; common-password is Debian's).
     ``sshd`` holds the host's sshd_config lines (its AuthorizedKeysCommand), placed before
     the harness's own listener settings. ``keys_script`` replaces the nslcd host's key
     lookup script derived from its config; it is installed as ``KEYS_COMMAND``.
@@ -1066,12 +1066,21 @@ class ClientStack:
 
     def _write_pam(self, pam_dir: Path) -> None:
         pam_dir.mkdir()
-        lines = [line for line in self.pam.splitlines() if line.strip()]
+        lines = [
+            line for line in self.pam.splitlines() if line.strip() and not line.startswith("#")
+        ]
         for phase in ("auth", "account"):
             chosen = [line for line in lines if line.split(None, 1)[0] == phase]
             (pam_dir / f"common-{phase}").write_text("\n".join(chosen) + "\n")
-        (pam_dir / "common-session").write_text(PAM_SESSION[self.kind])
-        (pam_dir / "common-session-noninteractive").write_text(PAM_SESSION[self.kind])
+        session = PAM_SESSION[self.kind].splitlines()
+        known = {" ".join(line.split()) for line in session}
+        session += [
+            line
+            for line in lines
+            if line.split(None, 1)[0] == "session" and " ".join(line.split()) not in known
+        ]
+        (pam_dir / "common-session").write_text("\n".join(session) + "\n")
+        (pam_dir / "common-session-noninteractive").write_text("\n".join(session) + "\n")
         (pam_dir / "common-password").write_text(PAM_PASSWORD)
         (pam_dir / SERVICE).write_text(PAM_TEST_SERVICE)
         (pam_dir / "sshd").write_text(PAM_SSHD_SERVICE)

@@ -1,11 +1,14 @@
 import itertools
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from _pytest.terminal import TerminalReporter
 from ldap3 import Connection
 
-from app.ldap.sandbox import Sandbox, SandboxDirectory
+from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
 from tests.e2e.clients import (
     PACKAGES,
     ClientError,
@@ -19,6 +22,7 @@ from tests.e2e.clients import (
     remove_login_user,
     sssd_config,
 )
+from tests.e2e.matrix import REPORTS
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw e2e@example"
 _uid_numbers = itertools.count(30001)
@@ -72,3 +76,47 @@ def login_user(ldap: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
         yield user
     finally:
         remove_login_user(ldap, sandbox.directory, user)
+
+
+@pytest.fixture(scope="session")
+def tls_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A sandbox directory with StartTLS and ldaps:// under a private CA."""
+    server = Sandbox(tls=True, workdir=tmp_path_factory.mktemp("tls-sandbox"))
+    try:
+        server.start()
+    except SandboxError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_identity(path: Path) -> Path:
+    """A new private ed25519 key at ``path``, its public half beside it as ``.pub``."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def ssh_identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The private key whose public half the provisioned users carry."""
+    return make_identity(tmp_path_factory.mktemp("ssh") / "id_ed25519")
+
+
+@pytest.fixture(scope="session")
+def stranger_identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private key nobody's account carries."""
+    return make_identity(tmp_path_factory.mktemp("ssh") / "id_stranger")
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    for title, text in REPORTS:
+        terminalreporter.write_sep("=", title)
+        for line in text.splitlines():
+            terminalreporter.write_line(line)
