@@ -79,9 +79,10 @@ def login_user(ldap: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
 
 
 @pytest.fixture(scope="session")
-def tls_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A sandbox directory with StartTLS and ldaps:// under a private CA."""
-    server = Sandbox(tls=True, workdir=tmp_path_factory.mktemp("tls-sandbox"))
+def tls_sandbox() -> Iterator[Sandbox]:
+    """A sandbox directory with StartTLS and ldaps:// under a private CA (kept out of
+    pytest's private temporary directories, so that nslcd can read the CA)."""
+    server = Sandbox(tls=True)
     try:
         server.start()
     except SandboxError as exc:

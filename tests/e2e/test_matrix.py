@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,19 +120,27 @@ def observe(hosts: list[Host], matrix: Matrix, columns: list[Column], started: f
 def controls(
     stack: ClientStack, login: Login, stranger: Path, numbers: tuple[int, int]
 ) -> list[str]:
-    """NSS shows the numbers the server answered; an active user is refused with a wrong
-    password or a key it does not hold."""
+    """NSS shows the numbers the directory holds; an active user is refused with a wrong
+    password or a key it does not hold.
+
+    After each wrong password a right one clears the directory's failure count, so the
+    controls of all setups together never reach the password policy's lockout.
+    """
     failures = []
     passwd = stack.getent_passwd(login.name)
     if (passwd.split(":")[2:4] if passwd else []) != [str(number) for number in numbers]:
         failures.append(f"getent passwd {login.name}: {passwd!r}, the directory has {numbers}")
-    wrong = Login(login.name, login.password + "x", login.public_key, login.identity)
-    if stack.authenticate(wrong.name, wrong.password):
-        failures.append("PAM accepted a wrong password")
-    if stack.ssh_password_login(wrong.name, wrong.password):
-        failures.append("sshd accepted a wrong password")
-    if stack.su_with_password(wrong.name, wrong.password):
-        failures.append("su accepted a wrong password")
+    wrong = login.password + "x"
+    attempts: dict[str, Callable[[], bool]] = {
+        "PAM accepted a wrong password": lambda: stack.authenticate(login.name, wrong),
+        "sshd accepted a wrong password": lambda: stack.ssh_password_login(login.name, wrong),
+        "su accepted a wrong password": lambda: stack.su_with_password(login.name, wrong),
+    }
+    for failure, attempt in attempts.items():
+        if attempt():
+            failures.append(failure)
+        if not stack.authenticate(login.name, login.password):
+            failures.append(f"the right password failed after: {failure}")
     if stack.ssh_key_login(login.name, stranger):
         failures.append("sshd accepted a key the user does not hold")
     return failures
