@@ -15,10 +15,11 @@ from pydantic import SecretStr, ValidationError
 from scim2_models import SCIMException
 
 from app.attributes import CORE_USER, POSIX_USER
-from app.clientconfig import PARTS, ClientOptions, render
+from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.mapping import UserMapping
+from app.ldap.rootdse import offers_start_tls
 from app.ldap.users import UserDirectory
 
 log = logging.getLogger("app")
@@ -164,12 +165,33 @@ def cmd_client_config(args: argparse.Namespace) -> int:
         bind_password=password,
         cache_timeout=args.cache_timeout,
         allow_plain_ldap=args.allow_plain_ldap,
+        ca_file=args.ca_file or "",
+        uris=tuple(args.uri or ()),
+        mkhomedir=args.mkhomedir,
     )
     try:
-        sys.stdout.write(render(settings, args.kind, options, args.part))
+        text = render(settings, args.kind, options, args.part)
     except KeyError as exc:
         return _fail(str(exc.args[0]))
+    except ClientConfigError as exc:
+        return _fail(f"{exc}{_start_tls_hint(settings)}")
+    sys.stdout.write(text)
     return 0
+
+
+def _start_tls_hint(settings: Settings) -> str:
+    plain = [u for u in settings.ldap.urls if u.startswith("ldap://")]
+    if not plain or settings.ldap.start_tls:
+        return ""
+    offered = offers_start_tls(plain[0])
+    if offered is None:
+        return ""
+    if offered:
+        return f" ({plain[0]} offers StartTLS: ldap.start_tls = true is all it takes)"
+    return (
+        f" ({plain[0]} offers no StartTLS: give slapd olcTLSCertificateFile and "
+        "olcTLSCertificateKeyFile first)"
+    )
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -216,6 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--allow-plain-ldap",
         action="store_true",
         help="let sssd send passwords over ldap:// (a lab on loopback only)",
+    )
+    client.add_argument(
+        "--ca-file", help="CA bundle on the hosts (default ldap.ca_file, else the system's)"
+    )
+    client.add_argument(
+        "--uri",
+        action="append",
+        help="LDAP URI the hosts use, e.g. a replica near them (repeat for several; "
+        "default ldap.urls)",
+    )
+    client.add_argument(
+        "--mkhomedir", action="store_true", help="add pam_mkhomedir to the session lines"
     )
     client.set_defaults(func=cmd_client_config)
 

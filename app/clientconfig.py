@@ -5,16 +5,27 @@ directory: the daemon's configuration, the nsswitch lines, the PAM lines and
 the sshd lines for SSH keys. What each piece is for:
 
 - users are looked up only under ``ldap.users_dn``, so an account the
-  ``move`` action or the ``archive`` delete policy put elsewhere is unknown;
+  ``move`` action or the ``archive`` delete policy put elsewhere is unknown,
+  and a ``hide``-disabled account is no ``posixAccount`` anywhere;
 - a disabled account (``scimActive: FALSE``) is refused in the PAM account
   phase (sssd ``ldap_access_filter``, nslcd ``pam_authz_search``), which sshd
   runs for password and key logins alike, and hidden from NSS, so that its SSH
   keys are not even looked up;
+- the account phase refuses an account the directory no longer knows
+  (Debian's ``user_unknown=ignore`` is dropped on the pam_sss line), so that a
+  host still holding it in its NSS cache does not let it in;
 - ``lock`` is checked by sssd's ``ppolicy`` access rule and by the directory
   on every password bind; ``expire`` by sssd's ``expire`` rule with the shadow
   policy and by nslcd natively;
-- cached credentials are off and caches are short, so a change in Entra
-  reaches the host within ``--cache-timeout`` seconds.
+- cached credentials are off and caches are short: sssd refreshes the user for
+  every PAM request older than ``pam_id_timeout`` (5 s), so a disable closes
+  every login path within seconds, and NSS answers (``getent``, ``id``) follow
+  within ``--cache-timeout`` seconds.
+
+Hosts talk to the directory over TLS (StartTLS or ldaps://), verified against
+the configured CA: sssd refuses password logins over plain ``ldap://`` and goes
+offline, so such a configuration is refused rather than printed, unless
+``--allow-plain-ldap`` asks for a lab on loopback.
 """
 
 from __future__ import annotations
@@ -32,6 +43,15 @@ PARTS = ("sssd.conf", "nslcd.conf", "nsswitch.conf", "pam", "sshd_config", "ldap
 KEYS_COMMAND = "/usr/local/sbin/ldap-ssh-keys"
 
 
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PAM_ID_TIMEOUT = 5
+"""Seconds sssd's PAM responder trusts its cached user before asking the directory again."""
+
+
+class ClientConfigError(ValueError):
+    """The hosts could not work with the configuration that would be printed."""
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """What the host needs beyond the server's own settings."""
@@ -40,11 +60,19 @@ class ClientOptions:
     bind_password: str = ""
     cache_timeout: int = 60
     allow_plain_ldap: bool = False
-    ca_file: str = "/etc/ssl/certs/ca-certificates.crt"
+    ca_file: str = ""
+    """CA bundle the hosts verify the directory with (default ``ldap.ca_file``, else the system)."""
+    uris: tuple[str, ...] = ()
+    """The URIs the hosts use (a replica near them); default ``ldap.urls``."""
+    mkhomedir: bool = False
 
 
 class ClientConfig:
-    """Builds the files of one client stack for the configured directory and profile."""
+    """Builds the files of one client stack for the configured directory and profile.
+
+    Raises ``ClientConfigError`` when the hosts would have to send passwords
+    over plain ``ldap://`` and ``allow_plain_ldap`` was not given.
+    """
 
     def __init__(self, settings: Settings, options: ClientOptions) -> None:
         self.settings = settings
@@ -53,14 +81,31 @@ class ClientConfig:
         self.actions = set(settings.accounts.disable)
         active = settings.users.active_attribute
         self.active_filter = f"(!({active}=FALSE))" if active else ""
+        self.uris = list(options.uris or self.ldap.urls)
+        for uri in self.uris:
+            if not uri.startswith(("ldap://", "ldaps://")):
+                raise ClientConfigError(f"{uri!r} is not an ldap:// or ldaps:// URI")
+        self.start_tls = self.ldap.start_tls and any(u.startswith("ldap://") for u in self.uris)
+        self.tls = self.start_tls or all(u.startswith("ldaps://") for u in self.uris)
+        self.ca_file = options.ca_file or (
+            str(self.ldap.ca_file) if self.ldap.ca_file else SYSTEM_CA_BUNDLE
+        )
+        if not self.tls and not options.allow_plain_ldap:
+            plain = ", ".join(u for u in self.uris if u.startswith("ldap://"))
+            raise ClientConfigError(
+                f"the hosts would send passwords over plain {plain}, which sssd refuses (it "
+                "goes offline and locks every user out): enable TLS on the directory and set "
+                "ldap.start_tls = true with ldap.ca_file (or use ldaps:// URLs, or --uri "
+                "ldaps://...), or pass --allow-plain-ldap for a lab on loopback only"
+            )
 
     @property
     def _uri(self) -> str:
-        return " ".join(self.ldap.urls)
+        return " ".join(self.uris)
 
     @property
     def _plain(self) -> bool:
-        return not self.ldap.start_tls and any(u.startswith("ldap://") for u in self.ldap.urls)
+        return not self.tls
 
     @property
     def _login_group_filter(self) -> str:
@@ -103,7 +148,7 @@ class ClientConfig:
             "auth_provider": "ldap",
             "access_provider": "ldap",
             "chpass_provider": "ldap",
-            "ldap_uri": ",".join(self.ldap.urls),
+            "ldap_uri": ",".join(self.uris),
             "ldap_schema": "rfc2307",
             "ldap_search_base": self.ldap.base_dn,
             "ldap_user_search_base": users,
@@ -132,13 +177,13 @@ class ClientConfig:
             domain["ldap_default_bind_dn"] = self.options.bind_dn
             domain["ldap_default_authtok_type"] = "password"
             domain["ldap_default_authtok"] = self.options.bind_password or "<password>"
-        if self.ldap.start_tls:
+        if self.start_tls:
             domain["ldap_id_use_start_tls"] = "true"
-        if self._plain and self.options.allow_plain_ldap:
+        if self._plain:
             domain["ldap_auth_disable_tls_never_use_in_production"] = "true"
-        elif self.ldap.start_tls or any(u.startswith("ldaps://") for u in self.ldap.urls):
+        else:
             domain["ldap_tls_reqcert"] = "demand"
-            domain["ldap_tls_cacert"] = self.options.ca_file
+            domain["ldap_tls_cacert"] = self.ca_file
         lines = [
             "# /etc/sssd/sssd.conf (mode 0600), generated by scim-ldap client-config",
             "[sssd]",
@@ -150,15 +195,15 @@ class ClientConfig:
             f"entry_negative_timeout = {min(timeout, 15)}",
             "",
             "[pam]",
+            f"pam_id_timeout = {PAM_ID_TIMEOUT}",
             "",
             "[ssh]",
             "",
             "[domain/scim]",
             *(f"{name} = {value}" for name, value in domain.items() if value),
         ]
-        if self._plain and not self.options.allow_plain_ldap:
-            lines.insert(1, "# sssd refuses password logins over plain ldap://: use ldaps:// or")
-            lines.insert(2, "# ldap.start_tls (or --allow-plain-ldap for a lab on loopback).")
+        if self._plain:
+            lines.insert(1, "# LAB ONLY: passwords travel over plain ldap:// (--allow-plain-ldap)")
         return "\n".join(lines) + "\n"
 
     def nslcd_conf(self) -> str:
@@ -184,58 +229,80 @@ class ClientConfig:
                 f"binddn {self.options.bind_dn}",
                 f"bindpw {self.options.bind_password or '<password>'}",
             ]
-        if self.ldap.start_tls:
+        if self.start_tls:
             lines.append("ssl start_tls")
-        if self.ldap.start_tls or any(u.startswith("ldaps://") for u in self.ldap.urls):
-            lines += ["tls_reqcert demand", f"tls_cacertfile {self.options.ca_file}"]
+        if self.tls:
+            lines += ["tls_reqcert demand", f"tls_cacertfile {self.ca_file}"]
+        else:
+            lines.insert(1, "# LAB ONLY: passwords travel over plain ldap:// (--allow-plain-ldap)")
         return "\n".join(lines) + "\n"
 
     @staticmethod
     def nsswitch(source: str) -> str:
-        """The lines of /etc/nsswitch.conf that consult the directory after local files."""
+        """The /etc/nsswitch.conf lines: the directory after the host's own sources.
+
+        ``files systemd`` is what Debian 12 lists; a host with other sources
+        keeps them and adds the directory's at the end.
+        """
         return (
             "\n".join(
                 [
-                    "# /etc/nsswitch.conf: these lines, the others unchanged",
-                    f"passwd:         files {source}",
-                    f"group:          files {source}",
-                    f"shadow:         files {source}",
+                    f"# /etc/nsswitch.conf: add {source} at the end of these lines, keep the rest",
+                    f"passwd:         files systemd {source}",
+                    f"group:          files systemd {source}",
+                    f"shadow:         files systemd {source}",
                 ]
             )
             + "\n"
         )
 
-    @staticmethod
-    def pam(module: str) -> str:
-        """A PAM service (what Debian's pam-auth-update writes into common-auth/account)."""
+    def pam(self, module: str) -> str:
+        """The PAM lines, as ``pam-auth-update`` writes them into /etc/pam.d/common-*.
+
+        One change to Debian's profile: the pam_sss account line does not
+        ignore ``user_unknown``, so an account the directory no longer shows
+        (hidden, moved, deleted) is refused even while the host's NSS cache
+        still knows it. Local users pass before it (``pam_localuser``).
+        """
         if module == "sss":
             auth = "pam_sss.so use_first_pass"
-            account = "[default=bad success=ok]\tpam_sss.so"
+            account = [
+                "account\tsufficient\t\t\tpam_localuser.so",
+                "account\t[default=bad success=ok]\tpam_sss.so",
+            ]
+            session = "session\toptional\t\t\tpam_sss.so"
         else:
             auth = "pam_ldap.so minimum_uid=1000 use_first_pass"
-            account = (
-                "[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore "
+            account = [
+                "account\t[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore "
                 "authinfo_unavail=ignore default=bad]\tpam_ldap.so minimum_uid=1000"
-            )
-        return (
-            "\n".join(
-                [
-                    "# PAM: pam-auth-update --enable "
-                    + ("sss" if module == "sss" else "ldap")
-                    + " gives common-auth/common-account equivalent to:",
-                    "auth\t[success=2 default=ignore]\tpam_unix.so nullok",
-                    f"auth\t[success=1 default=ignore]\t{auth}",
-                    "auth\trequisite\t\t\tpam_deny.so",
-                    "auth\trequired\t\t\tpam_permit.so",
-                    "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so",
-                    "account\trequisite\t\t\tpam_deny.so",
-                    "account\trequired\t\t\tpam_permit.so",
-                    "account\tsufficient\t\t\tpam_localuser.so",
-                    f"account\t{account}",
-                ]
-            )
-            + "\n"
-        )
+            ]
+            session = "session\t[success=ok default=ignore]\tpam_ldap.so minimum_uid=1000"
+        enable = "sss" if module == "sss" else "ldap"
+        if self.options.mkhomedir:
+            enable += " mkhomedir"
+        lines = [
+            f"# PAM: pam-auth-update --enable {enable}, then make the files match these lines",
+            "# /etc/pam.d/common-auth",
+            "auth\t[success=2 default=ignore]\tpam_unix.so nullok",
+            f"auth\t[success=1 default=ignore]\t{auth}",
+            "auth\trequisite\t\t\tpam_deny.so",
+            "auth\trequired\t\t\tpam_permit.so",
+            "# /etc/pam.d/common-account",
+            "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so",
+            "account\trequisite\t\t\tpam_deny.so",
+            "account\trequired\t\t\tpam_permit.so",
+            *account,
+            "# /etc/pam.d/common-session",
+            "session\t[default=1]\t\t\tpam_permit.so",
+            "session\trequisite\t\t\tpam_deny.so",
+            "session\trequired\t\t\tpam_permit.so",
+            "session\trequired\tpam_unix.so",
+            session,
+        ]
+        if self.options.mkhomedir:
+            lines.append("session\toptional\t\t\tpam_mkhomedir.so umask=0077")
+        return "\n".join(lines) + "\n"
 
     @staticmethod
     def sshd(command: str, user: str) -> str:
@@ -259,9 +326,9 @@ class ClientConfig:
         (readable by the nslcd group it runs as), and passes the password on
         standard input, never on a command line.
         """
-        starttls = " -ZZ" if self.ldap.start_tls else ""
-        uri = self.ldap.urls[0]
+        starttls = " -ZZ" if self.start_tls else ""
         account = f"(&(objectClass=posixAccount){self.active_filter}(uid=$user))"
+        tls = [f"export LDAPTLS_CACERT={self.ca_file} LDAPTLS_REQCERT=demand"] if self.tls else []
         return (
             "\n".join(
                 [
@@ -272,9 +339,10 @@ class ClientConfig:
                     "conf=/etc/nslcd.conf",
                     "binddn=$(sed -n 's/^binddn[[:space:]]*//p' \"$conf\")",
                     "bindpw=$(sed -n 's/^bindpw[[:space:]]*//p' \"$conf\")",
-                    "set -- -x -LLL -o ldif-wrap=no",
+                    *tls,
+                    "set -- -x -LLL -o ldif-wrap=no -o nettimeout=5",
                     'if [ -n "$binddn" ]; then set -- "$@" -D "$binddn" -y /dev/stdin; fi',
-                    f'printf \'%s\' "$bindpw" | ldapsearch "$@"{starttls} -H "{uri}" \\',
+                    f'printf \'%s\' "$bindpw" | ldapsearch "$@"{starttls} -H "{self._uri}" \\',
                     f'    -b "{self.ldap.users_dn}" "{account}" sshPublicKey \\',
                     "    | sed -n 's/^sshPublicKey: //p'",
                 ]

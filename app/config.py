@@ -247,7 +247,7 @@ class PosixSettings(BaseModel):
         return value
 
 
-DisableAction = Literal["lock", "expire", "nologin", "strip-keys", "remove-group", "move"]
+DisableAction = Literal["lock", "expire", "hide", "nologin", "strip-keys", "remove-group", "move"]
 
 
 class AccountSettings(BaseModel):
@@ -264,9 +264,10 @@ class AccountSettings(BaseModel):
         "crypt-sha512: hashed by the server.",
     )
     disable: list[DisableAction] = Field(
-        default=["lock", "expire"],
+        default=["lock", "expire", "hide"],
         description="The disable profile: actions applied when active becomes false and "
-        "undone when it becomes true again.",
+        "undone when it becomes true again (hide: out of posixAccount, so no NSS client "
+        "sees the account).",
     )
     nologin_shell: str = Field(default="/usr/sbin/nologin", description="Shell of nologin.")
     login_group: str = Field(
@@ -351,6 +352,11 @@ class Settings(BaseSettings):
         self.posix.id_pool_dn = self.posix.id_pool_dn or f"cn=scim-ldap-ids,{self.ldap.base_dn}"
         base = self.ldap.base_dn
         self.accounts.ppolicy_dn = self.accounts.ppolicy_dn or f"cn=default,ou=policies,{base}"
+        if "hide" in self.accounts.disable and not self.users.stash_attribute:
+            raise ValueError(
+                "accounts.disable 'hide' needs users.stash_attribute: the object classes it "
+                "removes are restored from there on enable"
+            )
         return self
 
     @classmethod

@@ -71,3 +71,18 @@ def test_check_accepts_the_right_bind(sandbox: Sandbox) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
+
+
+def test_client_config_for_a_directory_without_tls_is_refused(sandbox: Sandbox) -> None:
+    """Printed as is, the sssd configuration would lock every user out (sssd forces TLS)."""
+    env = {"SCIM_LDAP_LDAP__URLS": f'["{sandbox.directory.url}"]'}
+    for kind in ("sssd", "nslcd"):
+        result = run("client-config", "--for", kind, env=env)
+        assert result.returncode == 2, result.stdout
+        assert result.stdout == ""
+        assert "ldap.start_tls = true" in result.stderr
+        assert "offers no StartTLS" in result.stderr
+        assert "Traceback" not in result.stderr
+    lab = run("client-config", "--for", "sssd", "--allow-plain-ldap", env=env)
+    assert lab.returncode == 0, lab.stderr
+    assert "LAB ONLY" in lab.stdout

@@ -8,6 +8,13 @@ writes the stashed values back. SCIM keeps seeing the enabled values while the
 account is disabled (Entra diffs them), and a client that changes a stashed
 attribute (an SSH key) while disabled changes the stash, not the live entry.
 
+``hide`` takes the entry out of ``posixAccount`` and ``shadowAccount``, the
+classes every NSS client (sssd, nslcd) searches for, whatever its search base;
+``scimHiddenAccount`` keeps the POSIX attributes on the entry meanwhile, so the
+server still finds the account by every attribute and never hands its
+uidNumber or home directory to anyone else. The classes as they were are
+stashed and come back on enable.
+
 ``move`` and ``remove-group`` are not attribute changes: the directory layer
 renames the entry into the disabled container and edits the login group.
 """
@@ -26,7 +33,26 @@ LOCKED = "000001010000Z"
 EXPIRED = "1"
 """shadowExpire: days since 1970-01-01; day 1 is long past."""
 
+HIDDEN_CLASS = "scimHiddenAccount"
+"""The auxiliary class holding the POSIX attributes of a hidden account."""
+
+HIDDEN_CLASSES = frozenset({"posixaccount", "shadowaccount"})
+"""The classes ``hide`` removes (lower-cased): what NSS clients search for."""
+
+ACCOUNT_FILTER = f"(|(objectClass=posixAccount)(objectClass={HIDDEN_CLASS}))"
+"""Every account entry of the server's, hidden or not."""
+
 LdapValues = dict[str, list[str]]
+
+
+def unique_uid_numbers(base_dn: str) -> str:
+    """The ``unique`` overlay's URI that keeps accounts' uidNumbers unique (slapo-unique(5)).
+
+    Hidden accounts count. The filter keeps the allocation counter
+    (``scimIdPool``) out of adds, but the overlay checks the new value of any
+    modify under the base: the allocator keeps the counter on a free number.
+    """
+    return f"ldap:///{base_dn}?uidNumber?sub?{ACCOUNT_FILTER}"
 
 
 class DisableProfile:
@@ -47,6 +73,10 @@ class DisableProfile:
         self.disabled = disabled
 
     @property
+    def hides(self) -> bool:
+        return "hide" in self.actions
+
+    @property
     def moves(self) -> bool:
         return "move" in self.actions
 
@@ -64,8 +94,16 @@ class DisableProfile:
         """Attributes the profile writes, beyond the SCIM-mapped ones."""
         return [*self.disabled, *([self.stash_attribute] if self.stash_attribute else [])]
 
+    @property
+    def classes(self) -> list[str]:
+        """Object classes the profile writes, beyond the configured user classes."""
+        return [HIDDEN_CLASS] if self.hides else []
+
     def disable(self, enabled: LdapValues) -> LdapValues:
-        """The attribute set of the disabled entry, from its enabled view."""
+        """The attribute set of the disabled entry, from its enabled view.
+
+        With ``hide``, ``enabled`` carries ``objectClass``.
+        """
         lowered = {k.lower(): k for k in enabled}
         out = dict(enabled)
         stash: LdapValues = {}
@@ -74,6 +112,13 @@ class DisableProfile:
             stash[attribute] = list(out.pop(key, []))
             if value:
                 out[attribute] = list(value)
+        if self.hides and "objectclass" in lowered:
+            classes = out.pop(lowered["objectclass"])
+            stash["objectClass"] = list(classes)
+            kept = [c for c in classes if c.lower() not in HIDDEN_CLASSES]
+            if HIDDEN_CLASS.lower() not in {c.lower() for c in kept}:
+                kept.append(HIDDEN_CLASS)
+            out["objectClass"] = kept
         if self.stash_attribute and stash:
             out[self.stash_attribute] = [json.dumps(stash, sort_keys=True)]
         return out

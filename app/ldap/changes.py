@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
     NotFoundException,
@@ -38,11 +38,12 @@ from app.attributes import (
     SlotValue,
 )
 from app.config import AccountSettings
+from app.ldap import writes
 from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.controls import assertion_control
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
-from app.ldap.errors import DirectoryFailure
+from app.ldap.errors import DirectoryFailure, ValueNotUnique
 from app.ldap.groups import PosixGroups
 from app.ldap.ids import IdAllocator
 from app.ldap.mapping import LdapValues, UserMapping, UserRecord
@@ -100,29 +101,22 @@ class UserChanges:
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)
-            requested = values.get(UID_NUMBER)
-            external = values.get(EXTERNAL_ID)
-            values[UID_NUMBER] = self.ids.uid_for(
-                session,
-                requested=requested if isinstance(requested, int) else None,
-                external_id=str(external) if external is not None else None,
-                user_name=user_name,
-            )
-            assigned: dict[str, list[str]] = {}
-            private = self.posix.gid_strategy == "private-group"
-            if private and GID_NUMBER not in values:
-                assigned["gidnumber"] = [str(values[UID_NUMBER])]
             manager_dn = self.users.manager_dn(session, values.get(MANAGER))
-            attributes: dict[str, Any] = dict(
-                self.mapping.attributes(values, login, manager_dn, assigned)
-            )
-            attributes["objectClass"] = self.mapping.object_classes
             plaintext = self.passwords.at_creation(
                 str(requested_password) if requested_password is not None else None
             )
-            if plaintext and not self.passwords.by_exop:
-                attributes["userPassword"] = [self.passwords.hashed(plaintext)]
+            hashed = (
+                self.passwords.hashed(plaintext)
+                if plaintext and not self.passwords.by_exop
+                else None
+            )
+            requested = values.get(UID_NUMBER)
+            number, attributes = self._new_entry(session, values, login, manager_dn)
+            if hashed:
+                attributes["userPassword"] = [hashed]
             with Steps() as steps:
+                if not isinstance(requested, int):
+                    steps.done("the uidNumber", lambda: self.ids.release(session, number))
                 try:
                     result = session.add(
                         dn,
@@ -130,6 +124,11 @@ class UserChanges:
                         controls=[self.users.post_read()],
                         action=f"create user {login}",
                     )
+                except ValueNotUnique:
+                    raise UniquenessException(
+                        detail=f"{UID_NUMBER.path} {values[UID_NUMBER]} already belongs to "
+                        "another account"
+                    ) from None
                 except UniquenessException:
                     raise UniquenessException(
                         detail=f"userName {user_name} is taken: the login name {login!r} "
@@ -139,7 +138,7 @@ class UserChanges:
                     self._check_container(session, parent)
                     raise
                 steps.done("the add", lambda: session.delete(dn, action="undo an add"))
-                if private:
+                if self.posix.gid_strategy == "private-group":
                     gid = int(attributes[self.mapping.by_slot.get(GID_NUMBER, "gidNumber")][0])
                     self.groups.create_private(session, login, gid)
                     steps.done(
@@ -157,6 +156,26 @@ class UserChanges:
             if manager_dn and MANAGER in values:
                 record.values[MANAGER] = str(uuid.UUID(str(values[MANAGER])))
             return record
+
+    def _new_entry(
+        self, session: Session, values: dict[Slot, SlotValue], login: str, manager_dn: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """The uidNumber of a new account (allocated unless sent) and its attributes."""
+        requested = values.get(UID_NUMBER)
+        external = values.get(EXTERNAL_ID)
+        values[UID_NUMBER] = number = self.ids.uid_for(
+            session,
+            requested=requested if isinstance(requested, int) else None,
+            external_id=str(external) if external is not None else None,
+            user_name=str(values[USER_NAME]),
+        )
+        assigned: dict[str, list[str]] = {}
+        if self.posix.gid_strategy == "private-group" and GID_NUMBER not in values:
+            assigned["gidnumber"] = [str(number)]
+        attributes = self.mapping.attributes(
+            values, login, manager_dn, assigned, classes=self.mapping.object_classes
+        )
+        return number, dict(attributes)
 
     # ---- update
 
@@ -197,15 +216,7 @@ class UserChanges:
                 if values.get(MANAGER) == current.values.get(MANAGER)
                 else self.users.manager_dn(session, values.get(MANAGER))
             )
-            before = self.mapping.attributes(
-                current.values, old_login, old_manager, current.defaults, current.extra
-            )
-            after = self.mapping.attributes(
-                values, new_login, new_manager, current.defaults, current.extra
-            )
-            if plaintext and not self.passwords.by_exop:
-                after["userPassword"] = [self.passwords.hashed(plaintext)]
-            changes = self._changes(before, after, current)
+            before, changes = self._modification(current, values, new_login, new_manager, plaintext)
             dn = current.dn
             result: dict[str, Any] | None = None
             with Steps() as steps:
@@ -220,13 +231,27 @@ class UserChanges:
                     else:
                         self._join_login_group(session, steps, new_login)
                 if changes:
-                    result = session.modify(
-                        dn,
-                        changes,
-                        controls=[*guard, self.users.post_read()],
-                        action=f"update user {new_login}",
-                    )
                     inverse = self._inverse(before, changes)
+                    swapped = self._uid_number_swap(before, changes, guard)
+                    if swapped is not None:
+                        changes, guard = swapped, []
+                    try:
+                        result = session.modify(
+                            dn,
+                            changes,
+                            controls=[*guard, self.users.post_read()],
+                            tolerate=(writes.NO_SUCH_ATTRIBUTE,) if swapped else (),
+                            action=f"update user {new_login}",
+                        )
+                    except ValueNotUnique:
+                        raise UniquenessException(
+                            detail=f"{UID_NUMBER.path} {values.get(UID_NUMBER)} already belongs "
+                            "to another account"
+                        ) from None
+                    if result["result"] == writes.NO_SUCH_ATTRIBUTE:
+                        raise PreconditionFailedException(
+                            detail="the resource changed since the version given in If-Match"
+                        )
                     steps.done(
                         "the modify",
                         lambda: session.modify(dn, inverse, action="undo a modify"),
@@ -328,7 +353,44 @@ class UserChanges:
         if self.groups.remove_member(session, group, login):
             steps.done("the login group", lambda: self.groups.add_member(session, group, login))
 
-    def _changes(self, before: LdapValues, after: LdapValues, current: UserRecord) -> Changes:
+    def _modification(
+        self,
+        current: UserRecord,
+        values: Mapping[Slot, SlotValue],
+        new_login: str,
+        new_manager: str | None,
+        plaintext: str | None,
+    ) -> tuple[LdapValues, Changes]:
+        """The entry's managed attributes now, and the modify that gives it ``values``.
+
+        The object classes the entry lacks come with any change.
+        """
+        classes = current.object_classes
+        before = self.mapping.attributes(
+            current.values,
+            current.login,
+            current.manager_dn,
+            current.defaults,
+            current.extra,
+            classes,
+        )
+
+        def after(classes: Sequence[str]) -> LdapValues:
+            return self.mapping.attributes(
+                values, new_login, new_manager, current.defaults, current.extra, classes
+            )
+
+        changes = self._changes(before, after(classes))
+        hashed = plaintext and not self.passwords.by_exop
+        present = {c.lower() for c in classes}
+        missing = [c for c in self.mapping.object_classes if c.lower() not in present]
+        if (changes or hashed) and missing:
+            changes = self._changes(before, after([*classes, *missing]))
+        if plaintext and hashed:
+            changes["userPassword"] = [(MODIFY_REPLACE, [self.passwords.hashed(plaintext)])]
+        return before, changes
+
+    def _changes(self, before: LdapValues, after: LdapValues) -> Changes:
         changes: Changes = {}
         names = {n.lower(): n for n in [*before, *after]}
         lower_before = {k.lower(): v for k, v in before.items()}
@@ -339,21 +401,36 @@ class UserChanges:
             old, new = lower_before.get(key, []), lower_after.get(key, [])
             if old != new:
                 changes[name] = [(MODIFY_REPLACE, new)]
-        if changes:
-            present = {c.lower() for c in current.object_classes}
-            missing = [c for c in self.mapping.object_classes if c.lower() not in present]
-            if missing:
-                changes["objectClass"] = [(MODIFY_ADD, missing)]
         return changes
+
+    def _uid_number_swap(
+        self, before: LdapValues, changes: Changes, guard: Sequence[Control]
+    ) -> Changes | None:
+        """A uidNumber change guarded by its old value instead of the assertion control.
+
+        The ``unique`` overlay runs its uniqueness search with the request's
+        controls, and the assertion (``entryCSN`` of the user) then fails on
+        that search's base: such a modify would always answer assertionFailed.
+        Deleting the old value and adding the new one fails instead
+        (noSuchAttribute) when the number changed meanwhile. None when the
+        changes keep the uidNumber or carry no guard.
+        """
+        attribute = self.mapping.by_slot.get(UID_NUMBER, "uidNumber")
+        old = {k.lower(): v for k, v in before.items()}.get(attribute.lower())
+        name = next((n for n in changes if n.lower() == attribute.lower()), None)
+        if name is None or not guard or not old:
+            return None
+        [(_kind, new)] = changes[name]
+        return {**changes, name: [(MODIFY_DELETE, list(old)), (MODIFY_ADD, list(new))]}
 
     @staticmethod
     def _inverse(before: LdapValues, changes: Changes) -> Changes:
-        """The modify that restores what ``changes`` replaced (object classes stay)."""
+        """The modify that restores what ``changes`` replaced (the password stays)."""
         lowered = {k.lower(): v for k, v in before.items()}
         return {
             name: [(MODIFY_REPLACE, lowered.get(name.lower(), []))]
             for name in changes
-            if name.lower() not in ("objectclass", "userpassword")
+            if name.lower() != "userpassword"
         }
 
     # ---- delete

@@ -5,6 +5,7 @@ The tree of errors the directory layer raises (all ``SCIMException``)::
     SCIMException
     ├── NotFoundException            32 noSuchObject
     ├── UniquenessException          68 entryAlreadyExists, 20 attributeOrValueExists
+    │   └── ValueNotUnique           19 from the unique overlay (slapo-unique)
     ├── PreconditionFailedException  122 assertionFailed (If-Match, RFC 4528)
     ├── InvalidValueException        schema violations (17, 18, 19, 21, 34, 64, 65, 67, 69)
     ├── DirectoryUnavailable (503)   server down, busy, unavailable, timeouts
@@ -36,6 +37,10 @@ class DirectoryUnavailable(SCIMException):
     _default_detail = "The directory is unavailable; retry later"
 
 
+class ValueNotUnique(UniquenessException):
+    """The ``unique`` overlay refused a value another entry holds (constraintViolation)."""
+
+
 class DirectoryFailure(SCIMException):
     """The directory refused an operation for a reason the client cannot fix."""
 
@@ -62,6 +67,11 @@ def raise_for_result(result: dict[str, Any], action: str) -> None:
         raise NotFoundException(detail=f"Cannot {action}: no such entry")
     if code in (68, 20):
         raise UniquenessException(detail=f"Cannot {action}: the entry already exists")
+    if code == 19 and "unique" in message.lower():
+        raise ValueNotUnique(
+            detail=f"Cannot {action}: another entry already holds a value the directory keeps "
+            "unique"
+        )
     if code == 122:
         raise PreconditionFailedException(
             detail=f"Cannot {action}: the resource changed since the version given in If-Match"

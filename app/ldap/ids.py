@@ -18,7 +18,11 @@ out again, so files a deleted account owned never pass to a new one.
 Numbers taken by entries made by hand are skipped: before claiming, the
 allocator looks up a window of candidates under the base DN (accounts, and
 groups too when every user gets a private group whose gidNumber is the
-uidNumber) and claims the first free one, moving the counter past it.
+uidNumber) and claims the first free one, moving the counter to the next free
+one: the counter always names a number no account holds, which the ``unique``
+overlay on uidNumber requires of it (it checks the counter's new value too).
+Under that overlay a claim built on a stale read can also fail with
+constraintViolation; it is retried like any lost claim.
 
 Cost in the common case: 1 base read of the counter, 1 search of a window of
 candidates, 1 modify. The first allocation ever adds the counter entry
@@ -28,9 +32,10 @@ All servers must write to the same directory server (or the same provider of
 a replicated setup): two providers of a multi-provider setup can each accept
 the same compare-and-swap before replication reconciles them.
 
-The collision check is not atomic against an administrator adding an account
-by hand between the check and the user's add; the ``unique`` overlay on
-uidNumber closes that gap.
+The collision check is not atomic against another add between the check and
+the user's add (a client-sent number, an account made by hand); the ``unique``
+overlay on uidNumber (``unique_uid_numbers``) closes that gap in the directory.
+A create that fails after its number was claimed gives it back (``release``).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from scim2_models import (
 from app.attributes import GID_NUMBER, UID_NUMBER, Slot, SlotValue
 from app.config import PosixSettings
 from app.ldap import writes
+from app.ldap.accounts import ACCOUNT_FILTER, HIDDEN_CLASS
 from app.ldap.connection import Directory, Session
 from app.ldap.dn import rdn_values
 from app.ldap.errors import DirectoryFailure, DirectoryUnavailable
@@ -150,19 +156,40 @@ class IdAllocator:
         for _attempt in range(ATTEMPTS):
             counter = self._read_counter(session)
             start = low if counter.value is None else max(counter.value, low)
-            number = self._first_free(session, iter(range(start, high + 1)))
-            if number is None:
+            free = self._free(session, iter(range(start, high + 1)), 2)
+            if not free:
                 raise IdsExhausted(
                     detail=f"No uidNumber is left in posix.uid_range {low}-{high} (the counter "
                     f"at {self.pool_dn} is at {start}): widen the range, or send uidNumber"
                 )
-            if self._claim(session, counter, number + 1):
+            number, following = free[0], (free[1] if len(free) > 1 else high + 1)
+            if self._claim(session, counter, following):
                 return number
             log.debug("the uidNumber counter moved under us; reading it again")
         log.warning("gave up allocating a uidNumber after %d conflicting attempts", ATTEMPTS)
         raise DirectoryUnavailable(
             detail="Other servers kept allocating uidNumbers at the same time; retry later"
         )
+
+    def release(self, session: Session, number: int) -> None:
+        """Give back a number whose account was not made, if no one allocated after it.
+
+        The counter moves back from ``number + 1`` to ``number`` with the same
+        compare-and-swap as a claim; when another allocation came in between,
+        the number stays unused. A number whose account was in fact made (its
+        answer lost) is skipped by the next allocation's collision search.
+        """
+        if self.posix.uid_strategy != "allocate":
+            return
+        code = writes.modify(
+            session,
+            self.pool_dn,
+            {"uidNumber": [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
+            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION, writes.NO_SUCH_OBJECT),
+            action="give back an unused uidNumber",
+        )
+        if code != writes.SUCCESS:
+            log.info("uidNumber %d stays unused: another allocation followed it", number)
 
     def _read_counter(self, session: Session) -> Counter:
         entries = session.search(
@@ -187,7 +214,7 @@ class IdAllocator:
             lost = (writes.CONSTRAINT_VIOLATION, writes.ATTRIBUTE_OR_VALUE_EXISTS)
         else:
             changes = [(MODIFY_DELETE, [str(counter.value)]), (MODIFY_ADD, [str(following)])]
-            lost = (writes.NO_SUCH_ATTRIBUTE,)
+            lost = (writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION)
         code = writes.modify(
             session,
             self.pool_dn,
@@ -236,23 +263,25 @@ class IdAllocator:
         digest = hashlib.sha256(source.encode("utf-8")).digest()
         home = int.from_bytes(digest[:8], "big") % size
         probes = (low + (home + step) % size for step in range(size))
-        number = self._first_free(session, probes)
-        if number is None:
+        free = self._free(session, probes, 1)
+        if not free:
             raise IdsExhausted(
                 detail=f"Every uidNumber of posix.uid_range {low}-{high} is taken: widen the "
                 "range, or send uidNumber"
             )
-        return number
+        return free[0]
 
     # ---- collisions
 
-    def _first_free(self, session: Session, candidates: Iterator[int]) -> int | None:
+    def _free(self, session: Session, candidates: Iterator[int], wanted: int) -> list[int]:
+        """The first ``wanted`` candidates no account holds (fewer when they run out)."""
+        free: list[int] = []
         while window := list(islice(candidates, WINDOW)):
             taken = self.taken(session, window)
-            for number in window:
-                if number not in taken:
-                    return number
-        return None
+            free += [n for n in window if n not in taken][: wanted - len(free)]
+            if len(free) == wanted:
+                break
+        return free
 
     def check(
         self,
@@ -284,7 +313,7 @@ class IdAllocator:
     def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
         """Which of ``numbers`` an account (or, with private groups, a group) already has."""
         private = self.posix.gid_strategy == "private-group"
-        accounts = f"(&(objectClass=posixAccount){_any_of('uidNumber', numbers)})"
+        accounts = f"(&{ACCOUNT_FILTER}{_any_of('uidNumber', numbers)})"
         groups = f"(&(objectClass=posixGroup){_any_of('gidNumber', numbers)})"
         entries = session.search(
             self.base_dn,
@@ -297,7 +326,7 @@ class IdAllocator:
         for entry in entries:
             classes = _classes(entry)
             attributes = entry["attributes"]
-            if "posixaccount" in classes:
+            if "posixaccount" in classes or HIDDEN_CLASS.lower() in classes:
                 found.update(_ints(attributes.get("uidNumber") or []))
             if private and "posixgroup" in classes:
                 found.update(_ints(attributes.get("gidNumber") or []))

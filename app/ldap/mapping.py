@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from app.attributes import (
     SlotValue,
 )
 from app.config import AccountSettings, LdapSettings, PosixSettings, UserSettings
-from app.ldap.accounts import DisableProfile, enabled_view, read_stash
+from app.ldap.accounts import ACCOUNT_FILTER, DisableProfile, enabled_view, read_stash
 from app.ldap.logins import LoginRule
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
@@ -129,11 +129,11 @@ class UserMapping:
         self.managed = sorted(managed, key=str.lower)
         self.read_attributes = [*self.managed, "objectClass", *OPERATIONAL]
         self.search_base = self.container
-        self.search_filter = "(objectClass=posixAccount)"
+        self.search_filter = ACCOUNT_FILTER if self.profile.hides else "(objectClass=posixAccount)"
         if self.profile.moves:
             self.search_base = ldap.base_dn
             self.search_filter = (
-                "(&(objectClass=posixAccount)"
+                f"(&{self.search_filter}"
                 f"(|(entryDN:dnSubtreeMatch:={escape_filter_chars(self.container)})"
                 f"(entryDN:dnSubtreeMatch:={escape_filter_chars(self.disabled_container)})))"
             )
@@ -224,6 +224,7 @@ class UserMapping:
         manager_dn: str | None,
         defaults: Mapping[str, list[str]] | None = None,
         extra: Mapping[str, list[str]] | None = None,
+        classes: Sequence[str] = (),
     ) -> LdapValues:
         """The managed attributes of an entry holding ``values``, defaults filled in.
 
@@ -234,10 +235,11 @@ class UserMapping:
         an existing home directory. The attributes holding defaults are listed
         in the defaults attribute, so they are not answered as SCIM values and
         a client that removes one sees it gone (RFC 7644 §3.5.2.2).
-        ``extra`` carries the attributes only the disable profile writes; with
+        ``extra`` carries the attributes only the disable profile writes, and
+        ``classes`` the entry's object classes as they are when enabled; with
         ``active`` false the profile is applied.
         """
-        out: LdapValues = {}
+        out: LdapValues = {"objectClass": list(classes)} if classes else {}
         for slot, attr in self.by_slot.items():
             if slot == MANAGER:
                 if manager_dn:

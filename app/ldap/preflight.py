@@ -6,17 +6,26 @@
   OpenLDAP keeps its indexes in ``cn=config`` (``olcDbIndex`` of the database
   whose ``olcSuffix`` holds the users); without read access there, the
   warning lists what could not be verified.
+- Overlays: the ``unique`` overlay on uidNumber makes a client-sent number
+  atomic against a concurrent create; without it two creates can both win.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from scim2_models import SCIMException
 
 from app.ldap.connection import Session
 from app.ldap.dn import is_under
+
+LOAD_SCHEMA = (
+    "load app/ldap/schema/scim-ldap.ldif into a cn=config server (ldapadd -Y EXTERNAL -H "
+    "ldapi:/// -f app/ldap/schema/scim-ldap.ldif), or include app/ldap/schema/scim-ldap.schema "
+    "in the slapd.conf of a server configured by file and restart it"
+)
 
 
 def parse_indexes(values: Iterable[str]) -> dict[str, set[str]]:
@@ -43,9 +52,8 @@ def missing(indexed: Mapping[str, set[str]], needed: Mapping[str, str]) -> list[
     ]
 
 
-def index_warnings(session: Session, users_dn: str, needed: Mapping[str, str]) -> list[str]:
-    """Warnings naming each needed index the database holding ``users_dn`` lacks."""
-    wanted = ", ".join(f"{a} {k}" for a, k in needed.items())
+def _database_of(session: Session, users_dn: str) -> dict[str, Any] | None:
+    """The cn=config entry of the database holding ``users_dn``; None when unreadable."""
     try:
         databases = session.search(
             "cn=config",
@@ -57,12 +65,60 @@ def index_warnings(session: Session, users_dn: str, needed: Mapping[str, str]) -
     except SCIMException:
         databases = []
     for database in databases:
-        attributes = database["attributes"]
-        suffixes = attributes.get("olcSuffix") or []
+        suffixes = database["attributes"].get("olcSuffix") or []
         if any(is_under(users_dn, str(suffix)) for suffix in suffixes):
-            gaps = missing(parse_indexes(attributes.get("olcDbIndex") or []), needed)
-            return [f"the directory does not index {gap}: add olcDbIndex: {gap}" for gap in gaps]
-    return [f"cannot read cn=config to verify indexes; make sure these exist: {wanted}"]
+            return database
+    return None
+
+
+def index_warnings(session: Session, users_dn: str, needed: Mapping[str, str]) -> list[str]:
+    """Warnings naming each needed index the database holding ``users_dn`` lacks."""
+    database = _database_of(session, users_dn)
+    if database is None:
+        wanted = ", ".join(f"{a} {k}" for a, k in needed.items())
+        return [f"cannot read cn=config to verify indexes; make sure these exist: {wanted}"]
+    gaps = missing(parse_indexes(database["attributes"].get("olcDbIndex") or []), needed)
+    return [f"the directory does not index {gap}: add olcDbIndex: {gap}" for gap in gaps]
+
+
+def unique_uid_number_configured(uris: Iterable[str]) -> bool:
+    """Whether one of the ``unique`` overlay's ``olcUniqueURI`` values covers uidNumber.
+
+    ``ignore`` before the URI inverts its attribute list (slapo-unique(5)).
+    """
+    for value in uris:
+        words = str(value).split()
+        parts = words[-1].split("?")
+        listed = (
+            "uidnumber" in {a.lower() for a in parts[1].split(",")} if len(parts) > 1 else False
+        )
+        if listed != ("ignore" in (w.lower() for w in words[:-1])):
+            return True
+    return False
+
+
+def overlay_warnings(session: Session, users_dn: str, fix: str) -> list[str]:
+    """A warning when the database of ``users_dn`` has no ``unique`` overlay on uidNumber."""
+    database = _database_of(session, users_dn)
+    if database is None:
+        return [f"cannot read cn=config to verify that uidNumbers are kept unique; {fix}"]
+    try:
+        overlays = session.search(
+            str(database["dn"]),
+            "(objectClass=olcUniqueConfig)",
+            ["olcUniqueURI"],
+            scope="LEVEL",
+            action="read the directory's overlays",
+        )
+    except SCIMException:
+        overlays = []
+    uris = [u for o in overlays for u in o["attributes"].get("olcUniqueURI") or []]
+    if unique_uid_number_configured(uris):
+        return []
+    return [
+        "the directory does not keep uidNumbers unique: two creates sending the same "
+        f"uidNumber at once can both succeed; {fix}"
+    ]
 
 
 _NAMES = re.compile(r"NAME\s+(?:'([^']+)'|\(([^)]*)\))", re.IGNORECASE)
@@ -102,14 +158,14 @@ def schema_warnings(
     known_attributes = schema_names(schema.get("attributeTypes") or [])
     known_classes = schema_names(schema.get("objectClasses") or [])
     warnings = [
-        f"the directory schema has no attribute {name} (used for {use}); load "
-        "app/ldap/schema/scim-ldap.ldif or change the mapping"
+        f"the directory schema has no attribute {name} (used for {use}); {LOAD_SCHEMA}, or change "
+        "the mapping"
         for name, use in attributes.items()
         if name.lower() not in known_attributes
     ]
     warnings += [
-        f"the directory schema has no object class {name}; load "
-        "app/ldap/schema/scim-ldap.ldif or change users.object_classes"
+        f"the directory schema has no object class {name}; {LOAD_SCHEMA}, or change "
+        "users.object_classes or accounts.disable"
         for name in object_classes
         if name.lower() not in known_classes
     ]

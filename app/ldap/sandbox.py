@@ -41,12 +41,13 @@ from ldap3.utils.hashed import hashed
 from pydantic import SecretStr
 
 from app.config import LdapSettings
+from app.ldap.accounts import unique_uid_numbers
 
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 PROJECT_SCHEMAS = ("openssh-lpk", "scim-ldap")
 MODULE_PATH = Path("/usr/lib/ldap")
-MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2")
+MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2", "unique")
 INSTALL_HINT = "apt-get install slapd ldap-utils"
 
 READY_TIMEOUT = 10.0
@@ -459,6 +460,15 @@ class Sandbox:
                     ("olcOverlay", "{1}ppolicy"),
                     ("olcPPolicyDefault", directory.password_policy_dn),
                     ("olcPPolicyUseLockout", "TRUE"),
+                ],
+            ),
+            _ldif_entry(
+                "olcOverlay={2}unique,olcDatabase={1}mdb,cn=config",
+                [
+                    ("objectClass", "olcOverlayConfig"),
+                    ("objectClass", "olcUniqueConfig"),
+                    ("olcOverlay", "{2}unique"),
+                    ("olcUniqueURI", unique_uid_numbers(directory.base_dn)),
                 ],
             ),
         ]

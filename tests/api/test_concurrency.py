@@ -103,3 +103,39 @@ def test_concurrent_creates_on_two_servers_get_distinct_numbers(
         for client in clients:
             client.close()
     assert [r.status_code for r in deleted] == [204] * len(ids)
+
+
+def test_concurrent_creates_with_one_explicit_number_give_one_account(
+    servers: list[str], ldap: Connection, sandbox: Sandbox
+) -> None:
+    """The ``unique`` overlay decides: the check before the add cannot, between two servers."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    clients = [httpx.Client(base_url=url, headers=headers, timeout=60) for url in servers]
+    prefix = unique("same")
+    number = LOW + 900
+
+    def create(index: int) -> httpx.Response:
+        body = {
+            "schemas": [CORE, POSIX],
+            "userName": f"{prefix}{index}",
+            POSIX: {"uidNumber": number},
+        }
+        return clients[index % 2].post("/Users", json=body)
+
+    try:
+        with ThreadPoolExecutor(max_workers=CREATES) as threads:
+            responses = list(threads.map(create, range(CREATES)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [201] + [409] * (CREATES - 1), [r.text for r in responses]
+        for response in responses:
+            if response.status_code == 409:
+                assert response.json()["scimType"] == "uniqueness"
+                assert str(number) in response.json()["detail"]
+        ldap.search(sandbox.directory.base_dn, f"(uidNumber={number})", attributes=["1.1"])
+        assert len(ldap.entries) == 1
+    finally:
+        for response in responses:
+            if response.status_code == 201:
+                clients[0].delete(f"/Users/{response.json()['id']}")
+        for client in clients:
+            client.close()

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import MODIFY_REPLACE, Connection
 
-from app.config import AccountSettings, DisableAction
-from app.ldap.accounts import LOCKED
+from app.config import AccountSettings, DisableAction, UserSettings
+from app.ldap.accounts import HIDDEN_CLASS, LOCKED
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     POSIX,
@@ -33,6 +33,9 @@ KEYS = [f"{public_key('ed25519')} pat@laptop", public_key("ecdsa")]
 NEW_KEY = public_key("ed25519", index=1)
 SSH_KEYS = f"{POSIX}:sshPublicKeys"
 LOGIN_SHELL = f"{POSIX}:loginShell"
+
+CLASSES = UserSettings().object_classes
+DEFAULT_STASH = {"pwdAccountLockedTime": [], "shadowExpire": [], "objectClass": CLASSES}
 
 DISABLE_LEGACY = {"op": "Replace", "path": "active", "value": "False"}
 ENABLE_COMPLIANT = {"op": "replace", "value": {"active": True}}
@@ -111,12 +114,21 @@ def scim_view(body: dict[str, Any]) -> dict[str, Any]:
 
 PROFILES: list[list[DisableAction]] = [
     ["lock", "expire"],
+    ["hide"],
     ["nologin"],
     ["strip-keys"],
     ["move"],
     ["remove-group"],
-    ["lock", "expire", "nologin", "strip-keys", "move", "remove-group"],
+    ["lock", "expire", "hide", "nologin", "strip-keys", "move", "remove-group"],
 ]
+
+
+def nss_sees(ldap: Connection, sandbox: Sandbox, login: str) -> bool:
+    """Whether the search every stock NSS client makes, from the base DN, finds the login."""
+    ldap.search(
+        sandbox.directory.base_dn, f"(&(objectClass=posixAccount)(uid={login}))", attributes=["1.1"]
+    )
+    return bool(ldap.response)
 
 
 @pytest.mark.parametrize("actions", PROFILES, ids=["+".join(p) for p in PROFILES])
@@ -161,7 +173,7 @@ def test_enable_restores_the_entry_exactly(
             delete_quietly(client, created["id"])
 
 
-# ---- the default profile: lock + expire
+# ---- the default profile: lock + expire + hide
 
 
 def test_legacy_disable_then_compliant_enable_restores_exactly(
@@ -178,8 +190,18 @@ def test_legacy_disable_then_compliant_enable_restores_exactly(
     assert disabled["scimActive"] == ["FALSE"]
     assert disabled["pwdAccountLockedTime"] == [LOCKED]
     assert disabled["shadowExpire"] == ["1"]
-    assert stash(disabled) == {"pwdAccountLockedTime": [], "shadowExpire": ["20500"]}
+    assert stash(disabled) == {**DEFAULT_STASH, "shadowExpire": ["20500"]}
     assert not binds(sandbox, dn, PASSWORD)
+    login = before["uid"][0]
+    assert not nss_sees(ldap, sandbox, login)
+    assert set(disabled["objectClass"]) == {*CLASSES, HIDDEN_CLASS} - {
+        "posixAccount",
+        "shadowAccount",
+    }
+    for name in ("uidNumber", "gidNumber", "homeDirectory", "loginShell"):
+        assert disabled[name] == before[name], name
+    number = before["uidNumber"][0]
+    assert found_by(client, f"{POSIX}:uidNumber eq {number}") == [user["id"]]
 
     fetched = client.get(f"{USERS}/{user['id']}")
     assert fetched.status_code == 200
@@ -199,6 +221,7 @@ def test_legacy_disable_then_compliant_enable_restores_exactly(
     for name in ("dn", "uid", "cn", "displayName", "userPassword", "loginShell", "objectClass"):
         assert enabled[name] == before[name], name
     assert binds(sandbox, dn, PASSWORD)
+    assert nss_sees(ldap, sandbox, login)
     assert found_by(client, f'active eq true and userName eq "{user["userName"]}"') == [user["id"]]
 
 
@@ -206,7 +229,7 @@ def test_enable_removes_what_disable_added(
     client: TestClient, ldap: Connection, user: dict[str, Any]
 ) -> None:
     ok(patch(client, user["id"], {"op": "replace", "path": "active", "value": False}))
-    assert stash(raw(ldap, user["id"])) == {"pwdAccountLockedTime": [], "shadowExpire": []}
+    assert stash(raw(ldap, user["id"])) == DEFAULT_STASH
     ok(patch(client, user["id"], {"op": "Replace", "path": "active", "value": "True"}))
     enabled = raw(ldap, user["id"])
     for name in ("pwdAccountLockedTime", "shadowExpire", "scimStash"):
@@ -239,8 +262,9 @@ def test_a_user_created_inactive_is_disabled(
         stored = raw(ldap, created["id"])
         assert stored["pwdAccountLockedTime"] == [LOCKED]
         assert stored["shadowExpire"] == ["1"]
-        assert stash(stored) == {"pwdAccountLockedTime": [], "shadowExpire": []}
+        assert stash(stored) == DEFAULT_STASH
         assert not binds(sandbox, stored["dn"][0], PASSWORD)
+        assert not nss_sees(ldap, sandbox, stored["uid"][0])
         ok(patch(client, created["id"], ENABLE_COMPLIANT))
         enabled = raw(ldap, created["id"])
         for name in ("pwdAccountLockedTime", "shadowExpire", "scimStash"):
@@ -270,7 +294,7 @@ def test_a_password_set_while_disabled_keeps_the_lock(
                 )
                 disabled = raw(ldap, created["id"])
                 assert disabled["pwdAccountLockedTime"] == [LOCKED]
-                assert stash(disabled) == {"pwdAccountLockedTime": [], "shadowExpire": []}
+                assert stash(disabled) == DEFAULT_STASH
                 assert not binds(sandbox, dn, value)
             ok(patch(client, created["id"], ENABLE_COMPLIANT))
             assert "pwdAccountLockedTime" not in raw(ldap, created["id"])

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import LEVEL, Connection
 
+from app.ldap.accounts import ACCOUNT_FILTER
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.api.helpers import (
@@ -387,7 +388,7 @@ def test_unfiltered_listing(
     which: str,
 ) -> None:
     http = client if which == "default" else small_client
-    ldap.search(sandbox.directory.users_dn, "(objectClass=posixAccount)", LEVEL, attributes=["1.1"])
+    ldap.search(sandbox.directory.users_dn, ACCOUNT_FILTER, LEVEL, attributes=["1.1"])
     total = len(ldap.response)
     body = http.get(USERS, params={"count": "0"}).json()
     assert body["totalResults"] == total

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.ldap.accounts import HIDDEN_CLASS
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     CORE,
@@ -732,8 +733,14 @@ def test_legacy_entry_gains_the_object_classes_it_needs(
     assert body["externalId"] == "L-1"
     assert body["active"] is False
     raw = raw_of(ldap, user_id)
-    assert {"scimUser", "shadowAccount"} <= set(raw["objectClass"])
+    assert {"scimUser", HIDDEN_CLASS} <= set(raw["objectClass"])
+    assert not {"posixAccount", "shadowAccount"} & set(raw["objectClass"])
     assert raw["scimExternalId"] == ["L-1"]
     assert raw["scimActive"] == ["FALSE"]
     assert raw["cn"] == ["Legacy Name"]
     assert raw["homeDirectory"] == [f"/srv/{login}"]
+
+    ok(patch(client, user_id, {"op": "replace", "path": "active", "value": True}))
+    classes = set(raw_of(ldap, user_id)["objectClass"])
+    assert {"scimUser", "posixAccount", "shadowAccount"} <= classes
+    assert HIDDEN_CLASS not in classes

@@ -117,6 +117,32 @@ def test_numbers_taken_by_hand_are_skipped(pool: Directory, scratch: Scratch) ->
     assert counter_value(scratch) == low + 5
 
 
+def test_the_counter_never_names_a_taken_number(pool: Directory, scratch: Scratch) -> None:
+    """The ``unique`` overlay refuses a counter value that an account holds."""
+    low, high = fresh_range()
+    scratch.account("hand1", low + 1)
+    scratch.account("hand2", low + 2)
+    allocator = make(pool, scratch, (low, high))
+    assert allocate(allocator) == [low]
+    assert counter_value(scratch) == low + 3
+    assert allocate(allocator, 2) == [low + 3, low + 4]
+    for offset in range(WINDOW):
+        scratch.account(f"hand-w{offset}", low + 6 + offset)
+    assert allocate(allocator) == [low + 5]
+    assert counter_value(scratch) == low + 6 + WINDOW
+
+
+def test_the_last_number_of_the_range_moves_the_counter_past_it(
+    pool: Directory, scratch: Scratch
+) -> None:
+    low, high = fresh_range(2)
+    allocator = make(pool, scratch, (low, high))
+    assert allocate(allocator, 2) == [low, high]
+    assert counter_value(scratch) == high + 1
+    with pytest.raises(IdsExhausted):
+        allocate(allocator)
+
+
 def test_a_run_longer_than_the_window_is_skipped_in_one_claim(
     pool: Directory, scratch: Scratch
 ) -> None:
