@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,23 +89,27 @@ def check_once(stack: ClientStack, columns: Sequence[Column]) -> dict[tuple[str,
 def poll(
     stack: ClientStack, columns: Sequence[Column], started: float, bound: float
 ) -> dict[tuple[str, str], Cell]:
-    """Check every path until it reaches its expected state, for at most ``bound`` seconds
-    after ``started`` (a ``time.monotonic()``), then confirm all of them once more: a path
-    that reached its state and left it again is reported as it ended."""
-    pending = {(column.phase, path): column for column in columns for path in PATHS}
-    reached: dict[tuple[str, str], float] = {}
-    while pending:
-        for key, column in list(pending.items()):
+    """Check every path, each in its own thread, until it reaches its expected state, for
+    at most ``bound`` seconds after ``started`` (a ``time.monotonic()``); then confirm all
+    of them once more: a path that reached its state and left it again is reported as it
+    ended. The seconds recorded are those of the first check that saw the expected state,
+    taken when that check returned (an upper bound of the moment the path changed)."""
+
+    def until_expected(key: tuple[str, str], column: Column) -> float | None:
+        while True:
             if PATHS[key[1]](stack, column.login) is column.expected:
-                reached[key] = time.monotonic() - started
-                del pending[key]
-        if not pending or time.monotonic() - started > bound:
-            break
-        time.sleep(POLL_INTERVAL)
+                return time.monotonic() - started
+            if time.monotonic() - started > bound:
+                return None
+            time.sleep(POLL_INTERVAL)
+
+    keys = [((column.phase, path), column) for column in columns for path in PATHS]
+    with ThreadPoolExecutor(len(keys)) as pool:
+        futures = {key: pool.submit(until_expected, key, column) for key, column in keys}
+        reached = {key: future.result() for key, future in futures.items()}
     cells = {}
     for key, cell in check_once(stack, columns).items():
-        seconds = reached.get(key) if cell.ok else None
-        cells[key] = Cell(cell.allowed, cell.expected, seconds)
+        cells[key] = Cell(cell.allowed, cell.expected, reached[key] if cell.ok else None)
     return cells
 
 

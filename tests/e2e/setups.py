@@ -223,7 +223,6 @@ def _stock_sssd(directory: SandboxDirectory, workdir: Path) -> ClientStack:
         NSSWITCH_DEBIAN_SSSD,
         PAM_SSSD,
         sshd=SSHD_STOCK["sssd"],
-        workdir=workdir,
     )
 
 
@@ -235,7 +234,6 @@ def _sssd_access(directory: SandboxDirectory, workdir: Path) -> ClientStack:
         NSSWITCH_DEBIAN_SSSD,
         PAM_SSSD,
         sshd=SSHD_STOCK["sssd"],
-        workdir=workdir,
     )
 
 
@@ -247,7 +245,6 @@ def _stock_nslcd(directory: SandboxDirectory, workdir: Path) -> ClientStack:
         NSSWITCH_DEBIAN_NSLCD,
         PAM_NSLCD,
         sshd=SSHD_STOCK["nslcd"],
-        workdir=workdir,
     )
 
 
@@ -259,7 +256,6 @@ def _nslcd_authz(directory: SandboxDirectory, workdir: Path) -> ClientStack:
         NSSWITCH_DEBIAN_NSLCD,
         PAM_NSLCD,
         sshd=SSHD_STOCK["nslcd"],
-        workdir=workdir,
     )
 
 
@@ -285,7 +281,6 @@ def generated_stack(
         parts["pam"],
         sshd=parts["sshd_config"],
         keys_script=parts.get("ldap-ssh-keys"),
-        workdir=workdir,
     )
 
 

@@ -147,6 +147,8 @@ def controls(
 
 
 def start_hosts(directory: SandboxDirectory, workdir: Path, matrix: Matrix) -> list[Host]:
+    """Every setup's stack, started in parallel; ``workdir`` holds the files client-config
+    reads, the stacks live in /tmp (their users, such as nslcd, must reach their files)."""
     hosts = [Host(setup) for setup in SETUPS]
 
     def start(host: Host) -> None:
