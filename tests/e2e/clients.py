@@ -656,8 +656,8 @@ class ClientStack:
     private mount namespace, pointed at a sandbox directory.
 
     ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf and
-    ``pam`` the auth and account lines that become common-auth and common-account (its
-    session lines are added to Debian's common-session; common-password is Debian's).
+    ``pam`` the lines that become common-auth, common-account and common-session by their
+    type (without session lines, common-session is Debian's; common-password is always).
     ``sshd`` holds the host's sshd_config lines (its AuthorizedKeysCommand), placed before
     the harness's own listener settings. ``keys_script`` replaces the nslcd host's key
     lookup script derived from its config; it is installed as ``KEYS_COMMAND``.
@@ -1072,13 +1072,8 @@ class ClientStack:
         for phase in ("auth", "account"):
             chosen = [line for line in lines if line.split(None, 1)[0] == phase]
             (pam_dir / f"common-{phase}").write_text("\n".join(chosen) + "\n")
-        session = PAM_SESSION[self.kind].splitlines()
-        known = {" ".join(line.split()) for line in session}
-        session += [
-            line
-            for line in lines
-            if line.split(None, 1)[0] == "session" and " ".join(line.split()) not in known
-        ]
+        session = [line for line in lines if line.split(None, 1)[0] == "session"]
+        session = session or PAM_SESSION[self.kind].splitlines()
         (pam_dir / "common-session").write_text("\n".join(session) + "\n")
         (pam_dir / "common-session-noninteractive").write_text("\n".join(session) + "\n")
         (pam_dir / "common-password").write_text(PAM_PASSWORD)

@@ -24,7 +24,6 @@ from tests.e2e.clients import (
 )
 from tests.e2e.matrix import REPORTS
 
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw e2e@example"
 _uid_numbers = itertools.count(30001)
 
 
@@ -67,10 +66,12 @@ def stack(
 
 
 @pytest.fixture
-def login_user(ldap: Connection, sandbox: Sandbox) -> Iterator[LoginUser]:
+def login_user(ldap: Connection, sandbox: Sandbox, ssh_identity: Path) -> Iterator[LoginUser]:
+    """A user added straight to LDAP whose key is ``ssh_identity``'s public half."""
     number = next(_uid_numbers)
+    key = Path(f"{ssh_identity}.pub").read_text().strip()
     user = add_login_user(
-        ldap, sandbox.directory, f"e2e{number}", number, password=f"pw-{number}!", key=SSH_KEY
+        ldap, sandbox.directory, f"e2e{number}", number, password=f"pw-{number}!", key=key
     )
     try:
         yield user

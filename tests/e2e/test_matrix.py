@@ -22,6 +22,7 @@ after a rename the old login is refused everywhere and the new one works. The ma
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -120,8 +121,8 @@ def observe(hosts: list[Host], matrix: Matrix, columns: list[Column], started: f
 def controls(
     stack: ClientStack, login: Login, stranger: Path, numbers: tuple[int, int]
 ) -> list[str]:
-    """NSS shows the numbers the directory holds; an active user is refused with a wrong
-    password or a key it does not hold.
+    """NSS shows the numbers the directory holds and names the primary group; an active
+    user is refused with a wrong password or a key it does not hold.
 
     After each wrong password a right one clears the directory's failure count, so the
     controls of all setups together never reach the password policy's lockout.
@@ -130,6 +131,9 @@ def controls(
     passwd = stack.getent_passwd(login.name)
     if (passwd.split(":")[2:4] if passwd else []) != [str(number) for number in numbers]:
         failures.append(f"getent passwd {login.name}: {passwd!r}, the directory has {numbers}")
+    identity = stack.id(login.name) or ""
+    if not re.search(rf"\bgid={numbers[1]}\([^)]+\)", identity):
+        failures.append(f"id {login.name} does not name the primary group: {identity!r}")
     wrong = login.password + "x"
     attempts: dict[str, Callable[[], bool]] = {
         "PAM accepted a wrong password": lambda: stack.authenticate(login.name, wrong),
