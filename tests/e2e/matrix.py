@@ -78,12 +78,11 @@ class Column:
 
 
 def check_once(stack: ClientStack, columns: Sequence[Column]) -> dict[tuple[str, str], Cell]:
-    """Every path of every column, checked once."""
-    cells = {}
-    for column in columns:
-        for path, check in PATHS.items():
-            cells[(column.phase, path)] = Cell(check(stack, column.login), column.expected)
-    return cells
+    """Every path of every column, checked once, all at the same time."""
+    keys = [((column.phase, path), column) for column in columns for path in PATHS]
+    with ThreadPoolExecutor(len(keys)) as pool:
+        futures = {key: pool.submit(PATHS[key[1]], stack, column.login) for key, column in keys}
+        return {key: Cell(futures[key].result(), column.expected) for key, column in keys}
 
 
 def poll(

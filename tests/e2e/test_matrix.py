@@ -125,7 +125,7 @@ def controls(
     user is refused with a wrong password or a key it does not hold.
 
     After each wrong password a right one clears the directory's failure count, so the
-    controls of all setups together never reach the password policy's lockout.
+    controls never reach the password policy's lockout.
     """
     failures = []
     passwd = stack.getent_passwd(login.name)
@@ -148,6 +148,49 @@ def controls(
     if stack.ssh_key_login(login.name, stranger):
         failures.append("sshd accepted a key the user does not hold")
     return failures
+
+
+def run_controls(
+    server: TestClient,
+    directory: SandboxDirectory,
+    hosts: list[Host],
+    public_key: str,
+    ssh_identity: Path,
+    stranger_identity: Path,
+    tag: str,
+) -> dict[str, list[str]]:
+    """``controls`` on every host at once, each with its own user (so that the wrong
+    passwords tried on one host never add up to a lockout of another host's user)."""
+    users = []
+    for index in range(len(hosts)):
+        created = server.post(
+            USERS,
+            json={
+                "schemas": [CORE],
+                "userName": f"Ctl{index}.{tag}@Example.com",
+                "active": True,
+                "password": PASSWORD,
+                POSIX: {"sshPublicKeys": [public_key]},
+            },
+        )
+        assert created.status_code == 201, created.text
+        users.append(created.json()["id"])
+
+    def one(host: Host, user_id: str) -> tuple[str, list[str]]:
+        if host.stack is None:
+            return host.setup.name, []
+        name, uid_number, gid_number = account_of(directory, user_id)
+        login = Login(name, PASSWORD, public_key, ssh_identity)
+        return host.setup.name, controls(
+            host.stack, login, stranger_identity, (uid_number, gid_number)
+        )
+
+    try:
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            return dict(pool.map(one, hosts, users))
+    finally:
+        for user_id in users:
+            assert server.delete(f"{USERS}/{user_id}").status_code == 204
 
 
 def start_hosts(directory: SandboxDirectory, workdir: Path, matrix: Matrix) -> list[Host]:
@@ -181,7 +224,6 @@ def lifecycle(
     public_key = Path(f"{ssh_identity}.pub").read_text().strip()
     tag = uuid.uuid4().hex[:8]
     app = create_app(make_settings(directory))
-    checks: dict[str, list[str]] = {}
     try:
         with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as server:
             body = {
@@ -199,15 +241,13 @@ def lifecycle(
             started = time.monotonic()
             user = created.json()
             user_id = user["id"]
-            name, uid_number, gid_number = account_of(directory, user_id)
+            name, uid_number, _ = account_of(directory, user_id)
             assert uid_number == user[POSIX]["uidNumber"]
             login = Login(name, PASSWORD, public_key, ssh_identity)
             observe(hosts, matrix, [Column(CREATE, login, True)], started)
-            for host in hosts:
-                if host.stack is not None:
-                    checks[host.setup.name] = controls(
-                        host.stack, login, stranger_identity, (uid_number, gid_number)
-                    )
+            checks = run_controls(
+                server, directory, hosts, public_key, ssh_identity, stranger_identity, tag
+            )
 
             patch(server, user_id, {"op": "Replace", "path": "active", "value": "False"})
             started = time.monotonic()
