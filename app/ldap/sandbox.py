@@ -57,7 +57,8 @@ INDEXES = (
     "objectClass eq",
     "uid,cn,mail,givenName,sn,displayName,scimUserName eq,sub",
     "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
-    "employeeNumber,manager eq",
+    "employeeNumber,manager,homeDirectory eq",
+    "scimPending pres",
 )
 PASSWORD_POLICY = (
     ("objectClass", "top"),
@@ -279,6 +280,16 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill_server(self) -> None:
+        """Kill slapd at once (SIGKILL), as a crash would; start_server() brings it back."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
             self._log = None
