@@ -62,20 +62,22 @@ if str(ROOT) not in sys.path:
 
 from app.ldap.sandbox import Sandbox, SandboxDirectory  # noqa: E402
 from tests.e2e.clients import (  # noqa: E402
-    PAM_SSSD_STRICT,
-    SERVICE,
-    ClientError,
     ClientStack,
     LoginUser,
     StackKind,
     add_login_user,
-    install_packages,
+    remove_login_user,
+)
+from tests.e2e.hostfiles import (  # noqa: E402
+    PAM_SSSD_STRICT,
+    SERVICE,
     nslcd_config,
     nslcd_disable_lines,
-    remove_login_user,
     sssd_config,
     sssd_disable_options,
 )
+from tests.e2e.packages import install_packages  # noqa: E402
+from tests.e2e.processes import ClientError  # noqa: E402
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw m@example"
 LOGIN_GROUP = "linux-login"

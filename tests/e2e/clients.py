@@ -20,8 +20,8 @@ lookup alone).
 
 Installing the packages edits the host's NSS and PAM configuration (the postinst
 scripts of libnss-sss, libnss-ldapd and the libpam-* profiles) and may start daemons;
-``install_packages`` backs those files up, keeps daemons from starting, and restores the
-files byte for byte afterwards.
+``tests.e2e.packages.install_packages`` backs those files up, keeps daemons from
+starting, and restores the files byte for byte afterwards.
 """
 
 from __future__ import annotations
@@ -31,17 +31,14 @@ import os
 import pwd
 import re
 import select
-import shlex
 import shutil
-import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -51,188 +48,37 @@ from ldap3 import HASHED_SALTED_SHA, SUBTREE, Connection
 from ldap3.utils.hashed import hashed
 
 from app.ldap.sandbox import SandboxDirectory
+from tests.e2e.hostfiles import (
+    ASKPASS,
+    KEYS_COMMAND,
+    KEYS_SCRIPT,
+    NSSWITCH_NSLCD,
+    NSSWITCH_SSSD,
+    PAM_NSLCD,
+    PAM_PASSWORD,
+    PAM_SESSION,
+    PAM_SSHD_SERVICE,
+    PAM_SSSD,
+    PAM_SU_LOGIN_SERVICE,
+    PAM_SU_SERVICE,
+    PAM_TEST_SERVICE,
+    SERVICE,
+    SSHD_HARNESS,
+    SSHD_STOCK,
+    SSS_KEYS_COMMAND,
+    ldap_keys_script,
+    nslcd_options,
+)
+from tests.e2e.processes import DAEMON_NAMES, STOP_TIMEOUT, ClientError, kill, processes
 
 StackKind = Literal["sssd", "nslcd"]
 
-SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
-NSLCD_PACKAGES = ("nslcd", "libnss-ldapd", "libpam-ldapd")
-TOOL_PACKAGES = ("pamtester", "ldap-utils")
-PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES)
-
-NSSWITCH = Path("/etc/nsswitch.conf")
-PAM_DIR = Path("/etc/pam.d")
-PAM_PROFILES = Path("/usr/share/pam-configs")
-POLICY_RC = Path("/usr/sbin/policy-rc.d")
-DAEMON_NAMES = frozenset(
-    {"sssd", "sssd_be", "sssd_nss", "sssd_pam", "sssd_ssh", "sssd_kcm", "nslcd", "nscd"}
-)
-DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
-
-SERVICE = "scim-e2e"
-KEYS_SCRIPT = "ldap-ssh-keys"
-KEYS_COMMAND = "/usr/local/sbin/ldap-ssh-keys"
-SSS_KEYS_COMMAND = "/usr/bin/sss_ssh_authorizedkeys"
 SSH_TIMEOUT = 20.0
 SSH_CONNECT_TIMEOUT = 5
 UNPRIVILEGED = "nobody"
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 FLUSH_ATTEMPTS = 3
-
-# PAM stacks as Debian's pam-auth-update writes common-auth and common-account with the
-# unix profile plus the stack's own one (profile "sss" of libpam-sss, "ldap" of
-# libpam-ldapd).
-PAM_SSSD = """\
-auth	[success=2 default=ignore]	pam_unix.so nullok
-auth	[success=1 default=ignore]	pam_sss.so use_first_pass
-auth	requisite			pam_deny.so
-auth	required			pam_permit.so
-account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
-account	requisite			pam_deny.so
-account	required			pam_permit.so
-account	sufficient			pam_localuser.so
-account	[default=bad success=ok user_unknown=ignore]	pam_sss.so
-"""
-
-PAM_NSLCD = """\
-auth	[success=2 default=ignore]	pam_unix.so nullok
-auth	[success=1 default=ignore]	pam_ldap.so minimum_uid=1000 use_first_pass
-auth	requisite			pam_deny.so
-auth	required			pam_permit.so
-account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
-account	requisite			pam_deny.so
-account	required			pam_permit.so
-account	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore \
-authinfo_unavail=ignore default=bad]	pam_ldap.so minimum_uid=1000
-"""
-
-PAM_SSSD_STRICT = PAM_SSSD.replace(
-    "[default=bad success=ok user_unknown=ignore]\tpam_sss.so",
-    "[default=bad success=ok]\tpam_sss.so",
-)
-
-NSSWITCH_SSSD = """\
-passwd:         files sss
-group:          files sss
-shadow:         files sss
-"""
-
-NSSWITCH_NSLCD = """\
-passwd:         files ldap
-group:          files ldap
-shadow:         files ldap
-"""
-
-# What Debian 12's nsswitch.conf says once libnss-sss or libnss-ldapd is installed.
-NSSWITCH_DEBIAN_SSSD = """\
-passwd:         files systemd sss
-group:          files systemd sss
-shadow:         files sss
-gshadow:        files
-hosts:          files dns
-services:       db files sss
-netgroup:       nis sss
-sudoers:        files sss
-"""
-
-NSSWITCH_DEBIAN_NSLCD = """\
-passwd:         files systemd ldap
-group:          files systemd ldap
-shadow:         files ldap
-gshadow:        files
-hosts:          files dns
-"""
-
-# common-session and common-password as pam-auth-update writes them with the unix
-# profile plus sss or ldap.
-PAM_SESSION = {
-    "sssd": """\
-session	[default=1]			pam_permit.so
-session	requisite			pam_deny.so
-session	required			pam_permit.so
-session	required	pam_unix.so
-session	optional			pam_sss.so
-""",
-    "nslcd": """\
-session	[default=1]			pam_permit.so
-session	requisite			pam_deny.so
-session	required			pam_permit.so
-session	required	pam_unix.so
-session	[success=ok default=ignore]	pam_ldap.so minimum_uid=1000
-""",
-}
-PAM_PASSWORD = """\
-password	[success=1 default=ignore]	pam_unix.so obscure yescrypt
-password	requisite			pam_deny.so
-password	required			pam_permit.so
-"""
-
-# Debian's /etc/pam.d/sshd (openssh-server), su and su-l (util-linux), without
-# comments and the optional pam_selinux lines.
-PAM_SSHD_SERVICE = """\
-@include common-auth
-account    required     pam_nologin.so
-@include common-account
-session    required     pam_loginuid.so
-session    optional     pam_keyinit.so force revoke
-@include common-session
-session    optional     pam_motd.so  motd=/run/motd.dynamic
-session    optional     pam_motd.so noupdate
-session    optional     pam_mail.so standard noenv
-session    required     pam_limits.so
-session    required     pam_env.so
-session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale
-@include common-password
-"""
-PAM_SU_SERVICE = """\
-auth       sufficient pam_rootok.so
-session       required   pam_env.so readenv=1
-session       required   pam_env.so readenv=1 envfile=/etc/default/locale
-session    optional   pam_mail.so nopen
-session    required   pam_limits.so
-@include common-auth
-@include common-account
-@include common-session
-"""
-PAM_SU_LOGIN_SERVICE = """\
-auth       include    su
-account    include    su
-password   include    su
-session    optional   pam_keyinit.so force revoke
-session    include    su
-"""
-PAM_TEST_SERVICE = """\
-@include common-auth
-@include common-account
-"""
-
-# The harness's own sshd settings; they follow the stack's sshd_config lines, so where
-# both set a keyword the stack's wins (sshd keeps the first value it reads).
-SSHD_HARNESS = """\
-ListenAddress 127.0.0.1
-Port {port}
-HostKey {root}/ssh_host_ed25519_key
-PidFile {root}/sshd.pid
-UsePAM yes
-PubkeyAuthentication yes
-PasswordAuthentication yes
-KbdInteractiveAuthentication yes
-AuthorizedKeysFile none
-PermitRootLogin no
-StrictModes yes
-LogLevel VERBOSE
-"""
-
-SSHD_STOCK = {
-    "sssd": f"AuthorizedKeysCommand {SSS_KEYS_COMMAND} %u\nAuthorizedKeysCommandUser nobody\n",
-    "nslcd": f"AuthorizedKeysCommand {KEYS_COMMAND} %u\nAuthorizedKeysCommandUser nslcd\n",
-}
-
-ASKPASS = """\
-#!/bin/sh
-exec cat "$SCIM_E2E_SECRET"
-"""
 
 NAMESPACE_SETUP = r"""
 set -eu
@@ -263,329 +109,6 @@ fi
 echo ready
 exec sleep infinity
 """
-
-KEYS_SCRIPT_TEMPLATE = """\
-#!/bin/sh
-# sshd_config:
-#   AuthorizedKeysCommand {path} %u
-#   AuthorizedKeysCommandUser <a user that may read the bind password file>
-# nslcd has no SSH key map, so the keys come from LDAP directly, with the same search
-# base, filter and credentials as nslcd's passwd map.
-set -eu
-case "${{1:-}}" in ''|-*|*[!A-Za-z0-9._-]*) exit 1 ;; esac
-{tls_env}ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri}{starttls} {bind} -b {base} \\
-    -s sub "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
-"""
-
-
-INACTIVE_FILTER = "(!(scimActive=FALSE))"
-
-
-def sssd_disable_options(directory: SandboxDirectory) -> dict[str, str]:
-    """The sssd domain options that shut out users marked ``scimActive: FALSE``.
-
-    The access filter refuses the PAM account phase (every password and key login) with
-    a fresh LDAP search at each login; the user search filter also hides the user, and
-    so its keys, from NSS once the cached entry expires.
-    """
-    return {
-        "access_provider": "ldap",
-        "ldap_access_order": "filter",
-        "ldap_access_filter": INACTIVE_FILTER,
-        "ldap_user_search_base": f"{directory.users_dn}?subtree?{INACTIVE_FILTER}",
-    }
-
-
-def nslcd_disable_lines() -> list[str]:
-    """The nslcd.conf lines that shut out users marked ``scimActive: FALSE``."""
-    return [
-        f"filter passwd (&(objectClass=posixAccount){INACTIVE_FILTER})",
-        f"filter shadow (&(objectClass=shadowAccount){INACTIVE_FILTER})",
-        f"pam_authz_search (&(objectClass=posixAccount)(uid=$username){INACTIVE_FILTER})",
-    ]
-
-
-class ClientError(RuntimeError):
-    """A client stack could not be installed, started or queried."""
-
-
-def missing_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
-    """The Debian packages of ``packages`` that are not installed."""
-    missing = []
-    for package in packages:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", package],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not result.stdout.endswith(" installed"):
-            missing.append(package)
-    return missing
-
-
-def _snapshot() -> dict[Path, tuple[bytes, int]]:
-    files = [NSSWITCH, *sorted(path for path in PAM_DIR.iterdir() if path.is_file())]
-    return {path: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) for path in files}
-
-
-def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> None:
-    for path, (content, mode) in snapshot.items():
-        if not path.is_file() or path.read_bytes() != content:
-            path.write_bytes(content)
-        if stat.S_IMODE(path.stat().st_mode) != mode:
-            path.chmod(mode)
-    changed = [path for path, (content, _) in snapshot.items() if path.read_bytes() != content]
-    if changed:
-        raise ClientError(f"could not restore {', '.join(map(str, changed))}")
-
-
-def _host_mount_namespace() -> int:
-    return os.stat("/proc/self/ns/mnt").st_ino
-
-
-def _processes() -> dict[int, tuple[str, int]]:
-    """Every process's name and mount namespace inode, by pid."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-            namespace = os.stat(entry / "ns" / "mnt").st_ino
-        except OSError:
-            continue
-        found[int(entry.name)] = (name, namespace)
-    return found
-
-
-def _host_daemons() -> set[int]:
-    host = _host_mount_namespace()
-    return {
-        pid
-        for pid, (name, namespace) in _processes().items()
-        if name in DAEMON_NAMES and namespace == host
-    }
-
-
-def _kill(pids: Iterable[int]) -> None:
-    pids = list(pids)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pids and time.monotonic() < deadline:
-        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        time.sleep(0.05)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return True
-    return fields[0] == "Z"
-
-
-@contextmanager
-def _daemons_kept_stopped() -> Iterator[None]:
-    """Deny every service start during package installation (invoke-rc.d's policy hook)."""
-    if POLICY_RC.exists() or POLICY_RC.is_symlink():
-        yield
-        return
-    POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
-    POLICY_RC.chmod(0o755)
-    try:
-        yield
-    finally:
-        POLICY_RC.unlink(missing_ok=True)
-
-
-def _run_root(argv: Sequence[str], what: str, *, input: str | None = None) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        list(argv), input=input, capture_output=True, text=True, env=env, check=False
-    )
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip()[-2000:]
-        raise ClientError(f"{what} failed (exit {result.returncode}): {output}")
-
-
-def install_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
-    """Install the missing ``packages`` without changing how the host resolves or logs in users.
-
-    Returns the packages it installed (none when all were there). Needs root. The
-    postinst scripts add ``sss``/``ldap`` to /etc/nsswitch.conf and enable their PAM
-    profiles in /etc/pam.d/common-*: those files are restored byte for byte, and the new
-    profiles are recorded as seen but disabled so a later ``pam-auth-update`` leaves
-    them off. Daemons are kept from starting; any that started anyway are stopped.
-    """
-    missing = missing_packages(packages)
-    if not missing:
-        return []
-    if os.geteuid() != 0:
-        raise ClientError(f"installing {' '.join(missing)} needs root")
-    if shutil.which("apt-get") is None:
-        raise ClientError(f"apt-get not found; install {' '.join(missing)} by hand")
-    snapshot = _snapshot()
-    profiles = {path.name for path in PAM_PROFILES.iterdir()}
-    daemons = _host_daemons()
-    try:
-        with _daemons_kept_stopped():
-            _run_root(
-                ["debconf-set-selections"], "debconf-set-selections", input=DEBCONF_SELECTIONS
-            )
-            _run_root(["apt-get", "update", "-qq"], "apt-get update")
-            _run_root(
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                f"apt-get install {' '.join(missing)}",
-            )
-    finally:
-        _kill(_host_daemons() - daemons)
-        added = sorted({path.name for path in PAM_PROFILES.iterdir()} - profiles)
-        try:
-            if added and shutil.which("pam-auth-update"):
-                _run_root(["pam-auth-update", "--disable", *added], "pam-auth-update")
-        finally:
-            _restore(snapshot)
-    still = missing_packages(packages)
-    if still:
-        raise ClientError(f"still missing after apt-get install: {' '.join(still)}")
-    return missing
-
-
-def sssd_config(
-    directory: SandboxDirectory,
-    domain: Mapping[str, str] | None = None,
-    *,
-    nss: Mapping[str, str] | None = None,
-    services: str = "nss, pam, ssh",
-) -> str:
-    """An sssd.conf for the sandbox over plain ldap://, with caching cut to the minimum.
-
-    Entries expire after a second, the in-memory cache is off and so is the negative
-    cache (``entry_negative_timeout = 0``), which ``sss_cache -E`` would not clear: a user
-    looked up before it existed would stay unknown to NSS and PAM for 15 s by default.
-
-    Over ldap:// sssd refuses every password (and then takes the server for down) unless
-    ``ldap_auth_disable_tls_never_use_in_production = true``, although its own config
-    validator warns that the option is unknown. No TLS option is needed.
-
-    ``domain`` and ``nss`` add or override options of the ``[domain/LDAP]`` and ``[nss]``
-    sections; an empty value removes an option (sssd's default applies).
-    """
-    options = {
-        "id_provider": "ldap",
-        "auth_provider": "ldap",
-        "access_provider": "permit",
-        "chpass_provider": "none",
-        "ldap_uri": directory.url,
-        "ldap_schema": "rfc2307",
-        "ldap_search_base": directory.base_dn,
-        "ldap_user_search_base": directory.users_dn,
-        "ldap_group_search_base": directory.groups_dn,
-        "ldap_default_bind_dn": directory.bind_dn,
-        "ldap_default_authtok_type": "password",
-        "ldap_default_authtok": directory.bind_password,
-        "ldap_auth_disable_tls_never_use_in_production": "true",
-        "cache_credentials": "false",
-        "enumerate": "false",
-        "entry_cache_timeout": "1",
-    }
-    options.update(domain or {})
-    nss_options = {"memcache_timeout": "0", "entry_negative_timeout": "0", **(nss or {})}
-    lines = [
-        "[sssd]",
-        f"services = {services}",
-        "domains = LDAP",
-        "",
-        "[nss]",
-        *(f"{name} = {value}" for name, value in nss_options.items() if value),
-        "",
-        "[pam]",
-        "",
-        "[ssh]",
-        "",
-        "[domain/LDAP]",
-        *(f"{name} = {value}" for name, value in options.items() if value),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def nslcd_config(directory: SandboxDirectory, extra: Sequence[str] = ()) -> str:
-    """An nslcd.conf for the sandbox over plain ldap://; ``extra`` lines are appended."""
-    lines = [
-        "uid nslcd",
-        "gid nslcd",
-        f"uri {directory.url}/",
-        f"base {directory.base_dn}",
-        f"base passwd {directory.users_dn}",
-        f"base shadow {directory.users_dn}",
-        f"base group {directory.groups_dn}",
-        f"binddn {directory.bind_dn}",
-        f"bindpw {directory.bind_password}",
-        *extra,
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _nslcd_options(config: str) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for raw in config.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.partition(" ")
-        value = value.strip()
-        if name in ("base", "filter"):
-            map_name, _, rest = value.partition(" ")
-            if name == "filter" or (rest and map_name in ("passwd", "shadow", "group")):
-                name, value = f"{name} {map_name}", rest.strip()
-        options.setdefault(name, value)
-    return options
-
-
-def ldap_keys_script(config: str, path: str, password_file: str) -> str:
-    """The sshd ``AuthorizedKeysCommand`` of an nslcd host, built from its nslcd.conf.
-
-    It searches what nslcd's passwd map searches (``base passwd`` or ``base``, ``filter
-    passwd`` or objectClass=posixAccount), with nslcd's bind DN, for the user's
-    sshPublicKey values and prints them one a line.
-    """
-    options = _nslcd_options(config)
-    uri = options.get("uri", "").split()[0] if options.get("uri") else ""
-    if not uri:
-        raise ClientError("nslcd.conf has no uri")
-    base = options.get("base passwd") or options.get("base", "")
-    ldap_filter = options.get("filter passwd", "(objectClass=posixAccount)")
-    if not ldap_filter.startswith("("):
-        ldap_filter = f"({ldap_filter})"
-    bind = ""
-    if options.get("binddn"):
-        bind = f"-D {shlex.quote(options['binddn'])} -y {shlex.quote(password_file)}"
-    tls_env = ""
-    if options.get("tls_cacertfile"):
-        tls_env = f"LDAPTLS_CACERT={shlex.quote(options['tls_cacertfile'])} "
-    starttls = " -ZZ" if options.get("ssl") == "start_tls" else ""
-    return KEYS_SCRIPT_TEMPLATE.format(
-        path=path,
-        uri=shlex.quote(uri),
-        starttls=starttls,
-        tls_env=tls_env,
-        bind=bind,
-        base=shlex.quote(base),
-        filter=_double_quoted(ldap_filter),
-    )
-
-
-def _double_quoted(text: str) -> str:
-    """``text`` escaped for use inside double quotes in a shell script."""
-    for special in ("\\", '"', "$", "`"):
-        text = text.replace(special, "\\" + special)
-    return text
 
 
 @dataclass(frozen=True)
@@ -736,19 +259,19 @@ class ClientStack:
             process: subprocess.Popen[bytes] | None = getattr(self, attribute)
             setattr(self, attribute, None)
             if process is not None:
-                _kill([process.pid])
+                kill([process.pid])
                 with suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=STOP_TIMEOUT)
         holder, self._holder = self._holder, None
         namespace, self._namespace = self._namespace, None
         if namespace is not None:
-            _kill(
+            kill(
                 pid
-                for pid, (_, inode) in _processes().items()
+                for pid, (_, inode) in processes().items()
                 if inode == namespace and (holder is None or pid != holder.pid)
             )
         if holder is not None:
-            _kill([holder.pid])
+            kill([holder.pid])
             with suppress(subprocess.TimeoutExpired):
                 holder.wait(timeout=STOP_TIMEOUT)
             if holder.stdout is not None:
@@ -951,13 +474,13 @@ class ClientStack:
         self.flush()
         daemon, self._daemon = self._daemon, None
         if daemon is not None:
-            _kill([daemon.pid])
+            kill([daemon.pid])
             with suppress(subprocess.TimeoutExpired):
                 daemon.wait(timeout=STOP_TIMEOUT)
         if self._namespace is not None:
-            _kill(
+            kill(
                 pid
-                for pid, (name, inode) in _processes().items()
+                for pid, (name, inode) in processes().items()
                 if inode == self._namespace and name in DAEMON_NAMES
             )
         self._start_daemon()
@@ -1055,7 +578,7 @@ class ClientStack:
         conf.chmod(0o640)
         os.chown(conf, 0, _group_id("nslcd"))
         password_file = root / "bindpw"
-        password_file.write_text(_nslcd_options(self.config).get("bindpw", ""))
+        password_file.write_text(nslcd_options(self.config).get("bindpw", ""))
         password_file.chmod(0o640)
         os.chown(password_file, 0, _group_id("nslcd"))
         script = root / KEYS_SCRIPT

@@ -10,19 +10,23 @@ from ldap3 import Connection
 
 from app.ldap.sandbox import Sandbox, SandboxDirectory, SandboxError
 from tests.e2e.clients import (
-    PACKAGES,
-    ClientError,
     ClientStack,
     LoginUser,
     StackKind,
     add_login_user,
-    install_packages,
-    missing_packages,
-    nslcd_config,
     remove_login_user,
+)
+from tests.e2e.hostfiles import (
+    nslcd_config,
     sssd_config,
 )
 from tests.e2e.matrix import REPORTS
+from tests.e2e.packages import (
+    PACKAGES,
+    install_packages,
+    missing_packages,
+)
+from tests.e2e.processes import ClientError
 
 _uid_numbers = itertools.count(30001)
 

@@ -15,16 +15,18 @@ from pathlib import Path
 
 from app.ldap.sandbox import SandboxDirectory
 from tests.e2e.clients import (
+    ClientStack,
+    StackKind,
+)
+from tests.e2e.hostfiles import (
     INACTIVE_FILTER,
     NSSWITCH_DEBIAN_NSLCD,
     NSSWITCH_DEBIAN_SSSD,
     PAM_NSLCD,
     PAM_SSSD,
     SSHD_STOCK,
-    ClientError,
-    ClientStack,
-    StackKind,
 )
+from tests.e2e.processes import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 60

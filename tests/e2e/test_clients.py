@@ -7,10 +7,12 @@ from ldap3 import MODIFY_REPLACE, Connection
 
 from app.ldap.sandbox import Sandbox
 from tests.e2e.clients import (
-    PAM_SSSD_STRICT,
     ClientStack,
     LoginUser,
     StackKind,
+)
+from tests.e2e.hostfiles import (
+    PAM_SSSD_STRICT,
     nslcd_config,
     nslcd_disable_lines,
     sssd_config,

@@ -37,8 +37,9 @@ from ldap3 import SUBTREE, Connection
 from app.ldap.sandbox import Sandbox, SandboxDirectory
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
-from tests.e2e.clients import ClientError, ClientStack
+from tests.e2e.clients import ClientStack
 from tests.e2e.matrix import REPORTS, Column, Login, Matrix, check_once, poll, summary_lines
+from tests.e2e.processes import ClientError
 from tests.e2e.setups import Setup, setups
 
 USERS = "/scim/v2/Users"
