@@ -9,7 +9,9 @@ in parallel, each in its own mount namespace with its own sshd:
 
 - stock and hand-hardened setups (``stock sssd``, ``sssd access``, ``stock nslcd``,
   ``nslcd authz``) have their caches cleared after each SCIM change the way an admin
-  would: ``sss_cache -E`` and a restart of the daemon (nslcd keeps no cache);
+  would: ``sss_cache -E`` and a restart of the daemon (nslcd keeps no cache). Left
+  alone, stock sssd answers from its caches for much longer (``scripts/measure_disable.py
+  --stock-cache`` measures how long);
 - generated setups run what ``client-config`` printed, as printed, and are not
   flushed: each path is polled until it reaches its expected state, within a bound
   derived from the generated cache timeout, and the time it took is recorded.
