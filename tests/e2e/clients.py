@@ -10,7 +10,7 @@ its own. Everything is undone by ``stop()``: killing the processes of the namesp
 drops its mounts.
 
 Each stack also runs a real ``sshd`` in its namespace, on a free loopback port with its
-own host key, ``UsePAM yes`` and the stack's ``AuthorizedKeysCommand``; its PAM services
+own host key, Debian's sshd_config and the stack's ``AuthorizedKeysCommand``; its PAM services
 (``sshd``, ``su`` and the test service) are Debian's, including ``common-auth``,
 ``common-account`` and ``common-session`` built from the stack's PAM lines. Every login
 path a host offers is a method: ``getent_passwd``, ``id``, ``authenticate`` (PAM auth),
@@ -182,11 +182,13 @@ class ClientStack:
     ``pam`` the lines that become common-auth, common-account and common-session by their
     type (without session lines, common-session is Debian's; common-password is always).
     ``sshd`` holds the host's sshd_config lines (its AuthorizedKeysCommand), placed before
-    the harness's own listener settings. ``keys_script`` replaces the nslcd host's key
-    lookup script derived from its config; it is installed as ``KEYS_COMMAND``.
+    Debian's sshd_config and the harness's listener settings. ``keys_script`` replaces the
+    nslcd host's key lookup script derived from its config; it is installed as
+    ``KEYS_COMMAND``.
 
-    The methods that check a login path may run in parallel on different stacks, not on
-    the same one.
+    The methods that check a login path may run in parallel, on one stack too (an ssh
+    login is matched in the sshd log by user and method, so checks of different users
+    or methods do not mix).
     """
 
     def __init__(
@@ -428,8 +430,9 @@ class ClientStack:
         return self._ssh(user, options, "publickey")
 
     def ssh_password_login(self, user: str, password: str) -> bool:
-        """Whether sshd accepts ``password`` for ``user`` (keyboard-interactive through PAM,
-        or the password method), typed by an askpass program."""
+        """Whether sshd accepts ``password`` for ``user`` (the password method, or
+        keyboard-interactive where the sshd_config enables it; PAM either way), typed by an
+        askpass program."""
         secret = self.root / f"secret-{threading.get_ident()}"
         secret.touch(mode=0o600)
         secret.write_text(password + "\n")

@@ -141,20 +141,20 @@ PAM_TEST_SERVICE = """\
 @include common-account
 """
 
-# The harness's own sshd settings; they follow the stack's sshd_config lines, so where
-# both set a keyword the stack's wins (sshd keeps the first value it reads).
+# Debian 12's /etc/ssh/sshd_config (openssh-server), then the harness's listener, host
+# key and log level. They follow the stack's sshd_config lines, so where both set a
+# keyword the stack's wins (sshd keeps the first value it reads).
 SSHD_HARNESS = """\
+KbdInteractiveAuthentication no
+UsePAM yes
+X11Forwarding yes
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
 ListenAddress 127.0.0.1
 Port {port}
 HostKey {root}/ssh_host_ed25519_key
 PidFile {root}/sshd.pid
-UsePAM yes
-PubkeyAuthentication yes
-PasswordAuthentication yes
-KbdInteractiveAuthentication yes
-AuthorizedKeysFile none
-PermitRootLogin no
-StrictModes yes
 LogLevel VERBOSE
 """
 
