@@ -60,6 +60,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        access_log=False,
         proxy_headers=False,
         server_header=False,
     )
@@ -134,7 +135,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(settings)
     directory = Directory(settings.ldap)
     try:
-        directory.check()
+        problem = directory.check()
+        if problem:
+            return _fail(f"cannot reach the directory: {problem}")
         users = UserDirectory(
             directory, UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts)
         )

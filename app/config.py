@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.ldap.logins import LoginPolicy, LoginRule
+
 DEFAULT_USER_MAPPING: dict[str, str] = {
     "externalId": "scimExternalId",
     "displayName": "displayName",
@@ -79,6 +81,24 @@ class LdapSettings(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
     receive_timeout: int = Field(default=15, ge=1, description="Seconds to wait for a reply.")
     pool_size: int = Field(default=8, ge=1, le=64, description="Connections kept open.")
+    pool_wait: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request waits for a free connection before answering 503.",
+    )
+    max_waiting: int = Field(
+        default=32,
+        ge=0,
+        description="Requests allowed to wait for a free connection at once; beyond them a "
+        "request answers 503 at once instead of queueing (32: with the default pool, every "
+        "one of the 40 request threads may be busy with the directory or waiting for it).",
+    )
+    probe_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Seconds /readyz gives the directory to answer its round trip.",
+    )
 
     @field_validator("urls")
     @classmethod
@@ -118,6 +138,12 @@ class UserSettings(BaseModel):
         default="scimStash",
         description="Keeps what the disable profile replaced, to restore it on enable.",
     )
+    pending_attribute: str | None = Field(
+        default="scimPending",
+        description="Marks an entry whose multi-step write has not finished, so that the next "
+        "request or the sweep finishes it (empty: no marker; an interrupted write then stays "
+        "half-done).",
+    )
     defaults_attribute: str | None = Field(
         default="scimDefaulted",
         description="Lists the attributes holding server-assigned defaults rather than SCIM "
@@ -134,6 +160,7 @@ class UserSettings(BaseModel):
         "active_attribute",
         "defaults_attribute",
         "stash_attribute",
+        "pending_attribute",
     )
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
@@ -210,11 +237,28 @@ class PosixSettings(BaseModel):
         description="Regular expression a Linux login name must match.",
     )
     login_max_length: int = Field(default=32, ge=1, le=256, description="Longest login name.")
+    login_policy: LoginPolicy = Field(
+        default="derive",
+        description="derive: a login made of any userName (ASCII, lower-case, clashes resolved "
+        "with a hash suffix); strict: the userName or its lower-cased local part when valid, "
+        "else 400, and 409 when taken.",
+    )
+    login_prefix: str = Field(
+        default="u",
+        description="Put before a derived login that would start with a digit (alone with the "
+        "suffix when nothing of the userName is left).",
+    )
     rename_login: bool = Field(
         default=True,
         description="When userName changes: rename the login (true) or keep it (false).",
     )
     home_directory: str = Field(default="/home/{uid}", description="homeDirectory template.")
+    home_collision: Literal["suffix", "refuse"] = Field(
+        default="suffix",
+        description="When the templated home is held by another entry: suffix: append '-' and "
+        "6 hex digits of the userName's hash; refuse: 409. A homeDirectory the client sends "
+        "is always refused when held.",
+    )
     login_shell: str = Field(default="/bin/bash", description="loginShell when none sent.")
     gecos: str = Field(default="", description="gecos template (empty: none).")
     cn: str = Field(default="{displayName}", description="cn template (empty result: userName).")
@@ -227,6 +271,22 @@ class PosixSettings(BaseModel):
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_derived_logins(self) -> PosixSettings:
+        rule = LoginRule(
+            self.login_pattern, self.login_max_length, self.login_policy, self.login_prefix
+        )
+        refused = rule.problems()
+        if refused:
+            raise ValueError(
+                f"login_pattern {self.login_pattern} (at most {self.login_max_length} "
+                f"characters) refuses logins the derive policy makes: {'; '.join(refused)}. "
+                "Allow a-z, 0-9, '.', '_' and '-' after a leading letter, a login_max_length "
+                "of at least 8 and a login_prefix the pattern accepts, or set login_policy "
+                "to 'strict'"
+            )
+        return self
 
     @field_validator("home_directory", "login_shell", "gecos", "cn")
     @classmethod
@@ -283,6 +343,18 @@ class AccountSettings(BaseModel):
         default="delete",
         description="delete: remove the entry; archive: move it out of every search base.",
     )
+    sweep_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between two sweeps that finish interrupted writes (0: only at "
+        "start-up).",
+    )
+    pending_grace: float = Field(
+        default=900.0,
+        ge=0,
+        description="Seconds a create that never finished waits for the client to send it again "
+        "before the sweep takes it back.",
+    )
 
 
 class AuthSettings(BaseModel):
@@ -315,6 +387,24 @@ class HttpSettings(BaseModel):
     max_page_size: int = Field(default=200, ge=1, le=10000, description="Largest page served.")
     default_page_size: int = Field(default=100, ge=1, description="Page size when none asked.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    request_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds after which any request answers 503 with Retry-After; a little "
+        "over ldap.receive_timeout, so a stalled directory is reported, not waited for.",
+    )
+    max_filter_length: int = Field(
+        default=10_000,
+        ge=100,
+        description="Longest filter, in characters: Entra's filters are one or two comparisons "
+        "(under 600), and 200 'id eq' terms take about 9,000.",
+    )
+    max_filter_terms: int = Field(
+        default=200,
+        ge=1,
+        description="Most comparisons in one filter: each becomes one or more LDAP assertions "
+        "the directory evaluates on every candidate entry.",
+    )
 
     @field_validator("base_path")
     @classmethod

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import discovery, errors, health, users
+from app.api import discovery, errors, health, openapi, users
 from app.api.deps import require_token
+from app.api.guard import RequestGuard
 from app.auth import BearerAuth
 from app.config import Settings
 from app.ldap.changes import UserChanges
@@ -16,10 +18,15 @@ from app.ldap.connection import Directory
 from app.ldap.mapping import UserMapping
 from app.ldap.users import UserDirectory
 from app.scim.users import UserService
+from app.sweeper import Sweeper
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app; the directory pool opens in the lifespan and closes with it."""
+    """Build the app; the directory pool opens in the lifespan and closes with it.
+
+    The app's loggers (``app.*``) log at ``settings.log_level``.
+    """
+    logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
     user_directory = UserDirectory(
         directory,
@@ -27,11 +34,16 @@ def create_app(settings: Settings) -> FastAPI:
         small_search=settings.http.max_page_size,
     )
 
+    changes = UserChanges(user_directory, settings.accounts)
+    sweeper = Sweeper(changes, settings)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
         try:
             yield
         finally:
+            sweeper.stop()
             directory.close()
 
     app = FastAPI(
@@ -42,9 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.directory = directory
-    app.state.users = UserService(
-        settings, user_directory, UserChanges(user_directory, settings.accounts)
-    )
+    app.state.users = UserService(settings, user_directory, changes)
+    app.state.sweeper = sweeper
     app.state.auth = BearerAuth(settings.auth)
     scim = APIRouter(prefix=settings.http.base_path, dependencies=[Depends(require_token)])
     scim.include_router(users.router)
@@ -52,4 +63,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(scim)
     app.include_router(health.router)
     errors.install(app)
+    app.add_middleware(RequestGuard, timeout=settings.http.request_timeout)
+    app.openapi = openapi.generator(app)  # type: ignore[method-assign]
     return app

@@ -29,3 +29,56 @@ def test_every_operation_has_a_stable_id() -> None:
     assert {"createUser", "getUser", "listUsers", "patchUser", "replaceUser", "deleteUser"} <= set(
         ids
     )
+
+
+def _operations() -> dict[str, dict[str, object]]:
+    document = create_app(Settings()).openapi()
+    return {
+        str(operation["operationId"]): operation
+        for path in document["paths"].values()
+        for operation in path.values()
+    }
+
+
+def test_the_document_lists_the_statuses_answered() -> None:
+    operations = _operations()
+    expected = {
+        "createUser": {"201", "400", "401", "409", "413", "415", "503"},
+        "replaceUser": {"200", "400", "401", "404", "409", "412", "413", "415", "503"},
+        "patchUser": {"200", "400", "401", "404", "412", "413", "415", "503"},
+        "deleteUser": {"204", "401", "404", "412", "503"},
+        "listUsers": {"200", "400", "401", "503"},
+        "getUser": {"200", "401", "404", "503"},
+        "readiness": {"200", "503"},
+    }
+    for operation_id, statuses in expected.items():
+        responses = operations[operation_id]["responses"]
+        assert isinstance(responses, dict)
+        assert statuses <= set(responses), operation_id
+        assert "422" not in responses, operation_id
+
+
+def test_scim_bodies_are_application_scim_json_with_schemas() -> None:
+    operations = _operations()
+    for operation_id, schema in [
+        ("createUser", "User"),
+        ("replaceUser", "User"),
+        ("patchUser", "PatchOp"),
+        ("searchUsers", "SearchRequest"),
+    ]:
+        body = operations[operation_id]["requestBody"]
+        assert isinstance(body, dict)
+        content = body["content"]
+        assert set(content) == {"application/scim+json", "application/json"}
+        assert content["application/scim+json"]["schema"] == {
+            "$ref": f"#/components/schemas/{schema}"
+        }
+    for operation in operations.values():
+        responses = operation["responses"]
+        assert isinstance(responses, dict)
+        for status, response in responses.items():
+            if operation["operationId"] not in ("health", "readiness") and "content" in response:
+                assert set(response["content"]) == {"application/scim+json"}, (
+                    operation["operationId"],
+                    status,
+                )

@@ -20,16 +20,6 @@ router = APIRouter(tags=["Users"])
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/scim+json": {"schema": {"type": "object"}},
-            "application/json": {"schema": {"type": "object"}},
-        },
-    }
-}
-
 
 def _answer(written: Written, status: int = 200, location: str | None = None) -> ScimResponse:
     headers = {}
@@ -40,7 +30,7 @@ def _answer(written: Written, status: int = 200, location: str | None = None) ->
     return ScimResponse(written.body, status_code=status, headers=headers)
 
 
-@router.post("/Users", operation_id="createUser", status_code=201, openapi_extra=_BODY)
+@router.post("/Users", operation_id="createUser", status_code=201)
 def create_user(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     written = users.create(body, f"{base}/Users")
     return _answer(written, 201, written.body["meta"]["location"])
@@ -110,12 +100,12 @@ def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
     return ScimResponse(result)
 
 
-@router.post("/Users/.search", operation_id="searchUsers", openapi_extra=_BODY)
+@router.post("/Users/.search", operation_id="searchUsers")
 def search_users(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     return _search(users, body, f"{base}/Users")
 
 
-@router.post("/.search", operation_id="search", openapi_extra=_BODY)
+@router.post("/.search", operation_id="search")
 def search_all(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     return _search(users, body, f"{base}/Users")
 
@@ -134,14 +124,14 @@ def get_user(
     return _answer(written)
 
 
-@router.put("/Users/{user_id}", operation_id="replaceUser", openapi_extra=_BODY)
+@router.put("/Users/{user_id}", operation_id="replaceUser")
 def replace_user(
     user_id: str, users: UsersDep, body: BodyDep, base: BaseUrlDep, if_match: IfMatch = None
 ) -> ScimResponse:
     return _answer(users.replace(user_id, body, if_match, f"{base}/Users"))
 
 
-@router.patch("/Users/{user_id}", operation_id="patchUser", openapi_extra=_BODY)
+@router.patch("/Users/{user_id}", operation_id="patchUser")
 def patch_user(
     user_id: str, users: UsersDep, body: BodyDep, base: BaseUrlDep, if_match: IfMatch = None
 ) -> ScimResponse:

@@ -4,29 +4,41 @@ ldap3 is blocking, so each request borrows one bound connection for the time of
 its operations, from threads off the event loop. A connection that fails at
 the transport level is dropped and a fresh one is opened on the next borrow, so
 the server reconnects by itself after the directory restarts.
+
+Time is bounded at every step: a request waits at most ``pool_wait`` for a
+free connection, and only ``max_waiting`` requests wait at once (the others
+answer 503 at once); a request's own ``deadline`` (set by the HTTP layer)
+shortens the wait, the connect and every reply, so no directory call outlives
+the request that made it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import select
 import ssl
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
 from ldap3.core.exceptions import (
+    LDAPCertificateError,
     LDAPCommunicationError,
     LDAPException,
     LDAPMaximumRetriesError,
     LDAPResponseTimeoutError,
 )
+from scim2_models import InvalidValueException
 
 from app.config import LdapSettings
+from app.ldap.dn import first_rdn
 from app.ldap.errors import DirectoryUnavailable, raise_for_result
 
 log = logging.getLogger(__name__)
@@ -34,9 +46,64 @@ log = logging.getLogger(__name__)
 Control = tuple[str, bool, bytes | None]
 _TRANSPORT_ERRORS = (LDAPCommunicationError, LDAPResponseTimeoutError, LDAPMaximumRetriesError)
 
+deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
+"""The ``time.monotonic()`` by which the current request must be answered, if any."""
+
+
+def remaining() -> float | None:
+    """Seconds left before the current request's deadline (None: no deadline)."""
+    until = deadline.get()
+    return None if until is None else until - time.monotonic()
+
+
+def _within(seconds: float) -> float:
+    """``seconds``, shortened to what is left of the request's time."""
+    left = remaining()
+    return seconds if left is None else max(min(seconds, left), 0.0)
+
+
+_TLS_MARKERS = ("certificate verify failed", "certificate_verify_failed", "doesn't match any name")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong opening a connection, naming TLS certificate verification when it failed."""
+    seen: list[BaseException] = []
+    pending: list[Any] = [exc]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseException) and all(item is not s for s in seen):
+            seen.append(item)
+            pending.extend([item.__cause__, item.__context__, *item.args])
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    for item in seen:
+        text = str(item)
+        if isinstance(item, ssl.SSLCertVerificationError | LDAPCertificateError) or any(
+            marker in text.lower() for marker in _TLS_MARKERS
+        ):
+            reason = getattr(item, "verify_message", None) or text
+            return f"TLS certificate verification failed ({reason})"
+    return type(exc).__name__
+
 
 class DirectoryConfigError(RuntimeError):
     """The directory answers but refuses the configured bind: an administrator must act."""
+
+
+MAX_RDN_BYTES = 240
+"""Longest RDN an entry is given. OpenLDAP's back-mdb keeps each RDN twice in
+one index record bounded by its 511-byte key size, so it refuses an RDN of
+more than 245 bytes with the catch-all result 80 (other), which would read
+as an outage; the request is refused before it is sent."""
+
+
+def _check_rdn(rdn: str, action: str) -> None:
+    size = len(rdn.encode("utf-8"))
+    if size > MAX_RDN_BYTES:
+        raise InvalidValueException(
+            detail=f"Cannot {action}: the entry name would be {size} bytes long; "
+            f"the directory accepts at most {MAX_RDN_BYTES}"
+        )
 
 
 class Session:
@@ -97,6 +164,7 @@ class Session:
         action: str,
     ) -> dict[str, Any]:
         """Add an entry; a result code in ``tolerate`` is returned rather than raised."""
+        _check_rdn(first_rdn(dn), action)
         self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
         return self._check(tolerate, action)
 
@@ -122,6 +190,7 @@ class Session:
         tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
+        _check_rdn(new_rdn, action)
         self.conn.modify_dn(
             dn,
             new_rdn,
@@ -164,6 +233,16 @@ def _is_alive(conn: Connection) -> bool:
     return not readable
 
 
+def _set_timeout(conn: Connection, seconds: float) -> None:
+    """Bound every reply on ``conn`` to ``seconds`` (at least a millisecond)."""
+    sock = conn.socket
+    if sock is not None:
+        try:
+            sock.settimeout(max(seconds, 0.001))
+        except OSError:
+            log.debug("cannot set the timeout of a closed socket")
+
+
 class Directory:
     """A bounded pool of bound connections to the first reachable configured server."""
 
@@ -171,9 +250,14 @@ class Directory:
         self.settings = settings
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.pool_size)
+        self._waiting = 0
+        self._in_use = 0
+        self._waiting_lock = threading.Lock()
         self._closed = False
+        self.last_problem = ""
+        """Why the last attempt to open a connection failed ("" after a success)."""
 
-    def _server(self, url: str) -> Server:
+    def _server(self, url: str, connect_timeout: float) -> Server:
         parts = urlsplit(url)
         use_ssl = parts.scheme == "ldaps"
         tls = None
@@ -188,13 +272,22 @@ class Directory:
             use_ssl=use_ssl,
             tls=tls,
             get_info=NONE,
-            connect_timeout=self.settings.connect_timeout,
+            connect_timeout=connect_timeout,
         )
 
-    def _connect(self) -> Connection:
-        last_error: Exception | None = None
+    def _connect(self, timeout: float | None = None) -> Connection:
+        """A new bound connection to the first configured server that answers.
+
+        ``timeout`` caps the connect and each reply (default: the configured
+        timeouts), and the request's deadline caps both.
+        """
+        connect_timeout = _within(min(self.settings.connect_timeout, timeout or math.inf))
+        receive_timeout = _within(min(self.settings.receive_timeout, timeout or math.inf))
+        if connect_timeout <= 0:
+            raise DirectoryUnavailable(detail="The request ran out of time; retry later")
+        problems = []
         for url in self.settings.urls:
-            server = self._server(url)
+            server = self._server(url, connect_timeout)
             conn = Connection(
                 server,
                 user=self.settings.bind_dn or None,
@@ -203,13 +296,14 @@ class Directory:
                 client_strategy=SYNC,
                 auto_bind=False,
                 raise_exceptions=False,
-                receive_timeout=self.settings.receive_timeout,
+                receive_timeout=max(math.ceil(receive_timeout), 1),
                 check_names=False,
                 auto_escape=False,
                 return_empty_attributes=False,
             )
             try:
                 conn.open()
+                _set_timeout(conn, receive_timeout)
                 if self.settings.start_tls and not server.ssl:
                     conn.start_tls()
                 if not conn.bind():
@@ -221,20 +315,48 @@ class Directory:
                             f"as {self.settings.bind_dn!r} (LDAP code {code})"
                         )
                     raise_for_result(conn.result, "bind to the directory")
+                self.last_problem = ""
                 return conn
             except LDAPException as exc:
-                last_error = exc
-                log.warning("cannot reach %s:%s: %s", server.host, server.port, type(exc).__name__)
-        log.warning("no directory server reachable (%s)", type(last_error).__name__)
+                problem = describe_failure(exc)
+                problems.append(f"{server.host}:{server.port}: {problem}")
+                log.warning("cannot reach %s:%s: %s", server.host, server.port, problem)
+        self.last_problem = "; ".join(problems)
+        log.warning("no directory server reachable (%s)", self.last_problem)
         raise DirectoryUnavailable()
 
-    def check(self) -> None:
-        """Open one connection now: a wrong bind fails start-up, an outage only warns."""
+    def check(self) -> str:
+        """Open one connection now: a wrong bind fails start-up, an outage only warns.
+
+        Returns why the directory cannot be reached ("" when it can).
+        """
         try:
             with self.session():
                 pass
         except DirectoryUnavailable:
-            log.warning("the directory is not reachable yet; requests answer 503 until it is")
+            log.warning(
+                "the directory is not reachable yet (%s); requests answer 503 until it is",
+                self.last_problem or "no answer",
+            )
+            return self.last_problem or "no answer"
+        return ""
+
+    def ping(self, timeout: float) -> None:
+        """One round trip to the directory on a connection of its own, within ``timeout``.
+
+        Opens, binds and reads the root DSE (RFC 4512 §5.1), so a directory that
+        accepts connections but does not answer (stopped, stalled) fails here;
+        raises DirectoryUnavailable or DirectoryConfigError.
+        """
+        conn = self._connect(timeout)
+        try:
+            Session(conn).search(
+                "", "(objectClass=*)", ["1.1"], scope="BASE", action="read the root DSE"
+            )
+        except _TRANSPORT_ERRORS:
+            raise DirectoryUnavailable() from None
+        finally:
+            self._discard(conn)
 
     @contextmanager
     def session(self, *, dedicated: bool = False) -> Iterator[Session]:
@@ -245,10 +367,15 @@ class Directory:
         list view search until the connection ends, so VLV searches must not
         run on pooled connections.
         """
-        if not self._slots.acquire(timeout=self.settings.receive_timeout):
-            raise DirectoryUnavailable(detail="All directory connections are busy; retry later")
+        left = remaining()
+        if left is not None and left <= 0:
+            raise DirectoryUnavailable(detail="The request ran out of time; retry later")
+        self._acquire()
+        with self._waiting_lock:
+            self._in_use += 1
         try:
             conn = self._connect() if dedicated else self._borrow()
+            _set_timeout(conn, _within(self.settings.receive_timeout))
             try:
                 yield Session(conn)
             except _TRANSPORT_ERRORS as exc:
@@ -263,7 +390,32 @@ class Directory:
                 raise
             self._release(conn, dedicated)
         finally:
+            with self._waiting_lock:
+                self._in_use -= 1
             self._slots.release()
+
+    @property
+    def in_use(self) -> int:
+        """Sessions holding a connection slot right now."""
+        return self._in_use
+
+    def _acquire(self) -> None:
+        """Take a connection slot, waiting boundedly and only if few others already wait."""
+        if self._slots.acquire(blocking=False):
+            return
+        with self._waiting_lock:
+            if self._waiting >= self.settings.max_waiting:
+                raise DirectoryUnavailable(
+                    detail="Too many requests are waiting for the directory; retry later"
+                )
+            self._waiting += 1
+        try:
+            wait = _within(self.settings.pool_wait)
+            if not (wait > 0 and self._slots.acquire(timeout=wait)):
+                raise DirectoryUnavailable(detail="All directory connections are busy; retry later")
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
     def _borrow(self) -> Connection:
         while True:

@@ -94,3 +94,8 @@ def is_under(dn: str, ancestor: str) -> bool:
     """Whether ``dn`` is ``ancestor`` or below it."""
     inner, outer = _normal(dn), _normal(ancestor)
     return len(inner) >= len(outer) and inner[len(inner) - len(outer) :] == outer
+
+
+def first_rdn(dn: str) -> str:
+    """The RDN of ``dn`` as written, escapes included."""
+    return _split(dn, ",")[0]

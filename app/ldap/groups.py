@@ -109,6 +109,16 @@ class PosixGroups:
             ) from None
         return self.dn_of(login)
 
+    def ensure_private(self, session: Session, login: str, gid: int) -> None:
+        """``create_private`` that accepts the group being there already (a finished write)."""
+        self._add_group(
+            session,
+            login,
+            gid,
+            tolerate=(writes.ENTRY_ALREADY_EXISTS,),
+            what="private group",
+        )
+
     def rename_private(
         self, session: Session, old_login: str, new_login: str, gid: int | None = None
     ) -> bool:

@@ -27,6 +27,7 @@ from app.attributes import (
 from app.config import AccountSettings, LdapSettings, PosixSettings, UserSettings
 from app.ldap.accounts import ACCOUNT_FILTER, DisableProfile, enabled_view, read_stash
 from app.ldap.logins import LoginRule
+from app.ldap.pending import Pending
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
 
@@ -50,6 +51,10 @@ class UserRecord:
     """Server-assigned defaults (lower-cased attribute -> values), not SCIM values."""
     extra: dict[str, list[str]] = field(default_factory=dict)
     """Attributes the disable profile changes that no slot maps, as they are when enabled."""
+    pending: Pending | None = None
+    """What an interrupted write of this entry still has to do (app/ldap/pending.py)."""
+    live_classes: list[str] = field(default_factory=list)
+    """The object classes the entry has now (``object_classes`` is its enabled view)."""
 
     @property
     def disabled_in_directory(self) -> bool:
@@ -109,7 +114,12 @@ class UserMapping:
         self.disabled_container = ldap.disabled_dn
         self.archive_container = ldap.archive_dn
         self.rdn = users.rdn_attribute
-        self.logins = LoginRule(self.posix.login_pattern, self.posix.login_max_length)
+        self.logins = LoginRule(
+            self.posix.login_pattern,
+            self.posix.login_max_length,
+            self.posix.login_policy,
+            self.posix.login_prefix,
+        )
         self.user_name_attribute = users.user_name_attribute
         self.active_attribute = users.active_attribute
         self.object_classes = list(users.object_classes)
@@ -124,6 +134,9 @@ class UserMapping:
         self.defaults_attribute = users.defaults_attribute
         if self.defaults_attribute:
             managed.add(self.defaults_attribute)
+        self.pending_attribute = users.pending_attribute
+        if self.pending_attribute:
+            managed.add(self.pending_attribute)
         managed.update(self.profile.touched)
         self.extra = [a for a in self.profile.disabled if a not in self.by_slot.values()]
         self.managed = sorted(managed, key=str.lower)
@@ -148,6 +161,8 @@ class UserMapping:
             uses[self.active_attribute] = "active"
         if self.defaults_attribute:
             uses[self.defaults_attribute] = "server-assigned defaults"
+        if self.pending_attribute:
+            uses[self.pending_attribute] = "the marker of an unfinished write"
         for attribute in self.profile.touched:
             uses.setdefault(attribute, "the disable profile (accounts.disable)")
         return uses
@@ -215,7 +230,15 @@ class UserMapping:
             version=_first(attrs, "entryCSN"),
             defaults=defaults,
             extra={a: [str(v) for v in _all(attrs, a)] for a in self.extra if _all(attrs, a)},
+            pending=self._pending(attrs),
+            live_classes=[str(c) for c in _all(live, "objectClass")],
         )
+
+    def _pending(self, attributes: Mapping[str, Any]) -> Pending | None:
+        if not self.pending_attribute:
+            return None
+        value = _first(attributes, self.pending_attribute)
+        return Pending.decode(value) if value else None
 
     def attributes(
         self,
@@ -225,6 +248,7 @@ class UserMapping:
         defaults: Mapping[str, list[str]] | None = None,
         extra: Mapping[str, list[str]] | None = None,
         classes: Sequence[str] = (),
+        home: str | None = None,
     ) -> LdapValues:
         """The managed attributes of an entry holding ``values``, defaults filled in.
 
@@ -237,7 +261,8 @@ class UserMapping:
         a client that removes one sees it gone (RFC 7644 §3.5.2.2).
         ``extra`` carries the attributes only the disable profile writes, and
         ``classes`` the entry's object classes as they are when enabled; with
-        ``active`` false the profile is applied.
+        ``active`` false the profile is applied. ``home`` replaces the templated
+        home directory (one no other entry holds, see homes.py).
         """
         out: LdapValues = {"objectClass": list(classes)} if classes else {}
         for slot, attr in self.by_slot.items():
@@ -265,7 +290,7 @@ class UserMapping:
         templates: dict[str, str] = {"sn": login}
         for slot, template in (
             (GID_NUMBER, str(self.posix.default_gid_number)),
-            (HOME_DIRECTORY, self.posix.home_directory.format_map(fields)),
+            (HOME_DIRECTORY, home or self.posix.home_directory.format_map(fields)),
             (LOGIN_SHELL, self.posix.login_shell.format_map(fields)),
             (GECOS, self.posix.gecos.format_map(fields)),
         ):
@@ -285,6 +310,14 @@ class UserMapping:
         if values.get(ACTIVE) is False:
             return self.profile.disable(out)
         return out
+
+    def templated_home(self, values: Mapping[Slot, SlotValue], login: str) -> str | None:
+        """The home directory the template gives, None when the client sends one or none is made."""
+        value = values.get(HOME_DIRECTORY)
+        if HOME_DIRECTORY not in self.by_slot or (value is not None and value not in ("", ())):
+            return None
+        home = self.posix.home_directory.format_map(self._template_fields(values, login))
+        return home if home.strip() else None
 
     def _template_fields(self, values: Mapping[Slot, SlotValue], login: str) -> dict[str, str]:
         """What templates may use (``{uid}``, ``{displayName}``...); missing ones are empty."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from app.ldap.connection import Control, Directory, Session
 from app.ldap.controls import (
+    MAX_INT,
     VLV_ERROR,
     VLV_REQUEST_OID,
     SortKey,
@@ -57,7 +58,14 @@ class PageReader:
         count: int,
         finish: Finish,
     ) -> Page:
-        """The page; ``finish`` completes its records on the same connection."""
+        """The page; ``finish`` completes its records on the same connection.
+
+        A ``startIndex`` past the end of the results answers an empty page
+        (RFC 7644 §3.4.2.4), so one past anything a directory can hold
+        (2**31 - 1 entries, the bound of a VLV offset) is clamped to it.
+        """
+        start_index = min(max(start_index, 1), MAX_INT)
+        count = min(max(count, 0), MAX_INT)
         window = start_index - 1 + count
         if selective and window <= self.small_search:
             with self.directory.session() as session:

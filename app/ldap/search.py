@@ -36,6 +36,8 @@ FALSE = "(|)"
 
 _META_TIMES = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
 _META_ALWAYS = frozenset({"", "resourcetype", "created", "lastmodified", "location", "version"})
+_INTEGER = re.compile(r"-?[0-9]+")
+_MAX_DIGITS = 19
 _ORDERING = frozenset(
     {CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le}
 )
@@ -67,8 +69,17 @@ def _not(term: str) -> str:
     return f"(!{term})"
 
 
+_SUBSTRING = frozenset({CompareOperator.co, CompareOperator.sw, CompareOperator.ew})
+
+
 def _compare(attr: str, op: CompareOperator, value: str) -> str:
-    """One assertion; ``value`` is already escaped."""
+    """One assertion; ``value`` is already escaped.
+
+    An empty ``co``, ``sw`` or ``ew`` is satisfied by every value, so it asks
+    for the attribute's presence: RFC 4511 §4.5.1.7.2 has no empty substring.
+    """
+    if op in _SUBSTRING and not value:
+        return f"({attr}=*)"
     if op == CompareOperator.eq:
         return f"({attr}={value})"
     if op == CompareOperator.ne:
@@ -88,14 +99,33 @@ def _compare(attr: str, op: CompareOperator, value: str) -> str:
     return f"(&({attr}<={value})(!({attr}={value})))"
 
 
+def _hex(char: str) -> str:
+    return "".join(f"\\{octet:02x}" for octet in char.encode("utf-8"))
+
+
 def _escape(value: str) -> str:
+    """The RFC 4515 §3 form of an assertion value, which reaches the directory unchanged.
+
+    Besides the characters RFC 4515 requires escaped, whitespace at either end
+    is written as hex: ldap3 strips it from the text of an assertion before
+    encoding, so ``EXT-1\\t`` would otherwise be sent as ``EXT-1``. What the
+    directory then makes of spaces is its matching rule's business (RFC 4518
+    §2.6.1), not the server's.
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidFilterException(
             detail="the filter holds a value that is not valid UTF-8"
         ) from None
-    return str(escape_filter_chars(value, "utf-8"))
+    escaped = str(escape_filter_chars(value, "utf-8"))
+    core = escaped.strip()
+    if core == escaped:
+        return escaped
+    start = len(escaped) - len(escaped.lstrip())
+    end = start + len(core)
+    lead, tail = escaped[:start], escaped[end:]
+    return "".join(map(_hex, lead)) + core + "".join(map(_hex, tail))
 
 
 def _static(matches: bool, op: CompareOperator) -> str:
@@ -258,6 +288,11 @@ class LdapFilterBuilder(FilterVisitor[str]):
     def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
         """One comparison on a stored slot.
 
+        No stored string is empty (``""`` clears an attribute), so ``eq ""``
+        is FALSE and ``ne ""`` TRUE; sent to the directory, an empty assertion
+        value would be invalid and evaluate to Undefined (RFC 4511 §4.5.1.7),
+        which ``not`` does not turn into a match.
+
         Ordering (``gt``, ``ge``, ``lt``, ``le``) is refused on strings with
         ``invalidFilter`` (RFC 7644 §3.12): most directory attributes behind them
         (``title``, ``mail``, ``uid``) have no ORDERING rule, and slapd would
@@ -273,8 +308,12 @@ class LdapFilterBuilder(FilterVisitor[str]):
         if value is None:
             raise InvalidFilterException(detail=f"{node.attr_path} cannot be compared with null")
         if slot.kind == "integer":
-            if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+            if isinstance(value, bool) or not _INTEGER.fullmatch(str(value).strip()):
                 raise InvalidFilterException(detail=f"{slot.path} compares with integers only")
+            if len(str(value).strip().lstrip("-")) > _MAX_DIGITS:
+                raise InvalidFilterException(
+                    detail=f"{slot.path} compares with integers of at most {_MAX_DIGITS} digits"
+                )
             if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
                 raise InvalidFilterException(detail=f"{slot.path} does not support {op.value}")
             return _compare(attr, op, str(int(str(value).strip())))
@@ -285,6 +324,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
                 detail=f"{slot.path} does not support {op.value}: strings compare with "
                 "eq, ne, co, sw, ew and pr only"
             )
+        if value == "" and op in (CompareOperator.eq, CompareOperator.ne):
+            return _static(False, op)
         escaped = _escape(value)
         if slot == USER_NAME and self.mapping.user_name_attribute:
             kept = self.mapping.user_name_attribute

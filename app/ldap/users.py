@@ -19,6 +19,7 @@ from scim2_models import (
 
 from app.attributes import (
     EXTERNAL_ID,
+    HOME_DIRECTORY,
     MANAGER,
     USER_NAME,
     WORK_EMAIL,
@@ -117,7 +118,7 @@ class UserDirectory:
     def preflight_warnings(self) -> list[str]:
         """What the directory lacks for this mapping: schema elements, then indexes."""
         needed = {"objectClass": "eq", "entryUUID": "eq", self.mapping.rdn: "eq"}
-        for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL):
+        for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL, HOME_DIRECTORY):
             attribute = self.mapping.attribute_of(slot)
             if attribute:
                 needed[attribute] = "eq"

@@ -63,6 +63,9 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 State = dict[Slot, SlotValue]
 _SCHEMAS = (CORE_USER, *EXTENSIONS, ECMA2HOST_USER)
 _OPS = ("add", "replace", "remove")
+MAX_PATH_LENGTH = 1000
+"""Longest attribute path, filter included: Entra's longest, ``members[value eq "<id>"]``, is
+under 80, and parsing cost grows with length."""
 _EXTENSION_PREFIX = "urn:ietf:params:scim:schemas:extension:"
 
 
@@ -180,6 +183,11 @@ class UserWriter:
         if _unknown_extension(key):
             log.debug("ignoring %s: no such extension is stored", key)
             return
+        if len(key) > MAX_PATH_LENGTH:
+            raise InvalidPathException(
+                detail=f"an attribute path of {len(key)} characters; at most {MAX_PATH_LENGTH} "
+                "are accepted"
+            )
         try:
             node = Path(key).ast
         except InvalidPathException:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from scim2_models import (
-    InvalidFilterException,
     InvalidValueException,
     PreconditionFailedException,
 )
-from scim2_models.path import FilterNode, ScimFilter
 
 from app.attributes import SLOTS, Slot, SlotValue
 from app.config import Settings
@@ -20,6 +17,7 @@ from app.ldap.changes import UserChanges
 from app.ldap.mapping import UserRecord
 from app.ldap.search import TRUE, translate
 from app.ldap.users import UserDirectory
+from app.scim.filters import parse_filter
 from app.scim.patch import loaded, patched
 from app.scim.resource import parse_if_match, project, render
 
@@ -33,29 +31,6 @@ class Written:
 
     body: dict[str, Any]
     version: str | None
-
-
-_UNQUOTED = re.compile(r"^\s*([A-Za-z][\w.:-]*)\s+(eq|ne|co|sw|ew)\s+([^\s\"()\[\]]+)\s*$", re.I)
-
-
-def parse_filter(text: str) -> FilterNode:
-    """Parse a filter (RFC 7644 §3.4.2.2).
-
-    Older Entra examples compare with an unquoted value (``userName eq alice``);
-    a single comparison of that form is read as if the value were quoted.
-    """
-    try:
-        return ScimFilter(text).ast
-    except InvalidFilterException:
-        match = _UNQUOTED.match(text)
-        if (
-            match is None
-            or match.group(3).lower() in ("true", "false", "null")
-            or (match.group(3).lstrip("-").replace(".", "", 1).isdigit())
-        ):
-            raise
-        attribute, op, value = match.groups()
-        return ScimFilter(f"{attribute} {op} {ScimFilter.quote(value)}").ast
 
 
 def _int_param(name: str, raw: str | None, default: int) -> int:
@@ -88,7 +63,7 @@ class UserService:
         attributes: list[str] | None = None,
         excluded: list[str] | None = None,
     ) -> Written:
-        record = self.users.get(user_id)
+        record = self.changes.get(user_id)
         answer = self._answer(record, users_url)
         answer.body = project(answer.body, attributes, excluded)
         return answer
@@ -121,7 +96,7 @@ class UserService:
         """
         wanted = parse_if_match(if_match)
         for _attempt in range(_RETRIES):
-            current = self.users.get(user_id)
+            current = self.changes.get(user_id)
             try:
                 record = self.changes.update(current, change(current), wanted or current.version)
             except PreconditionFailedException:
@@ -150,7 +125,8 @@ class UserService:
         size = min(max(_int_param("count", count, http.default_page_size), 0), http.max_page_size)
         condition = TRUE
         if filter_text is not None and filter_text.strip():
-            condition = translate(self.users.mapping, parse_filter(filter_text))
+            node = parse_filter(filter_text, http.max_filter_length, http.max_filter_terms)
+            condition = translate(self.users.mapping, node)
         page = self.users.search(condition, start, size)
         resources = [project(render(r, users_url), attributes, excluded) for r in page.records]
         return {

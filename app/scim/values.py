@@ -20,6 +20,8 @@ from app.scim.sshkeys import validate_keys
 MAX_STRING = 4096
 _UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
 """NUL, and lone surrogates (JSON ``"\\ud800"``), which have no UTF-8 encoding."""
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,19}")
+"""An integer written in ASCII digits: ``int()`` would also read Arabic-Indic ``١٢٣``."""
 
 
 def coerce(slot: Slot, value: Any) -> SlotValue | None:
@@ -51,7 +53,7 @@ def coerce(slot: Slot, value: Any) -> SlotValue | None:
             raise InvalidValueException(detail=f"{slot.path} must be an integer, not {value!r}")
         if isinstance(value, int):
             number = value
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        elif isinstance(value, str) and _ASCII_INTEGER.fullmatch(value.strip()):
             number = int(value.strip())
         else:
             raise InvalidValueException(detail=f"{slot.path} must be an integer, not {value!r}")

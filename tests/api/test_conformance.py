@@ -5,15 +5,10 @@ resource type must pass: no result may be ERROR or CRITICAL. Features the
 server announces as unsupported in /ServiceProviderConfig (bulk, sort,
 changePassword) are skipped by scim2-tester itself; nothing is filtered here.
 
-Three deliberate departures from a bare ``check_server(client)``:
+Two deliberate departures from a bare ``check_server(client)``:
 
 - the scope is ``resource_types=["User"]``: the server implements no Group
   resource type yet (/ResourceTypes announces User only);
-- the app under test accepts any lower-case UUID as a login name. scim2-tester
-  fills ``userName`` with a random UUID (36 characters, possibly starting
-  with a digit), which the default login rule (``posix.login_pattern``, at
-  most ``posix.login_max_length`` = 32 characters) rightly refuses with 400
-  invalidValue, and SCIM schemas cannot announce such a constraint;
 - the POSIX extension's ``sshPublicKeys`` is left unmapped: the server
   refuses anything but a valid OpenSSH public key with 400 invalidValue, and
   scim2-tester fills string attributes with random text. The key handling is
@@ -36,12 +31,11 @@ from scim2_client.client import RawResponse
 from scim2_tester import CheckResult, Status, check_server
 
 from app.attributes import POSIX_USER
-from app.config import PosixSettings, UserSettings
+from app.config import UserSettings
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
 
-UUID_LOGINS = r"^[a-z0-9_][a-z0-9_.-]*\$?$"
 FAILING = frozenset({Status.ERROR, Status.CRITICAL})
 
 
@@ -75,7 +69,6 @@ class StarletteSCIMClient(BaseSyncSCIMClient):
 @pytest.fixture(scope="module")
 def scim(sandbox: Sandbox) -> Iterator[StarletteSCIMClient]:
     settings = make_settings(sandbox.directory)
-    settings.posix = PosixSettings(login_pattern=UUID_LOGINS, login_max_length=36)
     settings.users = UserSettings(mapping={f"{POSIX_USER}:sshPublicKeys": ""})
     app = create_app(settings)
     base = f"http://testserver{settings.http.base_path}"

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.config import PosixSettings
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.api.helpers import (
@@ -18,6 +19,7 @@ from tests.api.helpers import (
     POSIX,
     USERS,
     assert_error,
+    configured_client,
     delete_quietly,
     entry,
     new_user,
@@ -232,3 +234,102 @@ def test_patch_op_schema_is_required(client: TestClient, user: dict[str, Any]) -
         json={"schemas": [PATCH_OP.replace("PatchOp", "Other")], "Operations": []},
     )
     assert_error(response, 400, "invalidSyntax")
+
+
+# ---- JSON that parsers disagree on or choke on (issue 7, findings 1 and 7)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b'{"userName": "a", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested deeper"),
+        (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper"),
+        (b'{"userName": "a", "x": ' + b"7" * 5000 + b"}", "more than 100 digits"),
+        (b'{"userName": "a", "x": 1e400}', "out of range"),
+        (b'{"userName": "a", "x": -1e400}', "out of range"),
+        (b'{"userName": "a", "title": NaN}', "NaN"),
+        (b'{"userName": "a", "title": Infinity}', "Infinity"),
+        (b'{"userName": "a", "title": -Infinity}', "Infinity"),
+        (b'{"userName": "a", "userName": "b"}', "'userName'"),
+        (b'{"userName": "a", "name": {"givenName": "x", "givenName": "y"}}', "'givenName'"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_json_beyond_the_bounds_is_invalid_syntax(
+    client: TestClient, user: dict[str, Any], method: str, content: bytes, words: str
+) -> None:
+    url = USERS if method == "POST" else f"{USERS}/{user['id']}"
+    error = assert_error(_send(client, method, url, content), 400, "invalidSyntax")
+    assert words in error["detail"]
+
+
+def test_search_request_beyond_the_bounds_is_invalid_syntax(client: TestClient) -> None:
+    for content in (b'{"startIndex": ' + b"9" * 5000 + b"}", b'{"count": NaN}'):
+        assert_error(_send(client, "POST", f"{USERS}/.search", content), 400, "invalidSyntax")
+
+
+def test_nan_is_not_stored(client: TestClient) -> None:
+    body = user_body(title=float("nan"))
+    content = json.dumps(body).encode()
+    assert b"NaN" in content
+    assert_error(_send(client, "POST", USERS, content), 400, "invalidSyntax")
+    listed = client.get(USERS, params={"filter": f'userName eq "{body["userName"]}"'})
+    assert listed.json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_other_content_types_are_415(
+    client: TestClient, user: dict[str, Any], method: str, content_type: str
+) -> None:
+    url = USERS if method == "POST" else f"{USERS}/{user['id']}"
+    body = json.dumps(user_body()).encode()
+    error = assert_error(_send(client, method, url, body, **{"Content-Type": content_type}), 415)
+    assert content_type in error["detail"]
+
+
+def test_a_body_without_content_type_is_415(client: TestClient) -> None:
+    response = client.post(USERS, content=json.dumps(user_body()).encode())
+    assert "content-type" not in response.request.headers
+    assert_error(response, 415)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["APPLICATION/JSON", "application/json; charset=UTF-8", "application/scim+json;"],
+)
+def test_json_types_with_parameters_are_accepted(client: TestClient, content_type: str) -> None:
+    body = json.dumps(user_body()).encode()
+    response = client.post(USERS, content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.text
+    delete_quietly(client, response.json()["id"])
+
+
+@pytest.mark.parametrize(
+    "number", ["\u0661\u0662\u0663\u0664\u0665", "\uff11\uff12\uff13\uff14\uff15"]
+)
+def test_uid_numbers_are_ascii_digits(client: TestClient, number: str) -> None:
+    error = assert_error(client.post(USERS, json=user_body(**{POSIX: {"uidNumber": number}})), 400)
+    assert "uidNumber" in error["detail"]
+
+
+def test_an_rdn_longer_than_the_directory_takes_is_400(sandbox: Sandbox) -> None:
+    """slapd refuses an RDN over 245 bytes with result 80 (other); it is not an outage."""
+    posix = PosixSettings(login_max_length=256)
+    with configured_client(sandbox, posix=posix) as long_logins:
+        login = "x" * 250
+        response = long_logins.post(USERS, json=user_body(login))
+        error = assert_error(response, 400, "invalidValue")
+        assert "Retry-After" not in response.headers
+        assert "at most 240" in error["detail"]
+        created = new_user(long_logins, "y" * 200)
+        try:
+            renamed = patch(
+                long_logins, created["id"], {"op": "replace", "path": "userName", "value": login}
+            )
+            assert_error(renamed, 400, "invalidValue")
+        finally:
+            delete_quietly(long_logins, created["id"])

@@ -333,7 +333,9 @@ def test_archive_moves_the_entry_out_and_frees_the_login(
     archive = f"ou=archive,{sandbox.directory.base_dn}"
     ensure_entry(ldap, archive, ["top", "organizationalUnit"], ou="archive")
     login = unique("arc")
-    with configured_client(sandbox, accounts=AccountSettings(delete="archive")) as client:
+    strict = PosixSettings(login_policy="strict")
+    accounts = AccountSettings(delete="archive")
+    with configured_client(sandbox, accounts=accounts, posix=strict) as client:
         archived: list[str] = []
         try:
             for _round in range(2):
@@ -429,31 +431,34 @@ def test_templates_fill_defaults_tracked_as_such(sandbox: Sandbox, ldap: Connect
     "user_name", ["!!!", "@example.com", "Ünïcode@example.com", "x" * 40, "9lives", "a b"]
 )
 def test_a_user_name_without_a_valid_login_is_refused(
-    client: TestClient, ldap: Connection, user_name: str
+    sandbox: Sandbox, ldap: Connection, user_name: str
 ) -> None:
-    error = assert_error(client.post(USERS, json=user_body(user_name)), 400, "invalidValue")
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as client:
+        error = assert_error(client.post(USERS, json=user_body(user_name)), 400, "invalidValue")
     assert "valid Linux login name" in error["detail"]
 
 
 def test_a_rename_to_a_user_name_without_a_valid_login_is_refused(
-    client: TestClient, ldap: Connection
+    sandbox: Sandbox, ldap: Connection
 ) -> None:
-    created = new_user(client)
-    try:
-        before = raw(ldap, created["id"])
-        response = patch(
-            client, created["id"], {"op": "replace", "path": "userName", "value": "!!"}
-        )
-        assert_error(response, 400, "invalidValue")
-        assert raw(ldap, created["id"])["entryCSN"] == before["entryCSN"]
-    finally:
-        delete_quietly(client, created["id"])
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as client:
+        created = new_user(client)
+        try:
+            before = raw(ldap, created["id"])
+            response = patch(
+                client, created["id"], {"op": "replace", "path": "userName", "value": "!!"}
+            )
+            assert_error(response, 400, "invalidValue")
+            assert raw(ldap, created["id"])["entryCSN"] == before["entryCSN"]
+        finally:
+            delete_quietly(client, created["id"])
 
 
-def test_a_login_with_a_trailing_newline_is_refused(client: TestClient, ldap: Connection) -> None:
+def test_a_login_with_a_trailing_newline_is_refused(sandbox: Sandbox, ldap: Connection) -> None:
     login = unique("nl")
-    response = client.post(USERS, json=user_body(f"{login}\n"))
-    if response.status_code == 201:
-        delete_quietly(client, response.json()["id"])
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as client:
+        response = client.post(USERS, json=user_body(f"{login}\n"))
+        if response.status_code == 201:
+            delete_quietly(client, response.json()["id"])
     assert_error(response, 400, "invalidValue")
     assert by_login(ldap, f"{login}\n") is None

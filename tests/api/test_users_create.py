@@ -18,6 +18,7 @@ from tests.api.helpers import (
     POSIX,
     USERS,
     assert_error,
+    configured_client,
     delete_quietly,
     entry,
     new_user,
@@ -268,13 +269,16 @@ def test_duplicate_user_name_conflicts(client: TestClient) -> None:
         delete_quietly(client, created["id"])
 
 
-def test_same_login_from_another_domain_conflicts(client: TestClient, ldap: Connection) -> None:
+def test_same_login_from_another_domain_conflicts_when_strict(
+    client: TestClient, ldap: Connection, sandbox: Sandbox
+) -> None:
     login = unique("bob")
     created = new_user(client, f"{login}@a.com")
     try:
-        error = assert_error(
-            client.post(USERS, json=user_body(f"{login}@b.com")), 409, "uniqueness"
-        )
+        with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as strict:
+            error = assert_error(
+                strict.post(USERS, json=user_body(f"{login}@b.com")), 409, "uniqueness"
+            )
         assert login in error["detail"]
         raw = entry(ldap, created["id"])
         assert raw is not None

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.config import PosixSettings
 from app.ldap.accounts import HIDDEN_CLASS
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
@@ -17,6 +18,7 @@ from tests.api.helpers import (
     POSIX,
     USERS,
     assert_error,
+    configured_client,
     delete_quietly,
     entry,
     new_user,
@@ -632,18 +634,23 @@ def test_user_name_becoming_the_login_drops_the_kept_name(
     assert raw["uid"] == [login]
 
 
-def test_rename_onto_existing_login_changes_nothing(
-    client: TestClient, ldap: Connection, user: dict[str, Any], boss: dict[str, Any]
+def test_rename_onto_existing_login_changes_nothing_when_strict(
+    client: TestClient,
+    ldap: Connection,
+    sandbox: Sandbox,
+    user: dict[str, Any],
+    boss: dict[str, Any],
 ) -> None:
     before = raw_of(ldap, user["id"])
     other_login = raw_of(ldap, boss["id"])["uid"][0]
-    response = patch(
-        client,
-        user["id"],
-        {"op": "replace", "path": "title", "value": "Should not land"},
-        {"op": "replace", "path": "userName", "value": f"{other_login}@elsewhere.com"},
-        {"op": "replace", "path": "displayName", "value": "Nope"},
-    )
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as strict:
+        response = patch(
+            strict,
+            user["id"],
+            {"op": "replace", "path": "title", "value": "Should not land"},
+            {"op": "replace", "path": "userName", "value": f"{other_login}@elsewhere.com"},
+            {"op": "replace", "path": "displayName", "value": "Nope"},
+        )
     assert other_login in assert_error(response, 409, "uniqueness")["detail"]
     assert raw_of(ldap, user["id"]) == before
     assert client.get(f"{USERS}/{user['id']}").json() == user

@@ -1,15 +1,28 @@
 """The shared connection pool across a directory outage: 503 while down, recovery after."""
 
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
+import trustme
 from fastapi.testclient import TestClient
 from ldap3 import Connection
 
+from app.config import LdapSettings
+from app.ldap.connection import Directory, deadline
+from app.ldap.errors import DirectoryUnavailable
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
+from tests.test_cli import run
 
 POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
 
@@ -97,3 +110,141 @@ def test_a_restart_between_requests_is_invisible(outage_sandbox: Sandbox) -> Non
         outage_sandbox.start_server()
         again = client.get(f"/scim/v2/Users/{created.json()['id']}")
         assert again.status_code == 200, again.text
+
+
+# ---- time and waiting bounds (issue 7, finding 4)
+
+
+@contextmanager
+def stopped(sandbox: Sandbox) -> Iterator[None]:
+    pid = int((sandbox.root / "slapd.pid").read_text().strip())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def settings_of(sandbox: Sandbox, **changes: object) -> LdapSettings:
+    return LdapSettings(**{**sandbox.directory.ldap_settings().model_dump(), **changes})
+
+
+def timed_search(directory: Directory) -> float:
+    started = time.monotonic()
+    with pytest.raises(DirectoryUnavailable), directory.session() as session:
+        session.search("", "(objectClass=*)", ["1.1"], scope="BASE", action="read")
+    return time.monotonic() - started
+
+
+def test_a_stalled_directory_fails_within_one_receive_timeout(outage_sandbox: Sandbox) -> None:
+    """Pooled and new connections alike: one receive timeout, not a connect plus a reply."""
+    directory = Directory(settings_of(outage_sandbox, receive_timeout=1))
+    try:
+        with directory.session():
+            pass
+        with stopped(outage_sandbox):
+            assert timed_search(directory) < 1.5
+            assert timed_search(directory) < 1.5
+        with directory.session() as session:
+            assert session.search("", "(objectClass=*)", ["1.1"], scope="BASE", action="read")
+    finally:
+        directory.close()
+
+
+def test_the_request_deadline_shortens_directory_waits(outage_sandbox: Sandbox) -> None:
+    directory = Directory(settings_of(outage_sandbox, receive_timeout=10))
+    try:
+        with stopped(outage_sandbox):
+            token = deadline.set(time.monotonic() + 0.5)
+            try:
+                assert timed_search(directory) < 1.0
+            finally:
+                deadline.reset(token)
+    finally:
+        directory.close()
+
+
+def test_waiting_for_a_connection_is_bounded(sandbox: Sandbox) -> None:
+    directory = Directory(settings_of(sandbox, pool_size=1, pool_wait=0.5, max_waiting=1))
+    try:
+        with directory.session(), ThreadPoolExecutor(max_workers=1) as thread:
+            waiting = thread.submit(timed_search, directory)
+            time.sleep(0.1)
+            started = time.monotonic()
+            busy = pytest.raises(DirectoryUnavailable, match="Too many requests")
+            with busy, directory.session():
+                pass
+            assert time.monotonic() - started < 0.05
+            assert 0.4 < waiting.result() < 1.0
+    finally:
+        directory.close()
+
+
+def test_ping_is_a_round_trip(outage_sandbox: Sandbox) -> None:
+    directory = Directory(settings_of(outage_sandbox))
+    try:
+        directory.ping(1.0)
+        with stopped(outage_sandbox):
+            started = time.monotonic()
+            with pytest.raises(DirectoryUnavailable):
+                directory.ping(1.0)
+            assert time.monotonic() - started < 1.5
+        outage_sandbox.stop_server()
+        with pytest.raises(DirectoryUnavailable):
+            directory.ping(1.0)
+    finally:
+        directory.close()
+
+
+# ---- TLS verification failures are named (issue 7, finding 7)
+
+
+@pytest.fixture
+def tls_listener() -> Iterator[int]:
+    """A TLS endpoint whose certificate no trusted CA issued."""
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                with context.wrap_socket(client, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_a_certificate_verification_failure_is_named(
+    tls_listener: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Directory(LdapSettings(urls=[f"ldaps://127.0.0.1:{tls_listener}"]))
+    try:
+        problem = directory.check()
+    finally:
+        directory.close()
+    assert "TLS certificate verification failed" in problem
+    assert "TLS certificate verification failed" in caplog.text
+
+
+def test_check_names_a_certificate_verification_failure(tls_listener: int) -> None:
+    result = run("check", env={"SCIM_LDAP_LDAP__URLS": f'["ldaps://127.0.0.1:{tls_listener}"]'})
+    assert result.returncode == 2
+    assert "TLS certificate verification failed" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

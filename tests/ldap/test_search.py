@@ -129,7 +129,7 @@ def test_logic_and_constant_folding(scim: str, expected: str) -> None:
         ("a)(uid=*", "a\\29\\28uid=\\2a"),
         ("*)(|(objectClass=*", "\\2a\\29\\28|\\28objectClass=\\2a"),
         ("\\2a", "\\5c2a"),
-        ('x,y+z="#;<> ', 'x,y+z="#;<> '),
+        ('x,y+z="#;<> ', 'x,y+z="#;<>\\20'),
         ("caf\u00e9", "caf\u00e9"),
     ],
 )
@@ -139,6 +139,54 @@ def test_values_are_escaped(value: str, escaped: str) -> None:
     assert ldap_filter(f'title co "{quoted}"') == f"(title=*{escaped}*)"
     assert ldap_filter(f'userName sw "{quoted}"') == user_name(f"={escaped}*")
     encode_filter(ldap_filter(f'userName sw "{quoted}"'))
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("EXT-1\t", "EXT-1\\09"),
+        (" a b ", "\\20a b\\20"),
+        ("\t\n", "\\09\\0a"),
+        ("\u00a0x\u2003", "\\c2\\a0x\\e2\\80\\83"),
+        ("\r*", "\\0d\\2a"),
+    ],
+)
+def test_whitespace_at_the_ends_is_sent_as_hex(value: str, escaped: str) -> None:
+    """ldap3 strips the text of each assertion value; hex escapes survive it."""
+    node = Comparison(attr_path=AttrPath(attr="externalId"), op=CompareOperator.eq, value=value)
+    text = translate(DEFAULT, node)
+    assert text == f"(scimExternalId={escaped})"
+    assert value.encode("utf-8") in encode_filter(text)
+
+
+@pytest.mark.parametrize("op", [CompareOperator.co, CompareOperator.sw, CompareOperator.ew])
+@pytest.mark.parametrize("value", [" ", "\t", "\n "])
+def test_whitespace_only_substrings_are_real_substrings(op: CompareOperator, value: str) -> None:
+    node = Comparison(attr_path=AttrPath(attr="title"), op=op, value=value)
+    text = translate(DEFAULT, node)
+    assert "\\" in text
+    assert value.encode("utf-8") in encode_filter(text)
+
+
+@pytest.mark.parametrize("op", ["co", "sw", "ew"])
+def test_an_empty_substring_asks_for_presence(op: str) -> None:
+    assert ldap_filter(f'title {op} ""') == "(title=*)"
+    assert ldap_filter(f'userName {op} ""') == user_name("=*")
+    encode_filter(ldap_filter(f'userName {op} ""'))
+
+
+def test_an_empty_equality_is_a_constant() -> None:
+    """No stored string is empty; an empty assertion value would be Undefined in LDAP."""
+    assert ldap_filter('title eq ""') == FALSE
+    assert ldap_filter('title ne ""') == TRUE
+    assert ldap_filter('userName eq ""') == FALSE
+    assert ldap_filter('not (externalId eq "") and title pr') == "(title=*)"
+
+
+@pytest.mark.parametrize("digits", ["\u0661\u0662\u0663", "\uff11\uff12", "1" * 20])
+def test_integers_in_filters_are_ascii_and_bounded(digits: str) -> None:
+    with pytest.raises(InvalidFilterException):
+        ldap_filter(f'{POSIX}:uidNumber eq "{digits}"')
 
 
 def test_nul_is_escaped() -> None:
