@@ -6,8 +6,6 @@
   OpenLDAP keeps its indexes in ``cn=config`` (``olcDbIndex`` of the database
   whose ``olcSuffix`` holds the users); without read access there, the
   warning lists what could not be verified.
-- Overlays: the ``unique`` overlay on uidNumber makes a client-sent number
-  atomic against a concurrent create; without it two creates can both win.
 """
 
 from __future__ import annotations
@@ -79,46 +77,6 @@ def index_warnings(session: Session, users_dn: str, needed: Mapping[str, str]) -
         return [f"cannot read cn=config to verify indexes; make sure these exist: {wanted}"]
     gaps = missing(parse_indexes(database["attributes"].get("olcDbIndex") or []), needed)
     return [f"the directory does not index {gap}: add olcDbIndex: {gap}" for gap in gaps]
-
-
-def unique_uid_number_configured(uris: Iterable[str]) -> bool:
-    """Whether one of the ``unique`` overlay's ``olcUniqueURI`` values covers uidNumber.
-
-    ``ignore`` before the URI inverts its attribute list (slapo-unique(5)).
-    """
-    for value in uris:
-        words = str(value).split()
-        parts = words[-1].split("?")
-        listed = (
-            "uidnumber" in {a.lower() for a in parts[1].split(",")} if len(parts) > 1 else False
-        )
-        if listed != ("ignore" in (w.lower() for w in words[:-1])):
-            return True
-    return False
-
-
-def overlay_warnings(session: Session, users_dn: str, fix: str) -> list[str]:
-    """A warning when the database of ``users_dn`` has no ``unique`` overlay on uidNumber."""
-    database = _database_of(session, users_dn)
-    if database is None:
-        return [f"cannot read cn=config to verify that uidNumbers are kept unique; {fix}"]
-    try:
-        overlays = session.search(
-            str(database["dn"]),
-            "(objectClass=olcUniqueConfig)",
-            ["olcUniqueURI"],
-            scope="LEVEL",
-            action="read the directory's overlays",
-        )
-    except SCIMException:
-        overlays = []
-    uris = [u for o in overlays for u in o["attributes"].get("olcUniqueURI") or []]
-    if unique_uid_number_configured(uris):
-        return []
-    return [
-        "the directory does not keep uidNumbers unique: two creates sending the same "
-        f"uidNumber at once can both succeed; {fix}"
-    ]
 
 
 _NAMES = re.compile(r"NAME\s+(?:'([^']+)'|\(([^)]*)\))", re.IGNORECASE)

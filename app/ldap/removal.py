@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ldap3 import MODIFY_REPLACE
 from scim2_models import NotFoundException
 
-from app.attributes import GID_NUMBER, UID_NUMBER
+from app.attributes import GID_NUMBER, UID_NUMBER, USER_NAME
 from app.config import AccountSettings, PosixSettings
 from app.ldap import writes
 from app.ldap.accounts import HIDDEN_CLASS, HIDDEN_CLASSES, LOCK_ATTRIBUTE, LOCKED
@@ -16,6 +16,7 @@ from app.ldap.dn import is_under, rdn_of
 from app.ldap.errors import DirectoryFailure
 from app.ldap.groups import PosixGroups
 from app.ldap.mapping import UserMapping, UserRecord
+from app.ldap.numbers import NumberClaims
 from app.ldap.steps import Steps
 
 
@@ -35,11 +36,13 @@ class AccountRemoval:
         groups: PosixGroups,
         accounts: AccountSettings,
         posix: PosixSettings,
+        numbers: NumberClaims,
     ) -> None:
         self.mapping = mapping
         self.groups = groups
         self.accounts = accounts
         self.posix = posix
+        self.numbers = numbers
 
     def remove(
         self,
@@ -73,6 +76,9 @@ class AccountRemoval:
             tolerate=(writes.NO_SUCH_OBJECT,),
             action=f"delete user {login}",
         )
+        uid = record.values.get(UID_NUMBER)
+        if isinstance(uid, int):
+            self.numbers.release(session, uid, str(record.values[USER_NAME]))
         return None
 
     def archived(self, record: UserRecord) -> bool:

@@ -25,11 +25,10 @@ from app.attributes import (
     WORK_EMAIL,
     SlotValue,
 )
-from app.ldap.accounts import unique_uid_numbers
 from app.ldap.connection import Control, Directory, Session
 from app.ldap.mapping import UserMapping, UserRecord
 from app.ldap.pages import Page, PageReader
-from app.ldap.preflight import index_warnings, overlay_warnings, schema_warnings
+from app.ldap.preflight import index_warnings, schema_warnings
 from app.ldap.search import FALSE, TRUE
 
 log = logging.getLogger(__name__)
@@ -132,11 +131,6 @@ class UserDirectory:
                     [*self.mapping.object_classes, *self.mapping.profile.classes],
                 ),
                 *index_warnings(session, self.mapping.container, needed),
-                *overlay_warnings(
-                    session,
-                    self.mapping.container,
-                    "add the unique overlay with olcUniqueURI: " + unique_uid_numbers(self.base_dn),
-                ),
             ]
 
     def manager_dn(self, session: Session, manager_id: SlotValue | None) -> str | None:

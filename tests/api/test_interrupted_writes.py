@@ -262,10 +262,11 @@ def test_a_write_killed_at_every_step_converges(
             status: int = client.request(method, path, json=body).status_code
             return status
 
-        faults.arm(0)
-        user = account()
-        faults.arm(0)
-        assert send(user, str(next(_serial))) in scenario.ok
+        for _warm_up in range(2):
+            faults.arm(0)
+            user = account()
+            faults.arm(0)
+            assert send(user, str(next(_serial))) in scenario.ok
         steps = faults.count
         assert steps >= 2, f"{scenario.name} is a single write"
         assert_converged(crashable, scenario)
@@ -275,7 +276,7 @@ def test_a_write_killed_at_every_step_converges(
             token = str(next(_serial))
             faults.arm(step)
             first = send(user, token)
-            assert first in (*scenario.ok, 503), (step, first)
+            assert first == 503, (step, first)
             faults.heal()
             if recovery == "retry":
                 again = send(user, token)

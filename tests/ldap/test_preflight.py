@@ -7,7 +7,6 @@ from app.ldap.preflight import (
     missing,
     parse_indexes,
     schema_names,
-    unique_uid_number_configured,
 )
 from app.ldap.sandbox import Sandbox
 from app.ldap.users import UserDirectory
@@ -42,22 +41,10 @@ def test_an_unindexed_mapped_attribute_is_named(sandbox: Sandbox) -> None:
 
 def test_unreadable_configuration_lists_what_to_check(sandbox: Sandbox) -> None:
     warnings = _users(sandbox, UserSettings(), bind_as_admin=False).preflight_warnings()
-    assert len(warnings) == 2
-    assert all(w.startswith("cannot read cn=config") for w in warnings)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("cannot read cn=config")
     assert "entryUUID eq" in warnings[0]
     assert "scimUserName eq" in warnings[0]
-    assert "uidNumbers are kept unique" in warnings[1]
-    assert "olcUniqueURI: ldap:///dc=example,dc=org?uidNumber?sub?" in warnings[1]
-
-
-def test_the_unique_overlay_on_uid_numbers_is_recognised() -> None:
-    account = "(|(objectClass=posixAccount)(objectClass=scimHiddenAccount))"
-    assert unique_uid_number_configured([f"ldap:///dc=x?uidNumber?sub?{account}"])
-    assert unique_uid_number_configured(["strict ldap:///dc=x?mail,uidNumber?sub"])
-    assert not unique_uid_number_configured(["ldap:///dc=x?mail?sub"])
-    assert unique_uid_number_configured(["ignore ldap:///dc=x?gidNumber?sub"])
-    assert not unique_uid_number_configured(["ignore ldap:///dc=x?uidNumber?sub"])
-    assert not unique_uid_number_configured([])
 
 
 def test_schema_names() -> None:
