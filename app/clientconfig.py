@@ -335,16 +335,17 @@ class ClientConfig:
                     "#!/bin/sh",
                     f"# {KEYS_COMMAND} (root:root 0755): prints the SSH keys of an active account",
                     'user="$1"',
-                    'case "$user" in *[!a-z0-9_.$-]*|"") exit 1 ;; esac',
+                    'case "$user" in *[!a-z0-9_.\\$-]*|"") exit 1 ;; esac',
                     "conf=/etc/nslcd.conf",
                     "binddn=$(sed -n 's/^binddn[[:space:]]*//p' \"$conf\")",
                     "bindpw=$(sed -n 's/^bindpw[[:space:]]*//p' \"$conf\")",
                     *tls,
                     "set -- -x -LLL -o ldif-wrap=no -o nettimeout=5",
                     'if [ -n "$binddn" ]; then set -- "$@" -D "$binddn" -y /dev/stdin; fi',
-                    f'printf \'%s\' "$bindpw" | ldapsearch "$@"{starttls} -H "{self._uri}" \\',
-                    f'    -b "{self.ldap.users_dn}" "{account}" sshPublicKey \\',
-                    "    | sed -n 's/^sshPublicKey: //p'",
+                    "found=$(printf '%s' \"$bindpw\" \\",
+                    f'    | ldapsearch "$@"{starttls} -H "{self._uri}" \\',
+                    f'    -b "{self.ldap.users_dn}" "{account}" sshPublicKey) || exit 1',
+                    "printf '%s\\n' \"$found\" | sed -n 's/^sshPublicKey: //p'",
                 ]
             )
             + "\n"

@@ -36,23 +36,29 @@ def median_ms(action: Callable[[], object], repeats: int) -> float:
 
 
 @contextmanager
-def served(directory: SandboxDirectory, workers: int = 1) -> Iterator[httpx.Client]:
-    """``python -m app serve`` against ``directory``; yields a client for the SCIM base."""
+def served(
+    directory: SandboxDirectory, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[httpx.Client]:
+    """``python -m app serve`` against ``directory``; yields a client for the SCIM base.
+
+    ``env`` adds settings (``SCIM_LDAP_...``) for the server process.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
-    env.update(
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
+    process_env.update(
         {
             **directory.environment(),
             "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
             "SCIM_LDAP_LOG_LEVEL": "warning",
+            **(env or {}),
         }
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port)],
         cwd=ROOT,
-        env=env,
+        env=process_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -38,6 +38,11 @@ ldapsearch script with nslcd's base and passwd filter), ``acct`` the PAM account
 
 Usage (root): ``.venv/bin/python scripts/measure_disable.py [ACTION ...]`` with action
 letters to run only those rows; ``--configs`` prints every profile's files instead.
+
+``--stock-cache [SECONDS [INTERVAL]]`` measures something else: how long a stock sssd
+host with its default caches, never flushed, keeps letting in a user that Entra disabled
+through the real HTTP app with the server's default settings (``tests/e2e/cachewatch.py``;
+default 420 s, a try every 10 s).
 """
 
 from __future__ import annotations
@@ -57,20 +62,22 @@ if str(ROOT) not in sys.path:
 
 from app.ldap.sandbox import Sandbox, SandboxDirectory  # noqa: E402
 from tests.e2e.clients import (  # noqa: E402
-    PAM_SSSD_STRICT,
-    SERVICE,
-    ClientError,
     ClientStack,
     LoginUser,
     StackKind,
     add_login_user,
-    install_packages,
+    remove_login_user,
+)
+from tests.e2e.hostfiles import (  # noqa: E402
+    PAM_SSSD_STRICT,
+    SERVICE,
     nslcd_config,
     nslcd_disable_lines,
-    remove_login_user,
     sssd_config,
     sssd_disable_options,
 )
+from tests.e2e.packages import install_packages  # noqa: E402
+from tests.e2e.processes import ClientError  # noqa: E402
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw m@example"
 LOGIN_GROUP = "linux-login"
@@ -457,10 +464,33 @@ def show_configs() -> str:
     return "\n".join(parts)
 
 
+def stock_cache(argv: Sequence[str]) -> int:
+    import subprocess
+    import tempfile
+
+    from tests.e2e.cachewatch import measure as measure_cache
+
+    numbers = [float(arg) for arg in argv]
+    duration = numbers[0] if numbers else 420.0
+    interval = numbers[1] if len(numbers) > 1 else 10.0
+    install_packages()
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(tls=True) as sandbox:
+        identity = Path(tmp) / "id"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)],
+            check=True,
+            capture_output=True,
+        )
+        print(measure_cache(sandbox.directory, identity, duration, interval))
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     if "--configs" in argv:
         print(show_configs())
         return 0
+    if argv and argv[0] == "--stock-cache":
+        return stock_cache(argv[1:])
     try:
         installed = install_packages()
     except ClientError as exc:

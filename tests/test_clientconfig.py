@@ -1,5 +1,6 @@
 """The client configuration follows the directory settings, its TLS and the disable profile."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,21 @@ def test_all_parts_and_unknown_part() -> None:
         assert f"# ==> {part} <==" in everything
     with pytest.raises(KeyError):
         render(tls_settings(), "sssd", ClientOptions(), "nslcd.conf")
+
+
+@pytest.mark.parametrize(
+    ("login", "accepted"),
+    [
+        *[(login, True) for login in ("jane.doe", "jane.doe-24cbeb", "host$", "u-d8aea1")],
+        *[(login, False) for login in ("bad;rm", "a b", "", "x)(uid=*")],
+    ],
+)
+def test_the_key_helper_accepts_every_login_the_server_makes(login: str, accepted: bool) -> None:
+    """Its guard runs in sh: ``$-`` there would be the shell's flags, not a dollar and a dash."""
+    keys = render(tls_settings(), "nslcd", ClientOptions(), "ldap-ssh-keys")
+    [guard] = [line for line in keys.splitlines() if line.startswith("case ")]
+    script = f'user="$1"\n{guard}\necho accepted\n'
+    result = subprocess.run(
+        ["sh", "-c", script, "sh", login], capture_output=True, text=True, check=False
+    )
+    assert (result.stdout.strip() == "accepted") == accepted, (login, result)

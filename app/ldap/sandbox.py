@@ -10,6 +10,13 @@ Access: the admin DN is the rootdn and reads and writes everything; Linux client
 nothing else. The ppolicy overlay applies ``cn=default,ou=policies,<base>`` to every
 entry: ``pwdAccountLockedTime: 000001010000Z`` locks an account until it is removed,
 and five failed binds in a row lock it as well.
+
+With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
+development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
+it, offers StartTLS on its ldap:// URL and listens on an ldaps:// URL as well. The CA
+certificate is ``SandboxDirectory.ca_file``; the settings and environment it gives turn
+StartTLS on and point at that CA. Plain binds stay allowed, so the same directory can
+show what a client without TLS would do.
 """
 
 from __future__ import annotations
@@ -78,6 +85,13 @@ class SandboxDirectory:
     bind_password: str
     users_dn: str
     groups_dn: str
+    ca_file: str | None = None
+    ldaps_url: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the directory offers StartTLS and ldaps:// with a certificate of ``ca_file``."""
+        return self.ca_file is not None
 
     @property
     def policies_dn(self) -> str:
@@ -90,21 +104,27 @@ class SandboxDirectory:
 
     def environment(self) -> dict[str, str]:
         """``SCIM_LDAP_*`` variables that point a server process at this sandbox."""
-        return {
+        variables = {
             "SCIM_LDAP_LDAP__URLS": json.dumps([self.url]),
             "SCIM_LDAP_LDAP__BIND_DN": self.bind_dn,
             "SCIM_LDAP_LDAP__BIND_PASSWORD": self.bind_password,
             "SCIM_LDAP_LDAP__BASE_DN": self.base_dn,
         }
+        if self.ca_file is not None:
+            variables["SCIM_LDAP_LDAP__START_TLS"] = "true"
+            variables["SCIM_LDAP_LDAP__CA_FILE"] = self.ca_file
+        return variables
 
     def ldap_settings(self) -> LdapSettings:
-        """Settings that point the server at this sandbox."""
+        """Settings that point the server at this sandbox (StartTLS with its CA when TLS is on)."""
         return LdapSettings(
             urls=[self.url],
             bind_dn=self.bind_dn,
             bind_password=SecretStr(self.bind_password),
             base_dn=self.base_dn,
             users_dn=self.users_dn,
+            start_tls=self.tls,
+            ca_file=Path(self.ca_file) if self.ca_file is not None else None,
         )
 
 
@@ -181,9 +201,12 @@ class Sandbox:
         base_dn: str = "dc=example,dc=org",
         port: int | None = None,
         workdir: Path | None = None,
+        tls: bool = False,
     ) -> None:
         self._base_dn = base_dn
         self._port = port
+        self._tls = tls
+        self._ldaps_port: int | None = None
         self._parent_dir = workdir
         self._root: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -222,6 +245,12 @@ class Sandbox:
         self._root = Path(tempfile.mkdtemp(prefix="scim-ldap-sandbox-", dir=self._parent_dir))
         try:
             port = self._port if self._port is not None else _free_port()
+            ca_file: str | None = None
+            ldaps_url: str | None = None
+            if self._tls:
+                ca_file = str(self._make_certificates())
+                self._ldaps_port = self._ldaps_port or _free_port()
+                ldaps_url = f"ldaps://127.0.0.1:{self._ldaps_port}"
             directory = SandboxDirectory(
                 url=f"ldap://127.0.0.1:{port}",
                 base_dn=self._base_dn,
@@ -229,6 +258,8 @@ class Sandbox:
                 bind_password=secrets.token_urlsafe(24),
                 users_dn=f"ou=people,{self._base_dn}",
                 groups_dn=f"ou=groups,{self._base_dn}",
+                ca_file=ca_file,
+                ldaps_url=ldaps_url,
             )
             self._build(slapadd, directory)
             self._directory = directory
@@ -295,6 +326,35 @@ class Sandbox:
     def _config_dir(self) -> Path:
         return self.root / "slapd.d"
 
+    @property
+    def _tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    def _make_certificates(self) -> Path:
+        """A fresh CA and a server certificate for 127.0.0.1/localhost; returns the CA file.
+
+        The CA file is world-readable (clients such as nslcd read it as their own user);
+        the private key is readable by its owner only.
+        """
+        try:
+            import trustme
+        except ImportError as exc:
+            raise SandboxError("a TLS sandbox needs trustme (pip install -e '.[dev]')") from exc
+        authority = trustme.CA(organization_name="scim-ldap sandbox")
+        certificate = authority.issue_cert("127.0.0.1", "localhost")
+        self.root.chmod(0o711)
+        tls_dir = self._tls_dir
+        tls_dir.mkdir(mode=0o755)
+        ca_file = tls_dir / "ca.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+        ca_file.chmod(0o644)
+        chain = tls_dir / "server.pem"
+        chain.write_bytes(b"".join(blob.bytes() for blob in certificate.cert_chain_pems))
+        key = tls_dir / "server.key"
+        key.touch(mode=0o600)
+        certificate.private_key_pem.write_to_path(str(key))
+        return ca_file
+
     def _build(self, slapadd: Path, directory: SandboxDirectory) -> None:
         data_dir = self.root / "data"
         data_dir.mkdir(mode=0o700)
@@ -320,6 +380,13 @@ class Sandbox:
             raise SandboxError(f"slapadd -n{database} failed (exit {result.returncode}): {output}")
 
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
+        tls: list[tuple[str, str]] = []
+        if directory.tls:
+            tls = [
+                ("olcTLSCACertificateFile", str(self._tls_dir / "ca.pem")),
+                ("olcTLSCertificateFile", str(self._tls_dir / "server.pem")),
+                ("olcTLSCertificateKeyFile", str(self._tls_dir / "server.key")),
+            ]
         entries = [
             _ldif_entry(
                 "cn=config",
@@ -328,6 +395,7 @@ class Sandbox:
                     ("cn", "config"),
                     ("olcPidFile", str(self.root / "slapd.pid")),
                     ("olcArgsFile", str(self.root / "slapd.args")),
+                    *tls,
                 ],
             ),
             _ldif_entry(
@@ -438,6 +506,9 @@ class Sandbox:
 
     def _launch(self, slapd: Path) -> None:
         directory = self.directory
+        listeners = [f"{directory.url}/"]
+        if directory.ldaps_url is not None:
+            listeners.append(f"{directory.ldaps_url}/")
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             [
@@ -445,7 +516,7 @@ class Sandbox:
                 "-d",
                 "none",
                 "-h",
-                f"{directory.url}/",
+                " ".join(listeners),
                 "-F",
                 str(self._config_dir),
             ],

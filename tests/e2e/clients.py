@@ -9,27 +9,36 @@ mount namespace through ``nsenter``, so they see the private files while the hos
 its own. Everything is undone by ``stop()``: killing the processes of the namespace
 drops its mounts.
 
+Each stack also runs a real ``sshd`` in its namespace, on a free loopback port with its
+own host key, Debian's sshd_config and the stack's ``AuthorizedKeysCommand``; its PAM services
+(``sshd``, ``su`` and the test service) are Debian's, including ``common-auth``,
+``common-account`` and ``common-session`` built from the stack's PAM lines. Every login
+path a host offers is a method: ``getent_passwd``, ``id``, ``authenticate`` (PAM auth),
+``account`` (the PAM account phase alone, what sshd runs after a key), ``su_from_root``,
+``su_with_password``, ``ssh_key_login``, ``ssh_password_login`` and ``ssh_keys`` (the key
+lookup alone).
+
 Installing the packages edits the host's NSS and PAM configuration (the postinst
 scripts of libnss-sss, libnss-ldapd and the libpam-* profiles) and may start daemons;
-``install_packages`` backs those files up, keeps daemons from starting, and restores the
-files byte for byte afterwards.
+``tests.e2e.packages.install_packages`` backs those files up, keeps daemons from
+starting, and restores the files byte for byte afterwards.
 """
 
 from __future__ import annotations
 
 import grp
 import os
+import pwd
 import re
 import select
-import shlex
 import shutil
-import signal
-import stat
+import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,81 +48,50 @@ from ldap3 import HASHED_SALTED_SHA, SUBTREE, Connection
 from ldap3.utils.hashed import hashed
 
 from app.ldap.sandbox import SandboxDirectory
+from tests.e2e.hostfiles import (
+    ASKPASS,
+    KEYS_COMMAND,
+    KEYS_SCRIPT,
+    NSSWITCH_NSLCD,
+    NSSWITCH_SSSD,
+    PAM_NSLCD,
+    PAM_PASSWORD,
+    PAM_SESSION,
+    PAM_SSHD_SERVICE,
+    PAM_SSSD,
+    PAM_SU_LOGIN_SERVICE,
+    PAM_SU_SERVICE,
+    PAM_TEST_SERVICE,
+    SERVICE,
+    SSHD_HARNESS,
+    SSHD_STOCK,
+    SSS_KEYS_COMMAND,
+    ldap_keys_script,
+    nslcd_options,
+)
+from tests.e2e.processes import DAEMON_NAMES, STOP_TIMEOUT, ClientError, kill, processes
 
 StackKind = Literal["sssd", "nslcd"]
 
-SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
-NSLCD_PACKAGES = ("nslcd", "libnss-ldapd", "libpam-ldapd")
-TOOL_PACKAGES = ("pamtester", "ldap-utils")
-PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES)
-
-NSSWITCH = Path("/etc/nsswitch.conf")
-PAM_DIR = Path("/etc/pam.d")
-PAM_PROFILES = Path("/usr/share/pam-configs")
-POLICY_RC = Path("/usr/sbin/policy-rc.d")
-DAEMON_NAMES = frozenset(
-    {"sssd", "sssd_be", "sssd_nss", "sssd_pam", "sssd_ssh", "sssd_kcm", "nslcd", "nscd"}
-)
-DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
-
-SERVICE = "scim-e2e"
-KEYS_SCRIPT = "ldap-ssh-keys"
+SSH_TIMEOUT = 20.0
+SSH_CONNECT_TIMEOUT = 5
+UNPRIVILEGED = "nobody"
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 FLUSH_ATTEMPTS = 3
-
-# PAM stacks as Debian's pam-auth-update writes common-auth and common-account with the
-# unix profile plus the stack's own one (profile "sss" of libpam-sss, "ldap" of
-# libpam-ldapd).
-PAM_SSSD = """\
-auth	[success=2 default=ignore]	pam_unix.so nullok
-auth	[success=1 default=ignore]	pam_sss.so use_first_pass
-auth	requisite			pam_deny.so
-auth	required			pam_permit.so
-account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
-account	requisite			pam_deny.so
-account	required			pam_permit.so
-account	sufficient			pam_localuser.so
-account	[default=bad success=ok user_unknown=ignore]	pam_sss.so
-"""
-
-PAM_NSLCD = """\
-auth	[success=2 default=ignore]	pam_unix.so nullok
-auth	[success=1 default=ignore]	pam_ldap.so minimum_uid=1000 use_first_pass
-auth	requisite			pam_deny.so
-auth	required			pam_permit.so
-account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
-account	requisite			pam_deny.so
-account	required			pam_permit.so
-account	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore \
-authinfo_unavail=ignore default=bad]	pam_ldap.so minimum_uid=1000
-"""
-
-PAM_SSSD_STRICT = PAM_SSSD.replace(
-    "[default=bad success=ok user_unknown=ignore]\tpam_sss.so",
-    "[default=bad success=ok]\tpam_sss.so",
-)
-
-NSSWITCH_SSSD = """\
-passwd:         files sss
-group:          files sss
-shadow:         files sss
-"""
-
-NSSWITCH_NSLCD = """\
-passwd:         files ldap
-group:          files ldap
-shadow:         files ldap
-"""
 
 NAMESPACE_SETUP = r"""
 set -eu
 root=$1
 kind=$2
 mount -t tmpfs -o mode=0755 scim-e2e /run
+mkdir -m 0755 /run/sshd
 mount --bind "$root/nsswitch.conf" /etc/nsswitch.conf
 mount --bind "$root/pam.d" /etc/pam.d
+mount -t tmpfs -o mode=0755 scim-e2e /usr/local/sbin
+if [ -f "$root/ldap-ssh-keys" ]; then
+    install -m 0755 -o root -g root "$root/ldap-ssh-keys" /usr/local/sbin/ldap-ssh-keys
+fi
 if [ "$kind" = sssd ]; then
     mount --bind "$root/sssd" /etc/sssd
     mount -t tmpfs -o mode=0755 scim-e2e /var/lib/sss
@@ -131,323 +109,6 @@ fi
 echo ready
 exec sleep infinity
 """
-
-KEYS_SCRIPT_TEMPLATE = """\
-#!/bin/sh
-# sshd_config:
-#   AuthorizedKeysCommand {path} %u
-#   AuthorizedKeysCommandUser <a user that may read the bind password file>
-# nslcd has no SSH key map, so the keys come from LDAP directly, with the same search
-# base, filter and credentials as nslcd's passwd map.
-set -eu
-case "${{1:-}}" in ''|-*|*[!A-Za-z0-9._-]*) exit 1 ;; esac
-ldapsearch -LLL -x -o ldif-wrap=no -o nettimeout=5 -H {uri} {bind} -b {base} -s sub \\
-    "(&{filter}(uid=$1))" sshPublicKey | sed -n 's/^sshPublicKey: //p'
-"""
-
-
-INACTIVE_FILTER = "(!(scimActive=FALSE))"
-
-
-def sssd_disable_options(directory: SandboxDirectory) -> dict[str, str]:
-    """The sssd domain options that shut out users marked ``scimActive: FALSE``.
-
-    The access filter refuses the PAM account phase (every password and key login) with
-    a fresh LDAP search at each login; the user search filter also hides the user, and
-    so its keys, from NSS once the cached entry expires.
-    """
-    return {
-        "access_provider": "ldap",
-        "ldap_access_order": "filter",
-        "ldap_access_filter": INACTIVE_FILTER,
-        "ldap_user_search_base": f"{directory.users_dn}?subtree?{INACTIVE_FILTER}",
-    }
-
-
-def nslcd_disable_lines() -> list[str]:
-    """The nslcd.conf lines that shut out users marked ``scimActive: FALSE``."""
-    return [
-        f"filter passwd (&(objectClass=posixAccount){INACTIVE_FILTER})",
-        f"filter shadow (&(objectClass=shadowAccount){INACTIVE_FILTER})",
-        f"pam_authz_search (&(objectClass=posixAccount)(uid=$username){INACTIVE_FILTER})",
-    ]
-
-
-class ClientError(RuntimeError):
-    """A client stack could not be installed, started or queried."""
-
-
-def missing_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
-    """The Debian packages of ``packages`` that are not installed."""
-    missing = []
-    for package in packages:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", package],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not result.stdout.endswith(" installed"):
-            missing.append(package)
-    return missing
-
-
-def _snapshot() -> dict[Path, tuple[bytes, int]]:
-    files = [NSSWITCH, *sorted(path for path in PAM_DIR.iterdir() if path.is_file())]
-    return {path: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) for path in files}
-
-
-def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> None:
-    for path, (content, mode) in snapshot.items():
-        if not path.is_file() or path.read_bytes() != content:
-            path.write_bytes(content)
-        if stat.S_IMODE(path.stat().st_mode) != mode:
-            path.chmod(mode)
-    changed = [path for path, (content, _) in snapshot.items() if path.read_bytes() != content]
-    if changed:
-        raise ClientError(f"could not restore {', '.join(map(str, changed))}")
-
-
-def _host_mount_namespace() -> int:
-    return os.stat("/proc/self/ns/mnt").st_ino
-
-
-def _processes() -> dict[int, tuple[str, int]]:
-    """Every process's name and mount namespace inode, by pid."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-            namespace = os.stat(entry / "ns" / "mnt").st_ino
-        except OSError:
-            continue
-        found[int(entry.name)] = (name, namespace)
-    return found
-
-
-def _host_daemons() -> set[int]:
-    host = _host_mount_namespace()
-    return {
-        pid
-        for pid, (name, namespace) in _processes().items()
-        if name in DAEMON_NAMES and namespace == host
-    }
-
-
-def _kill(pids: Iterable[int]) -> None:
-    pids = list(pids)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pids and time.monotonic() < deadline:
-        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        time.sleep(0.05)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return True
-    return fields[0] == "Z"
-
-
-@contextmanager
-def _daemons_kept_stopped() -> Iterator[None]:
-    """Deny every service start during package installation (invoke-rc.d's policy hook)."""
-    if POLICY_RC.exists() or POLICY_RC.is_symlink():
-        yield
-        return
-    POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
-    POLICY_RC.chmod(0o755)
-    try:
-        yield
-    finally:
-        POLICY_RC.unlink(missing_ok=True)
-
-
-def _run_root(argv: Sequence[str], what: str, *, input: str | None = None) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        list(argv), input=input, capture_output=True, text=True, env=env, check=False
-    )
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip()[-2000:]
-        raise ClientError(f"{what} failed (exit {result.returncode}): {output}")
-
-
-def install_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
-    """Install the missing ``packages`` without changing how the host resolves or logs in users.
-
-    Returns the packages it installed (none when all were there). Needs root. The
-    postinst scripts add ``sss``/``ldap`` to /etc/nsswitch.conf and enable their PAM
-    profiles in /etc/pam.d/common-*: those files are restored byte for byte, and the new
-    profiles are recorded as seen but disabled so a later ``pam-auth-update`` leaves
-    them off. Daemons are kept from starting; any that started anyway are stopped.
-    """
-    missing = missing_packages(packages)
-    if not missing:
-        return []
-    if os.geteuid() != 0:
-        raise ClientError(f"installing {' '.join(missing)} needs root")
-    if shutil.which("apt-get") is None:
-        raise ClientError(f"apt-get not found; install {' '.join(missing)} by hand")
-    snapshot = _snapshot()
-    profiles = {path.name for path in PAM_PROFILES.iterdir()}
-    daemons = _host_daemons()
-    try:
-        with _daemons_kept_stopped():
-            _run_root(
-                ["debconf-set-selections"], "debconf-set-selections", input=DEBCONF_SELECTIONS
-            )
-            _run_root(["apt-get", "update", "-qq"], "apt-get update")
-            _run_root(
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                f"apt-get install {' '.join(missing)}",
-            )
-    finally:
-        _kill(_host_daemons() - daemons)
-        added = sorted({path.name for path in PAM_PROFILES.iterdir()} - profiles)
-        try:
-            if added and shutil.which("pam-auth-update"):
-                _run_root(["pam-auth-update", "--disable", *added], "pam-auth-update")
-        finally:
-            _restore(snapshot)
-    still = missing_packages(packages)
-    if still:
-        raise ClientError(f"still missing after apt-get install: {' '.join(still)}")
-    return missing
-
-
-def sssd_config(
-    directory: SandboxDirectory,
-    domain: Mapping[str, str] | None = None,
-    *,
-    nss: Mapping[str, str] | None = None,
-    services: str = "nss, pam, ssh",
-) -> str:
-    """An sssd.conf for the sandbox over plain ldap://, with caching cut to the minimum.
-
-    Entries expire after a second, the in-memory cache is off and so is the negative
-    cache (``entry_negative_timeout = 0``), which ``sss_cache -E`` would not clear: a user
-    looked up before it existed would stay unknown to NSS and PAM for 15 s by default.
-
-    Over ldap:// sssd refuses every password (and then takes the server for down) unless
-    ``ldap_auth_disable_tls_never_use_in_production = true``, although its own config
-    validator warns that the option is unknown. No TLS option is needed.
-
-    ``domain`` and ``nss`` add or override options of the ``[domain/LDAP]`` and ``[nss]``
-    sections; an empty value removes an option (sssd's default applies).
-    """
-    options = {
-        "id_provider": "ldap",
-        "auth_provider": "ldap",
-        "access_provider": "permit",
-        "chpass_provider": "none",
-        "ldap_uri": directory.url,
-        "ldap_schema": "rfc2307",
-        "ldap_search_base": directory.base_dn,
-        "ldap_user_search_base": directory.users_dn,
-        "ldap_group_search_base": directory.groups_dn,
-        "ldap_default_bind_dn": directory.bind_dn,
-        "ldap_default_authtok_type": "password",
-        "ldap_default_authtok": directory.bind_password,
-        "ldap_auth_disable_tls_never_use_in_production": "true",
-        "cache_credentials": "false",
-        "enumerate": "false",
-        "entry_cache_timeout": "1",
-    }
-    options.update(domain or {})
-    nss_options = {"memcache_timeout": "0", "entry_negative_timeout": "0", **(nss or {})}
-    lines = [
-        "[sssd]",
-        f"services = {services}",
-        "domains = LDAP",
-        "",
-        "[nss]",
-        *(f"{name} = {value}" for name, value in nss_options.items() if value),
-        "",
-        "[pam]",
-        "",
-        "[ssh]",
-        "",
-        "[domain/LDAP]",
-        *(f"{name} = {value}" for name, value in options.items() if value),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def nslcd_config(directory: SandboxDirectory, extra: Sequence[str] = ()) -> str:
-    """An nslcd.conf for the sandbox over plain ldap://; ``extra`` lines are appended."""
-    lines = [
-        "uid nslcd",
-        "gid nslcd",
-        f"uri {directory.url}/",
-        f"base {directory.base_dn}",
-        f"base passwd {directory.users_dn}",
-        f"base shadow {directory.users_dn}",
-        f"base group {directory.groups_dn}",
-        f"binddn {directory.bind_dn}",
-        f"bindpw {directory.bind_password}",
-        *extra,
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _nslcd_options(config: str) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for raw in config.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.partition(" ")
-        value = value.strip()
-        if name in ("base", "filter"):
-            map_name, _, rest = value.partition(" ")
-            if name == "filter" or (rest and map_name in ("passwd", "shadow", "group")):
-                name, value = f"{name} {map_name}", rest.strip()
-        options.setdefault(name, value)
-    return options
-
-
-def ldap_keys_script(config: str, path: str, password_file: str) -> str:
-    """The sshd ``AuthorizedKeysCommand`` of an nslcd host, built from its nslcd.conf.
-
-    It searches what nslcd's passwd map searches (``base passwd`` or ``base``, ``filter
-    passwd`` or objectClass=posixAccount), with nslcd's bind DN, for the user's
-    sshPublicKey values and prints them one a line.
-    """
-    options = _nslcd_options(config)
-    uri = options.get("uri", "").split()[0] if options.get("uri") else ""
-    if not uri:
-        raise ClientError("nslcd.conf has no uri")
-    base = options.get("base passwd") or options.get("base", "")
-    ldap_filter = options.get("filter passwd", "(objectClass=posixAccount)")
-    if not ldap_filter.startswith("("):
-        ldap_filter = f"({ldap_filter})"
-    bind = ""
-    if options.get("binddn"):
-        bind = f"-D {shlex.quote(options['binddn'])} -y {shlex.quote(password_file)}"
-    return KEYS_SCRIPT_TEMPLATE.format(
-        path=path,
-        uri=shlex.quote(uri),
-        bind=bind,
-        base=shlex.quote(base),
-        filter=_double_quoted(ldap_filter),
-    )
-
-
-def _double_quoted(text: str) -> str:
-    """``text`` escaped for use inside double quotes in a shell script."""
-    for special in ("\\", '"', "$", "`"):
-        text = text.replace(special, "\\" + special)
-    return text
 
 
 @dataclass(frozen=True)
@@ -514,12 +175,20 @@ class CommandResult:
 
 
 class ClientStack:
-    """One Linux login stack (sssd or nslcd with its NSS and PAM modules) in a private
-    mount namespace, pointed at a sandbox directory.
+    """One Linux login stack (sssd or nslcd with its NSS and PAM modules, and sshd) in a
+    private mount namespace, pointed at a sandbox directory.
 
-    ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf
-    and ``pam`` of the PAM service file that ``authenticate`` and ``account`` use;
-    ``keys_script`` replaces the nslcd host's key lookup script derived from its config.
+    ``config`` is the text of sssd.conf or nslcd.conf, ``nsswitch`` of nsswitch.conf and
+    ``pam`` the lines that become common-auth, common-account and common-session by their
+    type (without session lines, common-session is Debian's; common-password is always).
+    ``sshd`` holds the host's sshd_config lines (its AuthorizedKeysCommand), placed before
+    Debian's sshd_config and the harness's listener settings. ``keys_script`` replaces the
+    nslcd host's key lookup script derived from its config; it is installed as
+    ``KEYS_COMMAND``.
+
+    The methods that check a login path may run in parallel, on one stack too (an ssh
+    login is matched in the sshd log by user and method, so checks of different users
+    or methods do not mix).
     """
 
     def __init__(
@@ -530,6 +199,7 @@ class ClientStack:
         nsswitch: str | None = None,
         pam: str | None = None,
         *,
+        sshd: str | None = None,
         keys_script: str | None = None,
         workdir: Path | None = None,
     ) -> None:
@@ -538,12 +208,15 @@ class ClientStack:
         self.config = config
         self.nsswitch = nsswitch or (NSSWITCH_SSSD if kind == "sssd" else NSSWITCH_NSLCD)
         self.pam = pam or (PAM_SSSD if kind == "sssd" else PAM_NSLCD)
+        self.sshd = sshd or SSHD_STOCK[kind]
         self.keys_script = keys_script
+        self.ssh_port = 0
         self._parent_dir = workdir
         self._root: Path | None = None
         self._holder: subprocess.Popen[bytes] | None = None
         self._namespace: int | None = None
         self._daemon: subprocess.Popen[bytes] | None = None
+        self._sshd: subprocess.Popen[bytes] | None = None
 
     @property
     def root(self) -> Path:
@@ -556,9 +229,13 @@ class ClientStack:
         return self.root / f"{self.kind}.log"
 
     @property
+    def sshd_log_path(self) -> Path:
+        return self.root / "sshd.log"
+
+    @property
     def keys_command(self) -> str:
-        """The path of the nslcd host's key lookup script (inside and outside the namespace)."""
-        return str(self.root / KEYS_SCRIPT)
+        """The key lookup sshd runs: sss_ssh_authorizedkeys, or the nslcd host's script."""
+        return SSS_KEYS_COMMAND if self.kind == "sssd" else KEYS_COMMAND
 
     def start(self) -> Self:
         if self._root is not None:
@@ -572,28 +249,31 @@ class ClientStack:
             self._write_files()
             self._enter_namespace()
             self._start_daemon()
+            self._start_sshd()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop the daemon and every other process of the namespace, and remove the files."""
-        daemon, self._daemon = self._daemon, None
-        if daemon is not None:
-            _kill([daemon.pid])
-            with suppress(subprocess.TimeoutExpired):
-                daemon.wait(timeout=STOP_TIMEOUT)
+        """Stop the daemons and every other process of the namespace, and remove the files."""
+        for attribute in ("_sshd", "_daemon"):
+            process: subprocess.Popen[bytes] | None = getattr(self, attribute)
+            setattr(self, attribute, None)
+            if process is not None:
+                kill([process.pid])
+                with suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=STOP_TIMEOUT)
         holder, self._holder = self._holder, None
         namespace, self._namespace = self._namespace, None
         if namespace is not None:
-            _kill(
+            kill(
                 pid
-                for pid, (_, inode) in _processes().items()
+                for pid, (_, inode) in processes().items()
                 if inode == namespace and (holder is None or pid != holder.pid)
             )
         if holder is not None:
-            _kill([holder.pid])
+            kill([holder.pid])
             with suppress(subprocess.TimeoutExpired):
                 holder.wait(timeout=STOP_TIMEOUT)
             if holder.stdout is not None:
@@ -617,10 +297,8 @@ class ClientStack:
         self, argv: Sequence[str], *, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT
     ) -> CommandResult:
         """Run a command inside the stack's mount namespace."""
-        if self._holder is None:
-            raise ClientError(f"{self.kind} stack is not started")
         result = subprocess.run(
-            ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+            self._nsenter(argv),
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
@@ -629,6 +307,50 @@ class ClientStack:
             check=False,
         )
         return CommandResult(result.returncode, result.stdout, result.stderr)
+
+    def run_on_terminal(
+        self, argv: Sequence[str], answer: str, *, timeout: float = COMMAND_TIMEOUT
+    ) -> CommandResult:
+        """Run a command inside the namespace on a fresh pseudo-terminal (its controlling
+        terminal) and type ``answer`` at the first prompt ending in a colon."""
+        leader, follower = os.openpty()
+        try:
+            process = subprocess.Popen(
+                self._nsenter(["setsid", "--ctty", "--wait", *argv]),
+                stdin=follower,
+                stdout=follower,
+                stderr=follower,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TERM": "dumb"},
+            )
+        finally:
+            os.close(follower)
+        output = b""
+        answered = False
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 0.1)
+                if ready:
+                    try:
+                        chunk = os.read(leader, 4096)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    output += chunk
+                    if not answered and output.rstrip().endswith(b":"):
+                        os.write(leader, answer.encode() + b"\n")
+                        answered = True
+                elif process.poll() is not None:
+                    break
+            try:
+                returncode = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                returncode = process.wait()
+        finally:
+            os.close(leader)
+        return CommandResult(returncode, output.decode(errors="replace"), "")
 
     def getent_passwd(self, user: str) -> str | None:
         """The passwd line NSS gives for ``user``, or None when it knows no such user."""
@@ -649,18 +371,90 @@ class ClientStack:
         """Whether the PAM account phase (acct_mgmt, run for every login) lets ``user`` in."""
         return self._pamtester(user, "acct_mgmt")
 
-    def ssh_keys(self, user: str) -> list[str]:
-        """The keys sshd's AuthorizedKeysCommand would accept for ``user``.
+    def su_from_root(self, user: str) -> bool:
+        """Whether root's ``su -s /bin/sh - USER -c true`` runs (pam_rootok, then the PAM
+        account and session phases; the shell is chosen by root, so no loginShell stops it)."""
+        return self.run(["su", "-s", "/bin/sh", "-", user, "-c", "true"]).returncode == 0
 
-        sssd: ``sss_ssh_authorizedkeys``; nslcd: the ``ldap_keys_script`` of this stack.
-        """
-        if self.kind == "sssd":
-            result = self.run(["sss_ssh_authorizedkeys", user])
-        else:
-            result = self.run([self.keys_command, user])
+    def su_with_password(self, user: str, password: str) -> bool:
+        """Whether an unprivileged local user (``nobody``) becomes ``user`` by typing its
+        password to ``su`` on a terminal."""
+        argv = [
+            "setpriv",
+            f"--reuid={UNPRIVILEGED}",
+            f"--regid={_primary_group(UNPRIVILEGED)}",
+            "--clear-groups",
+            "--reset-env",
+            "su",
+            "-s",
+            "/bin/sh",
+            "-",
+            user,
+            "-c",
+            "true",
+        ]
+        return self.run_on_terminal(argv, password).returncode == 0
+
+    def ssh_keys(self, user: str) -> list[str]:
+        """The keys sshd's AuthorizedKeysCommand prints for ``user``, run as sshd runs it
+        (as its AuthorizedKeysCommandUser)."""
+        command_user = _sshd_option(self.sshd, "AuthorizedKeysCommandUser") or "root"
+        command = (_sshd_option(self.sshd, "AuthorizedKeysCommand") or self.keys_command).split()
+        argv = [part.replace("%u", user) for part in command]
+        if command_user != "root":
+            argv = [
+                "setpriv",
+                f"--reuid={command_user}",
+                f"--regid={_primary_group(command_user)}",
+                "--clear-groups",
+                *argv,
+            ]
+        result = self.run(argv)
         if result.returncode != 0:
             return []
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def ssh_key_login(self, user: str, identity: Path) -> bool:
+        """Whether sshd accepts a public-key login of ``user`` with the private key
+        ``identity`` (``true`` runs, or sshd logs that it accepted the key)."""
+        options = [
+            "-i",
+            str(identity),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+        ]
+        return self._ssh(user, options, "publickey")
+
+    def ssh_password_login(self, user: str, password: str) -> bool:
+        """Whether sshd accepts ``password`` for ``user`` (the password method, or
+        keyboard-interactive where the sshd_config enables it; PAM either way), typed by an
+        askpass program."""
+        secret = self.root / f"secret-{threading.get_ident()}"
+        secret.touch(mode=0o600)
+        secret.write_text(password + "\n")
+        options = [
+            "-o",
+            "BatchMode=no",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive,password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ]
+        env = {
+            "SSH_ASKPASS": str(self.root / "askpass"),
+            "SSH_ASKPASS_REQUIRE": "force",
+            "SCIM_E2E_SECRET": str(secret),
+        }
+        try:
+            return self._ssh(user, options, "(keyboard-interactive/pam|password)", env)
+        finally:
+            secret.unlink(missing_ok=True)
 
     def flush(self) -> None:
         """Make the next lookup of any user or group go to LDAP.
@@ -677,12 +471,93 @@ class ClientStack:
         output = (result.stderr or result.stdout).strip() or "no output"
         raise ClientError(f"sss_cache -E failed (exit {result.returncode}): {output}")
 
+    def restart(self) -> None:
+        """What an admin does after a change in the directory: ``sss_cache -E`` and a
+        restart of the daemon (which also drops sssd's negative and in-memory caches)."""
+        self.flush()
+        daemon, self._daemon = self._daemon, None
+        if daemon is not None:
+            kill([daemon.pid])
+            with suppress(subprocess.TimeoutExpired):
+                daemon.wait(timeout=STOP_TIMEOUT)
+        if self._namespace is not None:
+            kill(
+                pid
+                for pid, (name, inode) in processes().items()
+                if inode == self._namespace and name in DAEMON_NAMES
+            )
+        self._start_daemon()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
         except (OSError, ClientError):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
+
+    def sshd_log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.sshd_log_path.read_text(errors="replace")
+        except (OSError, ClientError):
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def _nsenter(self, argv: Sequence[str]) -> list[str]:
+        if self._holder is None:
+            raise ClientError(f"{self.kind} stack is not started")
+        return ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv]
+
+    def _ssh(
+        self,
+        user: str,
+        options: Sequence[str],
+        method: str,
+        env: Mapping[str, str] | None = None,
+    ) -> bool:
+        log = self.sshd_log_path
+        offset = log.stat().st_size
+        argv = [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            f"ConnectTimeout={SSH_CONNECT_TIMEOUT}",
+            "-o",
+            "LogLevel=ERROR",
+            *options,
+            "-l",
+            user,
+            "127.0.0.1",
+            "true",
+        ]
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SSH_TIMEOUT,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": str(self.root), **(env or {})},
+            check=False,
+        )
+        accepted = re.compile(rf"Accepted {method} for {re.escape(user)} from")
+        deadline = time.monotonic() + 2.0
+        while True:
+            with log.open("rb") as stream:
+                stream.seek(offset)
+                text = stream.read().decode(errors="replace")
+            if accepted.search(text):
+                return True
+            if result.returncode != 0 or time.monotonic() > deadline:
+                return result.returncode == 0
+            time.sleep(0.05)
 
     def _pamtester(self, user: str, operation: str, *, stdin: str = "") -> bool:
         return self.run(["pamtester", SERVICE, user, operation], stdin=stdin).returncode == 0
@@ -691,13 +566,8 @@ class ClientStack:
         root = self.root
         root.chmod(0o755)
         (root / "nsswitch.conf").write_text(self.nsswitch)
-        pam_dir = root / "pam.d"
-        pam_dir.mkdir()
-        (pam_dir / SERVICE).write_text(self.pam)
-        (pam_dir / "other").write_text(
-            "auth required pam_deny.so\naccount required pam_deny.so\n"
-            "password required pam_deny.so\nsession required pam_deny.so\n"
-        )
+        self._write_pam(root / "pam.d")
+        self._write_sshd(root)
         if self.kind == "sssd":
             sssd_dir = root / "sssd"
             sssd_dir.mkdir(mode=0o700)
@@ -711,13 +581,51 @@ class ClientStack:
         conf.chmod(0o640)
         os.chown(conf, 0, _group_id("nslcd"))
         password_file = root / "bindpw"
-        password_file.write_text(_nslcd_options(self.config).get("bindpw", ""))
-        password_file.chmod(0o600)
+        password_file.write_text(nslcd_options(self.config).get("bindpw", ""))
+        password_file.chmod(0o640)
+        os.chown(password_file, 0, _group_id("nslcd"))
         script = root / KEYS_SCRIPT
         script.write_text(
-            self.keys_script or ldap_keys_script(self.config, str(script), str(password_file))
+            self.keys_script or ldap_keys_script(self.config, KEYS_COMMAND, str(password_file))
         )
-        script.chmod(0o700)
+        script.chmod(0o755)
+
+    def _write_pam(self, pam_dir: Path) -> None:
+        pam_dir.mkdir()
+        lines = [
+            line for line in self.pam.splitlines() if line.strip() and not line.startswith("#")
+        ]
+        for phase in ("auth", "account"):
+            chosen = [line for line in lines if line.split(None, 1)[0] == phase]
+            (pam_dir / f"common-{phase}").write_text("\n".join(chosen) + "\n")
+        session = [line for line in lines if line.split(None, 1)[0] == "session"]
+        session = session or PAM_SESSION[self.kind].splitlines()
+        (pam_dir / "common-session").write_text("\n".join(session) + "\n")
+        (pam_dir / "common-session-noninteractive").write_text("\n".join(session) + "\n")
+        (pam_dir / "common-password").write_text(PAM_PASSWORD)
+        (pam_dir / SERVICE).write_text(PAM_TEST_SERVICE)
+        (pam_dir / "sshd").write_text(PAM_SSHD_SERVICE)
+        (pam_dir / "su").write_text(PAM_SU_SERVICE)
+        (pam_dir / "su-l").write_text(PAM_SU_LOGIN_SERVICE)
+        (pam_dir / "other").write_text(
+            "auth required pam_deny.so\naccount required pam_deny.so\n"
+            "password required pam_deny.so\nsession required pam_deny.so\n"
+        )
+
+    def _write_sshd(self, root: Path) -> None:
+        key = root / "ssh_host_ed25519_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)],
+            check=True,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        self.ssh_port = _free_port()
+        harness = SSHD_HARNESS.format(port=self.ssh_port, root=root)
+        (root / "sshd_config").write_text(self.sshd.rstrip("\n") + "\n" + harness)
+        askpass = root / "askpass"
+        askpass.write_text(ASKPASS)
+        askpass.chmod(0o755)
 
     def _enter_namespace(self) -> None:
         with (self.root / "namespace.log").open("wb") as log:
@@ -752,22 +660,24 @@ class ClientStack:
 
     def _start_daemon(self) -> None:
         assert self._holder is not None
+        view = Path(f"/proc/{self._holder.pid}/root")
         if self.kind == "sssd":
             argv = ["sssd", "-i", "--logger=stderr"]
             sockets = [f"var/lib/sss/pipes/{name}" for name in _sssd_services(self.config)]
         else:
             argv = ["nslcd", "-d"]
             sockets = ["run/nslcd/socket"]
-        with self.log_path.open("wb") as log:
+        for socket_path in sockets:
+            (view / socket_path).unlink(missing_ok=True)
+        with self.log_path.open("ab") as log:
             self._daemon = subprocess.Popen(
-                ["nsenter", "--mount", f"--target={self._holder.pid}", "--", *argv],
+                self._nsenter(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        view = Path(f"/proc/{self._holder.pid}/root")
         deadline = time.monotonic() + START_TIMEOUT
-        while not all((view / socket).exists() for socket in sockets):
+        while not all((view / socket_path).exists() for socket_path in sockets):
             if self._daemon.poll() is not None:
                 raise ClientError(
                     f"{self.kind} exited with status {self._daemon.returncode}\n{self.log_tail()}"
@@ -775,6 +685,48 @@ class ClientStack:
             if time.monotonic() > deadline:
                 raise ClientError(f"{self.kind} did not open its sockets\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def _start_sshd(self) -> None:
+        config = self.root / "sshd_config"
+        check = self.run(["/usr/sbin/sshd", "-t", "-f", str(config)])
+        if check.returncode != 0:
+            raise ClientError(f"sshd refuses its configuration: {check.stderr.strip()}")
+        with self.sshd_log_path.open("ab") as log:
+            self._sshd = subprocess.Popen(
+                self._nsenter(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.settimeout(0.5)
+                if probe.connect_ex(("127.0.0.1", self.ssh_port)) == 0:
+                    return
+            if self._sshd.poll() is not None or time.monotonic() > deadline:
+                raise ClientError(f"sshd did not start\n{self.sshd_log_tail()}")
+            time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _primary_group(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
+
+
+def _sshd_option(config: str, name: str) -> str:
+    """The value of the first ``name`` line of sshd_config text (sshd's first match wins)."""
+    for raw in config.splitlines():
+        words = raw.strip().split(None, 1)
+        if len(words) == 2 and words[0].lower() == name.lower():
+            return words[1].strip()
+    return ""
 
 
 def _sssd_services(config: str) -> list[str]:

@@ -1,14 +1,18 @@
 """The client harness itself, against users written straight to LDAP."""
 
+from pathlib import Path
+
 import pytest
 from ldap3 import MODIFY_REPLACE, Connection
 
 from app.ldap.sandbox import Sandbox
 from tests.e2e.clients import (
-    PAM_SSSD_STRICT,
     ClientStack,
     LoginUser,
     StackKind,
+)
+from tests.e2e.hostfiles import (
+    PAM_SSSD_STRICT,
     nslcd_config,
     nslcd_disable_lines,
     sssd_config,
@@ -49,14 +53,32 @@ def test_key_lookup_returns_the_key(stack: ClientStack, login_user: LoginUser) -
     assert stack.ssh_keys(login_user.uid) == [login_user.key], stack.log_tail()
 
 
+def test_su_and_sshd_let_the_user_in(
+    stack: ClientStack, login_user: LoginUser, ssh_identity: Path
+) -> None:
+    assert stack.su_from_root(login_user.uid)
+    assert stack.su_with_password(login_user.uid, login_user.password)
+    assert stack.ssh_key_login(login_user.uid, ssh_identity), stack.sshd_log_tail()
+    assert stack.ssh_password_login(login_user.uid, login_user.password), stack.sshd_log_tail()
+
+
+def test_su_and_sshd_refuse_wrong_credentials(
+    stack: ClientStack, login_user: LoginUser, stranger_identity: Path
+) -> None:
+    assert not stack.su_with_password(login_user.uid, login_user.password + "x")
+    assert not stack.ssh_key_login(login_user.uid, stranger_identity)
+    assert not stack.ssh_password_login(login_user.uid, login_user.password + "x")
+
+
 def test_unknown_user_is_refused(stack: ClientStack) -> None:
     assert stack.getent_passwd("e2e-nobody") is None
     assert not stack.authenticate("e2e-nobody", "anything")
     assert stack.ssh_keys("e2e-nobody") == []
+    assert not stack.su_from_root("e2e-nobody")
 
 
 def test_deleted_user_disappears(
-    stack: ClientStack, login_user: LoginUser, ldap: Connection
+    stack: ClientStack, login_user: LoginUser, ldap: Connection, ssh_identity: Path
 ) -> None:
     assert stack.getent_passwd(login_user.uid) is not None
     assert stack.authenticate(login_user.uid, login_user.password)
@@ -69,6 +91,10 @@ def test_deleted_user_disappears(
     assert not stack.authenticate(login_user.uid, login_user.password)
     assert not stack.account(login_user.uid)
     assert stack.ssh_keys(login_user.uid) == []
+    assert not stack.su_from_root(login_user.uid)
+    assert not stack.su_with_password(login_user.uid, login_user.password)
+    assert not stack.ssh_key_login(login_user.uid, ssh_identity)
+    assert not stack.ssh_password_login(login_user.uid, login_user.password)
 
 
 @pytest.mark.parametrize("kind", ["sssd", "nslcd"])

@@ -1,7 +1,9 @@
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from ldap3 import (
     BASE,
     HASHED_SALTED_SHA,
@@ -10,6 +12,7 @@ from ldap3 import (
     SUBTREE,
     Connection,
     Server,
+    Tls,
 )
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.hashed import hashed
@@ -256,3 +259,76 @@ def test_password_policy_is_the_default(conn: Connection, directory: SandboxDire
         directory.password_policy_dn, "(objectClass=pwdPolicy)", BASE, attributes=["pwdMaxFailure"]
     )
     assert conn.entries[0].pwdMaxFailure.value == 5
+
+
+@pytest.fixture(scope="module")
+def tls_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxDirectory]:
+    with Sandbox(tls=True, workdir=tmp_path_factory.mktemp("tls")) as sandbox:
+        yield sandbox.directory
+
+
+def tls_connection(url: str, ca_file: str) -> Connection:
+    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
+    return Connection(
+        Server(url, connect_timeout=2, tls=tls, use_ssl=url.startswith("ldaps://")),
+        receive_timeout=5,
+    )
+
+
+def test_start_tls_verifies_against_the_sandbox_ca(tls_directory: SandboxDirectory) -> None:
+    assert tls_directory.ca_file is not None
+    connection = tls_connection(tls_directory.url, tls_directory.ca_file)
+    try:
+        connection.open()
+        assert connection.start_tls()
+        assert connection.tls_started
+        assert connection.rebind(tls_directory.bind_dn, tls_directory.bind_password)
+        assert connection.extend.standard.who_am_i() == f"dn:{tls_directory.bind_dn}"
+    finally:
+        connection.unbind()
+
+
+def test_ldaps_verifies_against_the_sandbox_ca(tls_directory: SandboxDirectory) -> None:
+    assert tls_directory.ca_file is not None and tls_directory.ldaps_url is not None
+    connection = tls_connection(tls_directory.ldaps_url, tls_directory.ca_file)
+    try:
+        assert connection.rebind(tls_directory.bind_dn, tls_directory.bind_password)
+        assert connection.extend.standard.who_am_i() == f"dn:{tls_directory.bind_dn}"
+    finally:
+        connection.unbind()
+
+
+def test_start_tls_fails_against_another_ca(
+    tls_directory: SandboxDirectory, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(wrong))
+    for url in (tls_directory.url, tls_directory.ldaps_url):
+        assert url is not None
+        connection = tls_connection(url, str(wrong))
+        with pytest.raises(LDAPException, match="certificate verify failed"):
+            connection.open()
+            connection.start_tls()
+        assert not connection.tls_started
+
+
+def test_tls_settings_point_at_the_sandbox_ca(tls_directory: SandboxDirectory) -> None:
+    settings = tls_directory.ldap_settings()
+    assert settings.start_tls is True
+    assert str(settings.ca_file) == tls_directory.ca_file
+    environment = tls_directory.environment()
+    assert environment["SCIM_LDAP_LDAP__START_TLS"] == "true"
+    assert environment["SCIM_LDAP_LDAP__CA_FILE"] == tls_directory.ca_file
+
+
+def test_plain_sandbox_has_no_tls(directory: SandboxDirectory) -> None:
+    assert directory.ca_file is None and directory.ldaps_url is None
+    assert directory.ldap_settings().start_tls is False
+    assert "SCIM_LDAP_LDAP__START_TLS" not in directory.environment()
+    connection = Connection(Server(directory.url, connect_timeout=2), receive_timeout=5)
+    try:
+        connection.open()
+        with pytest.raises(LDAPException):
+            connection.start_tls()
+    finally:
+        connection.unbind()
