@@ -64,7 +64,7 @@ class UserChanges(AccountCreation, AccountUpdate):
                 record = settled
             guard = version_guard(if_match, record.version)
             pending = Pending(op="delete", login=record.login, dn=record.dn)
-            with Steps() as steps:
+            with self.pending.running(pending.token), Steps() as steps:
                 if self.pending.enabled:
                     self.pending.mark(session, record.dn, pending, guard)
                     guard = []

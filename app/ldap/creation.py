@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -83,6 +84,7 @@ class AccountCreation(AccountWriter):
                 if not self.pending.enabled:
                     return None
                 return Pending(
+                    token=token,
                     op="create",
                     login=login,
                     dn=dn,
@@ -91,7 +93,8 @@ class AccountCreation(AccountWriter):
                     lock=disabled and by_exop and self.mapping.profile.locks,
                 )
 
-            with Steps() as steps:
+            token = secrets.token_hex(6)
+            with self.pending.running(token), Steps() as steps:
                 assigned = self._claimed_number(session, steps, values)
                 login, dn, attributes, result, pending = self._add(
                     session, values, login, parent, manager_dn, assigned, hashed, marker
@@ -122,7 +125,8 @@ class AccountCreation(AccountWriter):
     ) -> UserRecord:
         """Finish the interrupted create of the same userName; 409 for any other holder."""
         record = self.users.reread(session, taken.dn)
-        if record.pending is None or record.pending.op != "create":
+        pending = record.pending
+        if pending is None or pending.op != "create" or self.pending.busy(pending):
             raise taken
         if plaintext:
             if self.passwords.by_exop:

@@ -22,11 +22,17 @@ The marker holds logins, DNs and group names, never a password.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 Operation = Literal["create", "update", "delete"]
+
+WRITER = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+"""This server process, as it signs the markers it writes."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class Pending:
     lock: bool = False
     """Whether the account must end locked (a disabled account after a password change)."""
     at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d%H%M%SZ"))
+    writer: str = WRITER
+    """The server process that began the write."""
+    token: str = field(default_factory=lambda: secrets.token_hex(6))
+    """This write among the writer's."""
 
     def encode(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -78,6 +88,8 @@ class Pending:
                 private_gid=None if raw.get("private_gid") is None else int(raw["private_gid"]),
                 lock=bool(raw.get("lock", False)),
                 at=str(raw.get("at") or "19700101000000Z"),
+                writer=str(raw.get("writer") or ""),
+                token=str(raw.get("token") or ""),
             )
         except (TypeError, ValueError, KeyError):
             return None

@@ -10,6 +10,9 @@ that touches a marked entry finishes it first.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +26,7 @@ from app.ldap.connection import Control, Session
 from app.ldap.dn import first_rdn, parent_of, same_dn
 from app.ldap.groups import PosixGroups
 from app.ldap.mapping import UserRecord
-from app.ldap.pending import Pending
+from app.ldap.pending import WRITER, Pending
 from app.ldap.removal import AccountRemoval
 from app.ldap.steps import Steps
 from app.ldap.users import UserDirectory
@@ -40,8 +43,17 @@ class Swept:
     failed: int = 0
 
 
+FOREIGN_SETTLE = 60.0
+"""Seconds a marker of another server process may belong to a write still running there."""
+
+
 class PendingWrites:
-    """Puts the marker on, takes it off, and finishes what it names."""
+    """Puts the marker on, takes it off, and finishes what it names.
+
+    A marker is finished only when its write cannot still be running: this
+    process knows its own writes in flight; another process's marker is left
+    alone for ``FOREIGN_SETTLE`` seconds (beyond any request's time bound).
+    """
 
     def __init__(self, users: UserDirectory, groups: PosixGroups, removal: AccountRemoval) -> None:
         self.users = users
@@ -49,6 +61,26 @@ class PendingWrites:
         self.attribute = users.mapping.pending_attribute
         self.groups = groups
         self.removal = removal
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, token: str) -> Iterator[None]:
+        """The write whose markers carry ``token`` is in flight in this process meanwhile."""
+        with self._lock:
+            self._running.add(token)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(token)
+
+    def busy(self, pending: Pending, now: datetime | None = None) -> bool:
+        """Whether the write of ``pending`` may still be running, here or elsewhere."""
+        if pending.writer == WRITER:
+            with self._lock:
+                return pending.token in self._running
+        return pending.age(now) < FOREIGN_SETTLE
 
     @property
     def enabled(self) -> bool:
@@ -136,8 +168,11 @@ class PendingWrites:
             self.removal.remove(session, steps, record, archive=False)
 
     def settle(self, session: Session, record: UserRecord) -> UserRecord | None:
-        """The record with its interrupted write finished; None when that write deleted it."""
-        if record.pending is None:
+        """The record with its interrupted write finished; None when that write deleted it.
+
+        A write that may still be running is left to itself.
+        """
+        if record.pending is None or self.busy(record.pending):
             return record
         dn = self.finish(session, record)
         return None if dn is None else self.users.reread(session, dn)
@@ -161,7 +196,7 @@ class PendingWrites:
             for entry in entries:
                 record = self.mapping.record(entry)
                 pending = record.pending
-                if pending is None or pending.age(now) < settle:
+                if pending is None or pending.age(now) < settle or self.busy(pending, now):
                     continue
                 try:
                     if pending.op != "create":

@@ -96,7 +96,7 @@ class AccountUpdate(AccountWriter):
             )
             dn = current.dn
             result: dict[str, Any] | None = None
-            with Steps() as steps:
+            with self.pending.running(pending.token if pending else ""), Steps() as steps:
                 if pending is not None:
                     changes = {**changes, **self._marker_change(pending)}
                 if changes:
