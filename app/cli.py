@@ -20,6 +20,7 @@ from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.mapping import UserMapping
 from app.ldap.rootdse import offers_start_tls
+from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.users import UserDirectory
 
 log = logging.getLogger("app")
@@ -142,6 +143,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             directory, UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts)
         )
         for warning in users.preflight_warnings():
+            print(f"warning: {warning}")
+        topology = read_topology(settings.ldap)
+        for line in topology.describe():
+            print(line)
+        for warning in replication_warnings(
+            topology, settings.posix, settings.accounts, settings.ldap.base_dn
+        ):
             print(f"warning: {warning}")
     except DirectoryConfigError as exc:
         return _fail(str(exc))

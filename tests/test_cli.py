@@ -71,6 +71,7 @@ def test_check_accepts_the_right_bind(sandbox: Sandbox) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
+    assert f"{directory.url}: serverID none; single provider" in result.stdout
 
 
 def test_client_config_for_a_directory_without_tls_is_refused(sandbox: Sandbox) -> None:
