@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +13,7 @@ from ldap3 import Connection
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import CORE, POSIX, entry, unique
 from tests.conftest import TOKEN
-from tests.test_scripts import ROOT, free_port, wait_healthy
+from tests.servers import serving
 
 CREATES = 50
 LOW = 36000
@@ -33,41 +29,15 @@ def pool_dn(sandbox: Sandbox, ldap: Connection) -> Iterator[str]:
 @pytest.fixture
 def servers(sandbox: Sandbox, pool_dn: str) -> Iterator[list[str]]:
     """Two ``python -m app serve`` processes allocating from the same counter."""
-    directory = sandbox.directory
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
-    env.update(
-        {
-            **directory.environment(),
-            "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
-            "SCIM_LDAP_POSIX__UID_RANGE": json.dumps([LOW, LOW + 999]),
-            "SCIM_LDAP_POSIX__ID_POOL_DN": pool_dn,
-            "SCIM_LDAP_LOG_LEVEL": "warning",
-        }
-    )
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            wait_healthy(url, process)
+    env = {
+        **sandbox.directory.environment(),
+        "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
+        "SCIM_LDAP_POSIX__UID_RANGE": json.dumps([LOW, LOW + 999]),
+        "SCIM_LDAP_POSIX__ID_POOL_DN": pool_dn,
+        "SCIM_LDAP_LOG_LEVEL": "warning",
+    }
+    with serving([env, env]) as urls:
         yield [f"{url}/scim/v2" for url in urls]
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            output, _ = process.communicate(timeout=30)
-            assert "Traceback" not in output, output
-            assert " 500 " not in output, output
 
 
 def test_concurrent_creates_on_two_servers_get_distinct_numbers(

@@ -8,10 +8,6 @@ through both providers at once.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter as Tally
@@ -27,7 +23,7 @@ from ldap3 import SUBTREE
 
 from tests.api.helpers import CORE, POSIX, unique
 from tests.conftest import TOKEN
-from tests.test_scripts import ROOT, free_port, wait_healthy
+from tests.servers import serving
 
 if TYPE_CHECKING:
     from tests.ldap.replicas import Replicas
@@ -69,51 +65,33 @@ def servers(pair: Replicas) -> Iterator[tuple[list[httpx.Client], tuple[int, int
         {"url": pair.urls[1], "uid_range": [low + SLICE, low + 2 * SLICE - 1]},
     ]
     directory = pair.directory
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
-    base.update(
-        {
-            "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
-            "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
-            "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
-            "SCIM_LDAP_LDAP__CONNECT_TIMEOUT": "2",
-            "SCIM_LDAP_LDAP__RECEIVE_TIMEOUT": "5",
-            "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
-            "SCIM_LDAP_POSIX__UID_RANGE": json.dumps([low, low + 2 * SLICE - 1]),
-            "SCIM_LDAP_POSIX__PROVIDERS": json.dumps(providers),
-            "SCIM_LDAP_POSIX__GID_STRATEGY": "private-group",
-            "SCIM_LDAP_ACCOUNTS__DISABLE": json.dumps(["lock", "expire", "hide", "remove-group"]),
-            "SCIM_LDAP_ACCOUNTS__LOGIN_GROUP": LOGIN_GROUP,
-            "SCIM_LDAP_LOG_LEVEL": "warning",
-        }
-    )
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env={**base, "SCIM_LDAP_LDAP__URLS": json.dumps(urls)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for port, urls in zip(ports, (pair.urls, pair.urls[::-1]), strict=True)
+    base = {
+        "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
+        "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
+        "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
+        "SCIM_LDAP_LDAP__CONNECT_TIMEOUT": "2",
+        "SCIM_LDAP_LDAP__RECEIVE_TIMEOUT": "5",
+        "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
+        "SCIM_LDAP_POSIX__UID_RANGE": json.dumps([low, low + 2 * SLICE - 1]),
+        "SCIM_LDAP_POSIX__PROVIDERS": json.dumps(providers),
+        "SCIM_LDAP_POSIX__GID_STRATEGY": "private-group",
+        "SCIM_LDAP_ACCOUNTS__DISABLE": json.dumps(["lock", "expire", "hide", "remove-group"]),
+        "SCIM_LDAP_ACCOUNTS__LOGIN_GROUP": LOGIN_GROUP,
+        "SCIM_LDAP_LOG_LEVEL": "warning",
+    }
+    environments = [
+        {**base, "SCIM_LDAP_LDAP__URLS": json.dumps(urls)} for urls in (pair.urls, pair.urls[::-1])
     ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    clients = [httpx.Client(base_url=f"{url}/scim/v2", headers=headers, timeout=60) for url in urls]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            wait_healthy(url, process)
-        yield clients, (low, low + SLICE, low + 2 * SLICE - 1)
-    finally:
-        for client in clients:
-            client.close()
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            output, _ = process.communicate(timeout=30)
-            assert "Traceback" not in output, output
-            assert " 500 " not in output, output
+    with serving(environments) as servers:
+        clients = [
+            httpx.Client(base_url=f"{url}/scim/v2", headers=headers, timeout=60) for url in servers
+        ]
+        try:
+            yield clients, (low, low + SLICE, low + 2 * SLICE - 1)
+        finally:
+            for client in clients:
+                client.close()
 
 
 def load(
