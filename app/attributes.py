@@ -125,28 +125,6 @@ UNTYPED_DEFAULT = "work"
 READ_ONLY = frozenset({"id", "meta", "groups"})
 """Attributes a client may not write (RFC 7643 §4.1, ``groups`` is readOnly)."""
 
-IGNORED_CORE = frozenset(
-    {
-        "nickName",
-        "profileUrl",
-        "userType",
-        "locale",
-        "timezone",
-        "ims",
-        "photos",
-        "entitlements",
-        "roles",
-        "x509Certificates",
-        "name.middleName",
-        "name.honorificPrefix",
-        "name.honorificSuffix",
-        "costCenter",
-        "organization",
-        "division",
-    }
-)
-"""Standard attributes the server accepts and does not store (not announced in /Schemas)."""
-
 ECMA2HOST_ALIASES: dict[str, str] = {
     "uidnumber": UID_NUMBER.path,
     "gidnumber": GID_NUMBER.path,

@@ -124,9 +124,12 @@ class AccountCreation(AccountWriter):
         self, session: Session, taken: UserNameTaken, plaintext: str | None
     ) -> UserRecord:
         """Finish the interrupted create of the same userName; 409 for any other holder."""
-        record = self.users.reread(session, taken.dn)
-        pending = record.pending
+        found = self.users.reread(session, taken.dn)
+        pending = found.pending
         if pending is None or pending.op != "create" or self.pending.busy(pending):
+            raise taken
+        record = self.pending.take_over(session, found)
+        if record is None or record.pending is None:
             raise taken
         if plaintext:
             if self.passwords.by_exop:
@@ -141,7 +144,8 @@ class AccountCreation(AccountWriter):
                 )
             if record.values.get(ACTIVE) is False:
                 self._lock_again(session, record.dn, record.login)
-        dn = self.pending.finish(session, record)
+        with self.pending.running(record.pending.token):
+            dn = self.pending.finish(session, record)
         assert dn is not None
         finished = self.users.reread(session, dn)
         log.info("a create sent again finished the interrupted create of %s", dn)

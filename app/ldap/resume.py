@@ -10,14 +10,15 @@ that touches a marked entry finishes it first.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from scim2_models import SCIMException
 
 from app.ldap import writes
@@ -117,8 +118,36 @@ class PendingWrites:
 
     # ---- finishing
 
+    def take_over(self, session: Session, record: UserRecord) -> UserRecord | None:
+        """The record with its marker made this request's, or None when another got it first.
+
+        One modify deletes the marker's exact value and adds it under a new
+        token: of two requests finishing the same write, or a request and the
+        write itself finishing at once, only one succeeds.
+        """
+        pending = record.pending
+        assert pending is not None and self.attribute
+        mine = replace(pending, writer=WRITER, token=secrets.token_hex(6))
+        result = session.modify(
+            record.dn,
+            {
+                self.attribute: [
+                    (MODIFY_DELETE, [pending.encode()]),
+                    (MODIFY_ADD, [mine.encode()]),
+                ]
+            },
+            tolerate=(writes.NO_SUCH_ATTRIBUTE,),
+            action=f"take over the unfinished write of {pending.login}",
+        )
+        if result["result"] == writes.NO_SUCH_ATTRIBUTE:
+            return None
+        return replace(record, pending=mine)
+
     def finish(self, session: Session, record: UserRecord) -> str | None:
-        """Complete the write the record's marker names; the entry's DN after it (None: gone)."""
+        """Complete the write the record's marker names; the entry's DN after it (None: gone).
+
+        The marker must be this request's (``take_over``).
+        """
         pending = record.pending
         assert pending is not None
         log.warning(
@@ -174,7 +203,11 @@ class PendingWrites:
         """
         if record.pending is None or self.busy(record.pending):
             return record
-        dn = self.finish(session, record)
+        owned = self.take_over(session, record)
+        if owned is None:
+            return self.users.reread(session, record.dn)
+        with self.running(owned.pending.token if owned.pending else ""):
+            dn = self.finish(session, owned)
         return None if dn is None else self.users.reread(session, dn)
 
     def sweep(self, grace: float, settle: float) -> Swept:
@@ -198,13 +231,18 @@ class PendingWrites:
                 pending = record.pending
                 if pending is None or pending.age(now) < settle or self.busy(pending, now):
                     continue
+                if pending.op == "create" and pending.age(now) < grace:
+                    continue
                 try:
-                    if pending.op != "create":
-                        self.finish(session, record)
-                        swept.finished += 1
-                    elif pending.age(now) >= grace:
-                        self.take_back(session, record)
+                    owned = self.take_over(session, record)
+                    if owned is None:
+                        continue
+                    if pending.op == "create":
+                        self.take_back(session, owned)
                         swept.taken_back += 1
+                    else:
+                        self.finish(session, owned)
+                        swept.finished += 1
                 except SCIMException as exc:
                     swept.failed += 1
                     log.error("could not finish the write of %s: %s", record.dn, exc.detail)

@@ -45,7 +45,6 @@ from app.attributes import (
     ECMA2HOST_ALIASES,
     ECMA2HOST_USER,
     EXTENSIONS,
-    IGNORED_CORE,
     MULTI_VALUED,
     READ_ONLY,
     UNTYPED_DEFAULT,
@@ -55,6 +54,7 @@ from app.attributes import (
     slots_of,
 )
 from app.scim.sshkeys import identity, unique_keys
+from app.scim.unstored import UNSTORED
 from app.scim.values import coerce
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class UserWriter:
         if path_less and key.lower() == "schemas":
             return
         if _unknown_extension(key):
-            log.debug("ignoring %s: no such extension is stored", key)
+            UNSTORED.note(key)
             return
         if len(key) > MAX_PATH_LENGTH:
             raise InvalidPathException(
@@ -191,6 +191,9 @@ class UserWriter:
         try:
             node = Path(key).ast
         except InvalidPathException:
+            if path_less:
+                UNSTORED.note(key)
+                return
             raise InvalidPathException(detail=f"{key!r} is not a valid attribute path") from None
         if isinstance(node, ValuePath):
             self._apply_value_path(op, node, value)
@@ -226,14 +229,15 @@ class UserWriter:
         """Microsoft's ECMA2Host namespace: raw LDAP attribute names (ENTRA.md §4)."""
         target = ECMA2HOST_ALIASES.get(name.lower())
         if target is None:
-            log.debug("ignoring ECMA2Host attribute %s", name)
+            UNSTORED.note(f"{ECMA2HOST_USER}:{name}")
             return
         self._apply_key(op, target, value, path_less=True)
 
     def _apply_attr_path(self, op: str, node: AttrPath, value: Any) -> None:
         schema = CORE_USER if node.uri is None else _schema_named(node.uri)
         if schema is None:
-            raise InvalidPathException(detail=f"unknown schema {node.uri}")
+            UNSTORED.note(f"{node.uri}:{node.attr}")
+            return
         if schema == ECMA2HOST_USER:
             self._apply_ecma2host(op, node.attr, value)
             return
@@ -311,7 +315,7 @@ class UserWriter:
     def _fill_element(self, op: str, attr: str, element_type: str, item: dict[str, Any]) -> None:
         by_sub = {(s.sub or "").lower(): s for s in slots_of(attr) if s.type == element_type}
         if not by_sub:
-            log.debug("ignoring %s of type %s: not stored", attr, element_type)
+            UNSTORED.note(f'{attr}[type eq "{element_type}"]')
             return
         for key, sub_value in item.items():
             slot = by_sub.get(str(key).lower())
@@ -330,11 +334,13 @@ class UserWriter:
         if attr is None:
             if node.attr_path.attr.lower() in READ_ONLY:
                 raise MutabilityException(detail=f"{node.attr_path.attr} is read-only")
-            if node.attr_path.attr in IGNORED_CORE:
-                return
-            raise InvalidPathException(
-                detail=f"{node.attr_path.attr} is not a multi-valued attribute this server stores"
-            )
+            if slots_of(node.attr_path.attr, schema or ""):
+                raise InvalidPathException(
+                    detail=f"{node.attr_path.attr} is single-valued: a value filter needs a "
+                    "multi-valued attribute"
+                )
+            UNSTORED.note(node.attr_path.attr)
+            return
         types = sorted({s.type for s in slots_of(attr) if s.type})
         matches = [
             t
@@ -349,7 +355,7 @@ class UserWriter:
             if wanted is None:
                 raise NoTargetException(detail=f"no {attr} element matches {node.val_filter}")
             if wanted not in types:
-                log.debug("ignoring %s of type %s: not stored", attr, wanted)
+                UNSTORED.note(f'{attr}[type eq "{wanted}"]')
                 return
             matches = [wanted]
         for element_type in matches:
@@ -440,10 +446,7 @@ class UserWriter:
     @staticmethod
     def _unstored(schema: str, name: str, sub: str | None) -> None:
         full = f"{name}.{sub}" if sub else name
-        if schema == CORE_USER and (name in IGNORED_CORE or full in IGNORED_CORE):
-            log.debug("ignoring %s: not stored", full)
-            return
-        raise InvalidPathException(detail=f"{full} is not an attribute of {schema}")
+        UNSTORED.note(full if schema == CORE_USER else f"{schema}:{full}")
 
 
 def parse_patch(body: Any) -> list[tuple[str, str | None, Any]]:

