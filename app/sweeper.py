@@ -40,11 +40,17 @@ class Sweeper:
             self._thread.join(timeout=5)
 
     def once(self) -> int:
-        """One sweep; the number of writes finished or taken back (0 when it failed)."""
+        """One sweep; the number of writes finished or taken back (0 when it failed).
+
+        A failure never ends the schedule: the next round tries again.
+        """
         try:
             done = self.changes.sweep(self.grace, self.settle)
         except SCIMException as exc:
             log.warning("the sweep of unfinished writes could not run: %s", exc.detail)
+            return 0
+        except Exception as exc:
+            log.error("the sweep of unfinished writes failed: %s", type(exc).__name__)
             return 0
         if done:
             log.info("the sweep finished or took back %d interrupted writes", done)
