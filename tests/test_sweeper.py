@@ -15,6 +15,7 @@ from tests.api.helpers import CORE, USERS, by_login, ensure_entry, unique
 from tests.conftest import TOKEN, make_settings
 
 LONG_AGO = "20200101000000Z"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_the_start_up_sweep_finishes_and_takes_back(sandbox: Sandbox, ldap: Connection) -> None:
@@ -60,3 +61,24 @@ def test_the_start_up_sweep_finishes_and_takes_back(sandbox: Sandbox, ldap: Conn
     with TestClient(create_app(settings), headers=headers) as client:
         for response in (made[0], made[2]):
             assert client.delete(f"{USERS}/{response.json()['id']}").status_code == 204
+
+
+def test_a_round_that_cannot_reach_the_directory_is_skipped() -> None:
+    with Sandbox() as crashable:
+        directory = crashable.directory
+        with TestClient(create_app(make_settings(directory)), headers=HEADERS) as client:
+            made = client.post(USERS, json={"schemas": [CORE], "userName": unique("down")})
+            assert made.status_code == 201, made.text
+            sweeper = client.app.state.sweeper  # type: ignore[attr-defined]
+            login = made.json()["userName"]
+            conn = Connection(
+                directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+            )
+            dn = f"uid={login},{directory.users_dn}"
+            marker = Pending(op="update", login=login, dn=dn, at=LONG_AGO)
+            assert conn.modify(dn, {"scimPending": [(MODIFY_REPLACE, [marker.encode()])]})
+            conn.unbind()
+            crashable.kill_server()
+            assert sweeper.once() == 0
+            crashable.start_server()
+            assert sweeper.once() == 1
