@@ -15,7 +15,7 @@ from tests.e2e.processes import ClientError, host_daemons, kill
 
 SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
 NSLCD_PACKAGES = ("nslcd", "libnss-ldapd", "libpam-ldapd")
-TOOL_PACKAGES = ("pamtester", "ldap-utils")
+TOOL_PACKAGES = ("pamtester", "ldap-utils", "openssh-server", "openssh-client")
 PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES)
 
 NSSWITCH = Path("/etc/nsswitch.conf")
