@@ -55,6 +55,14 @@ def unique_uid_numbers(base_dn: str) -> str:
     return f"ldap:///{base_dn}?uidNumber?sub?{ACCOUNT_FILTER}"
 
 
+def hidden_classes(classes: Iterable[str]) -> list[str]:
+    """An entry's object classes with the POSIX ones swapped for ``scimHiddenAccount``."""
+    kept = [c for c in classes if c.lower() not in HIDDEN_CLASSES]
+    if HIDDEN_CLASS.lower() not in {c.lower() for c in kept}:
+        kept.append(HIDDEN_CLASS)
+    return kept
+
+
 class DisableProfile:
     """Applies and undoes the configured disable actions on an entry's attribute set."""
 
@@ -115,10 +123,7 @@ class DisableProfile:
         if self.hides and "objectclass" in lowered:
             classes = out.pop(lowered["objectclass"])
             stash["objectClass"] = list(classes)
-            kept = [c for c in classes if c.lower() not in HIDDEN_CLASSES]
-            if HIDDEN_CLASS.lower() not in {c.lower() for c in kept}:
-                kept.append(HIDDEN_CLASS)
-            out["objectClass"] = kept
+            out["objectClass"] = hidden_classes(classes)
         if self.stash_attribute and stash:
             out[self.stash_attribute] = [json.dumps(stash, sort_keys=True)]
         return out

@@ -10,7 +10,7 @@ from scim2_models import NotFoundException
 from app.attributes import GID_NUMBER, UID_NUMBER, USER_NAME
 from app.config import AccountSettings, PosixSettings
 from app.ldap import writes
-from app.ldap.accounts import HIDDEN_CLASS, HIDDEN_CLASSES, LOCK_ATTRIBUTE, LOCKED
+from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED, hidden_classes
 from app.ldap.connection import Control, Session
 from app.ldap.dn import is_under, rdn_of
 from app.ldap.errors import DirectoryFailure
@@ -115,12 +115,10 @@ class AccountRemoval:
 
     def _hiding(self, record: UserRecord) -> dict[str, list[tuple[str, list[str]]]]:
         """The modify that takes the entry out of the POSIX classes (and locks it)."""
-        live = [c for c in record.live_classes if c.lower() not in HIDDEN_CLASSES]
+        hidden = hidden_classes(record.live_classes)
         changes: dict[str, list[tuple[str, list[str]]]] = {}
-        if live != record.live_classes or HIDDEN_CLASS.lower() not in {c.lower() for c in live}:
-            if HIDDEN_CLASS.lower() not in {c.lower() for c in live}:
-                live.append(HIDDEN_CLASS)
-            changes["objectClass"] = [(MODIFY_REPLACE, live)]
+        if hidden != record.live_classes:
+            changes["objectClass"] = [(MODIFY_REPLACE, hidden)]
         if self.mapping.profile.locks:
             changes[LOCK_ATTRIBUTE] = [(MODIFY_REPLACE, [LOCKED])]
         return changes
