@@ -18,7 +18,7 @@ from app.attributes import CORE_USER, POSIX_USER
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
-from app.ldap.mapping import UserMapping
+from app.ldap.mapping import MappingError, UserMapping, read_schema, schema_problems
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.users import UserDirectory
@@ -49,7 +49,10 @@ def _settings(config: Path | None) -> Settings | str:
 def _serve(settings: Settings, host: str, port: int) -> int:
     from app.main import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except MappingError as exc:
+        return _fail(str(exc))
     directory: Directory = app.state.directory
     try:
         directory.check()
@@ -139,8 +142,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         problem = directory.check()
         if problem:
             return _fail(f"cannot reach the directory: {problem}")
+        schema = read_schema(directory)
+        problems = schema_problems(settings.users, schema) if schema else []
+        if problems:
+            return _fail("\n".join(problems))
         users = UserDirectory(
-            directory, UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts)
+            directory,
+            UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema),
         )
         for warning in users.preflight_warnings():
             print(f"warning: {warning}")

@@ -20,7 +20,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.attributes import UnknownPathError, parse_slot
 from app.ldap.logins import LoginPolicy, LoginRule
+from app.schemas import (
+    CORE_USER,
+    CUSTOM_EXTENSION,
+    ECMA2HOST_USER,
+    ENTERPRISE_USER,
+    POSIX_USER,
+    UserSchemas,
+    split_urn,
+)
+
+_BUILT_IN_URNS = frozenset(u.lower() for u in (CORE_USER, ENTERPRISE_USER, POSIX_USER))
 
 DEFAULT_USER_MAPPING: dict[str, str] = {
     "externalId": "scimExternalId",
@@ -149,9 +161,22 @@ class UserSettings(BaseModel):
         description="Lists the attributes holding server-assigned defaults rather than SCIM "
         "values (empty: defaults are answered as values).",
     )
+    unmapped_attribute: str | None = Field(
+        default="scimUnmapped",
+        description="Keeps, as one JSON value, what the user's SCIM resource holds that no "
+        "mapped LDAP attribute does (a second e-mail, primary flags, roles...), so it is "
+        "answered as written (empty: such values are accepted and not stored).",
+    )
+    ecma2host: bool = Field(
+        default=True,
+        description="Expose every attribute of users.object_classes under Microsoft's "
+        "ECMA2Host namespace with its LDAP name, as Microsoft's LDAP connector does.",
+    )
     mapping: dict[str, str | None] = Field(
         default_factory=dict,
-        description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps.",
+        description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps. "
+        "A path may be any attribute of the core User, the enterprise and POSIX extensions, "
+        "or of a custom extension urn:ietf:params:scim:schemas:extension:<Name>:2.0:User.",
     )
 
     @field_validator(
@@ -161,6 +186,7 @@ class UserSettings(BaseModel):
         "defaults_attribute",
         "stash_attribute",
         "pending_attribute",
+        "unmapped_attribute",
     )
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
@@ -172,12 +198,38 @@ class UserSettings(BaseModel):
     @classmethod
     def _check_mapping(cls, mapping: dict[str, str | None]) -> dict[str, str | None]:
         for path, attribute in mapping.items():
-            if path not in DEFAULT_USER_MAPPING:
-                known = ", ".join(sorted(DEFAULT_USER_MAPPING))
-                raise ValueError(f"unknown SCIM path {path!r}; known paths: {known}")
+            urn, name = split_urn(path)
+            if urn is not None and urn.lower() == ECMA2HOST_USER.lower():
+                raise ValueError(
+                    f"{path!r}: ECMA2Host attributes are the LDAP attributes of the same name; "
+                    "they need no mapping"
+                )
+            if urn is not None and urn.lower() not in _BUILT_IN_URNS:
+                if not CUSTOM_EXTENSION.match(urn) or not _ATTRIBUTE_NAME.match(name):
+                    raise ValueError(
+                        f"{path!r}: a custom attribute is urn:ietf:params:scim:schemas:"
+                        "extension:<Name>:2.0:User:<attribute>"
+                    )
+            else:
+                try:
+                    parse_slot(path, UserSchemas())
+                except UnknownPathError as problem:
+                    raise ValueError(f"users.mapping: {problem}") from None
             if attribute and not _ATTRIBUTE_NAME.match(attribute):
                 raise ValueError(f"{attribute!r} (for {path}) is not an LDAP attribute name")
         return mapping
+
+    @model_validator(mode="after")
+    def _one_path_per_attribute(self) -> UserSettings:
+        seen: dict[str, str] = {}
+        for path, attribute in self.attribute_map().items():
+            other = seen.setdefault(attribute.lower(), path)
+            if other != path:
+                raise ValueError(
+                    f"users.mapping: {path!r} and {other!r} both map onto {attribute}; "
+                    "unmap one (null)"
+                )
+        return self
 
     def attribute_map(self) -> dict[str, str]:
         """The effective SCIM path -> LDAP attribute mapping."""

@@ -15,7 +15,7 @@ from app.auth import BearerAuth
 from app.config import Settings
 from app.ldap.changes import UserChanges
 from app.ldap.connection import Directory
-from app.ldap.mapping import UserMapping
+from app.ldap.mapping import MappingError, UserMapping, read_schema, schema_problems
 from app.ldap.users import UserDirectory
 from app.scim.users import UserService
 from app.sweeper import Sweeper
@@ -24,13 +24,21 @@ from app.sweeper import Sweeper
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; the directory pool opens in the lifespan and closes with it.
 
+    The directory's schema is read once here: it types custom mappings and
+    the ECMA2Host namespace, and a mapping it cannot hold stops the start
+    (``MappingError``).
+
     The app's loggers (``app.*``) log at ``settings.log_level``.
     """
     logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
+    schema = read_schema(directory)
+    if schema is not None and (problems := schema_problems(settings.users, schema)):
+        directory.close()
+        raise MappingError("; ".join(problems))
     user_directory = UserDirectory(
         directory,
-        UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts),
+        UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema),
         small_search=settings.http.max_page_size,
     )
 

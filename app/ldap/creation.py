@@ -64,7 +64,12 @@ class AccountCreation(AccountWriter):
                 str(requested_password) if requested_password is not None else None
             )
             try:
-                login = self.claims.choose(session, user_name)
+                requested = self.requested_login(values)
+                login = (
+                    self.claims.requested(session, user_name, requested)
+                    if requested
+                    else self.claims.choose(session, user_name)
+                )
             except UserNameTaken as taken:
                 return self._create_again(session, taken, plaintext)
             self.ids.check(session, values, None)

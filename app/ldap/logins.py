@@ -295,6 +295,26 @@ class LoginClaims:
             f"{', '.join(repr(c) for c in candidates)} are all taken"
         )
 
+    def requested(
+        self, session: Session, user_name: str, login: str, *, exclude_dn: str | None = None
+    ) -> str:
+        """A login the client chose (ECMA2Host ``uid``): valid by the pattern, and free.
+
+        It wins over derivation, so a taken one is 409 ``uniqueness`` rather
+        than a suffixed variant the client did not ask for.
+        """
+        if not self.rule.is_valid(login):
+            raise InvalidValueException(
+                detail=f"uid {login!r} is not a valid login name (posix.login_pattern "
+                f"{self.rule.pattern.pattern!r}, at most {self.rule.max_length} characters)"
+            )
+        for holder in self._others(session, (login,), user_name, exclude_dn):
+            if folded(login) in holder.logins:
+                raise UniquenessException(
+                    detail=f"uid {login!r} is taken (the account {holder.dn})"
+                )
+        return login
+
     def check_user_name(
         self, session: Session, user_name: str, exclude_dn: str | None = None
     ) -> None:

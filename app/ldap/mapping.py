@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
-from scim2_models import InvalidValueException
+from scim2_models import InvalidValueException, SCIMException
 
 from app.attributes import (
     ACTIVE,
-    BY_PATH,
+    ECMA2HOST_USER,
     GECOS,
     GID_NUMBER,
     HOME_DIRECTORY,
@@ -21,6 +22,7 @@ from app.attributes import (
     MANAGER,
     UID_NUMBER,
     USER_NAME,
+    Catalog,
     Slot,
     SlotValue,
 )
@@ -28,6 +30,12 @@ from app.config import AccountSettings, LdapSettings, PosixSettings, UserSetting
 from app.ldap.accounts import ACCOUNT_FILTER, DisableProfile, enabled_view, read_stash
 from app.ldap.logins import LoginRule
 from app.ldap.pending import Pending
+
+if TYPE_CHECKING:
+    from app.ldap.connection import Directory
+    from app.ldap.subschema import Subschema
+
+log = logging.getLogger(__name__)
 
 OPERATIONAL = ("entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp")
 
@@ -62,6 +70,44 @@ class UserRecord:
         return self.values.get(ACTIVE) is False
 
 
+TEXT_SYNTAXES = frozenset(
+    f"1.3.6.1.4.1.1466.115.121.1.{n}" for n in (7, 11, 15, 22, 24, 26, 27, 41, 44, 50)
+)
+"""Syntaxes whose values JSON carries as text and the directory takes as sent: Boolean,
+Country, Directory String, Facsimile number, GeneralizedTime, IA5, Integer, Postal Address,
+Printable and Telephone Number. Binary, DN and other structured syntaxes are left out."""
+_ECMA2HOST_OWN = ("uid", "objectClass", "userPassword")
+
+
+def ecma2host_attributes(schema: Subschema | None, classes: Sequence[str]) -> list[str]:
+    """The LDAP names the ECMA2Host namespace offers: the classes' attributes with text values.
+
+    ``uid``, ``objectClass`` and ``userPassword`` are always there: they have meanings of
+    their own (ENTRA.md §4).
+    """
+    if schema is None:
+        return []
+    names = [
+        a.name
+        for a in schema.attributes_of(classes)
+        if a.user_modifiable and a.syntax in TEXT_SYNTAXES
+    ]
+    lowered = {n.lower() for n in names}
+    return [*names, *(n for n in _ECMA2HOST_OWN if n.lower() not in lowered)]
+
+
+def _attribute_infos(schema: Subschema | None, names: Iterable[str]) -> dict[str, Any]:
+    """What the subschema says of the mapped attributes (lower-cased names)."""
+    if schema is None:
+        return {}
+    infos: dict[str, Any] = {}
+    for name in names:
+        found = schema.attribute(name)
+        if found is not None:
+            infos[name.lower()] = found
+    return infos
+
+
 def parse_generalized_time(value: str | None) -> datetime | None:
     """``20261127140102Z`` (or with fractions) -> an aware datetime."""
     if not value:
@@ -75,6 +121,16 @@ def parse_generalized_time(value: str | None) -> datetime | None:
     if fraction:
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return moment
+
+
+def _generalized(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return generalized_time(moment)
 
 
 def generalized_time(moment: datetime) -> str:
@@ -105,6 +161,7 @@ class UserMapping:
         ldap: LdapSettings,
         posix: PosixSettings | None = None,
         accounts: AccountSettings | None = None,
+        schema: Subschema | None = None,
     ) -> None:
         self.settings = users
         self.posix = posix or PosixSettings()
@@ -123,9 +180,29 @@ class UserMapping:
         self.user_name_attribute = users.user_name_attribute
         self.active_attribute = users.active_attribute
         self.object_classes = list(users.object_classes)
-        self.by_slot: dict[Slot, str] = {
-            BY_PATH[path]: attr for path, attr in users.attribute_map().items()
-        }
+        own = [
+            a
+            for a in (
+                self.rdn,
+                users.user_name_attribute,
+                users.active_attribute,
+                users.defaults_attribute,
+                users.pending_attribute,
+                users.stash_attribute,
+                users.unmapped_attribute,
+                *self.profile.touched,
+            )
+            if a
+        ]
+        ecma2host = ecma2host_attributes(schema, users.object_classes) if users.ecma2host else []
+        self.catalog = Catalog(
+            users.attribute_map(),
+            ldap=_attribute_infos(schema, [*users.attribute_map().values(), *ecma2host]),
+            ecma2host=ecma2host,
+            unmapped_attribute=users.unmapped_attribute,
+            reserved=own,
+        )
+        self.by_slot: dict[Slot, str] = dict(self.catalog.by_slot)
         managed = {self.rdn, "cn", "sn", *self.by_slot.values()}
         if self.user_name_attribute:
             managed.add(self.user_name_attribute)
@@ -216,8 +293,16 @@ class UserMapping:
                     values[slot] = int(raw)
                 except ValueError:
                     continue
+            elif slot.kind == "boolean":
+                values[slot] = raw.upper() == "TRUE"
+            elif slot.kind == "dateTime":
+                moment = parse_generalized_time(raw)
+                values[slot] = moment.isoformat().replace("+00:00", "Z") if moment else raw
             else:
                 values[slot] = raw
+        cn = self.catalog.by_path(f"{ECMA2HOST_USER}:cn")
+        if cn is not None and values.get(cn) == (self._cn(values, login),):
+            del values[cn]
         return UserRecord(
             id=_first(attrs, "entryUUID") or "",
             dn=str(entry["dn"]),
@@ -273,7 +358,12 @@ class UserMapping:
             value = values.get(slot)
             if value is None or value in ("", ()):
                 continue
-            out[attr] = list(value) if isinstance(value, tuple) else [str(value)]
+            if isinstance(value, bool):
+                out[attr] = ["TRUE" if value else "FALSE"]
+            elif slot.kind == "dateTime":
+                out[attr] = [_generalized(str(value))]
+            else:
+                out[attr] = list(value) if isinstance(value, tuple) else [str(value)]
         user_name = str(values[USER_NAME])
         out[self.rdn] = [login]
         if self.user_name_attribute and user_name != login:
@@ -281,7 +371,9 @@ class UserMapping:
         if self.active_attribute and ACTIVE in values:
             out[self.active_attribute] = ["TRUE" if values[ACTIVE] else "FALSE"]
         fields = self._template_fields(values, login)
-        out["cn"] = [self.posix.cn.format_map(fields).strip() or user_name]
+        templated_cn = not any(k.lower() == "cn" for k in out)
+        if templated_cn:
+            out["cn"] = [self._cn(values, login)]
         uid_attr = self.by_slot.get(UID_NUMBER, "uidNumber")
         if uid_attr not in out:
             raise InvalidValueException(
@@ -302,6 +394,8 @@ class UserMapping:
             if attr not in out:
                 out[attr] = list(kept.get(attr.lower(), [template]))
                 filled.append(attr)
+        if templated_cn and self.catalog.ecma2host:
+            filled.append("cn")
         if self.defaults_attribute and filled:
             out[self.defaults_attribute] = sorted(filled, key=str.lower)
         for attr, extra_values in (extra or {}).items():
@@ -310,6 +404,11 @@ class UserMapping:
         if values.get(ACTIVE) is False:
             return self.profile.disable(out)
         return out
+
+    def _cn(self, values: Mapping[Slot, SlotValue], login: str) -> str:
+        """The templated cn (``posix.cn``), recomputed on every write unlike other defaults."""
+        text = self.posix.cn.format_map(self._template_fields(values, login)).strip()
+        return text or str(values[USER_NAME])
 
     def templated_home(self, values: Mapping[Slot, SlotValue], login: str) -> str | None:
         """The home directory the template gives, None when the client sends one or none is made."""
@@ -323,7 +422,8 @@ class UserMapping:
         """What templates may use (``{uid}``, ``{displayName}``...); missing ones are empty."""
 
         def text(path: str) -> str:
-            value = values.get(BY_PATH[path])
+            slot = self.catalog.by_path(path)
+            value = values.get(slot) if slot is not None else None
             return "" if value is None else str(value)
 
         return {
@@ -335,3 +435,43 @@ class UserMapping:
             "uidNumber": text(UID_NUMBER.path),
             "externalId": text("externalId"),
         }
+
+
+class MappingError(ValueError):
+    """The mapping does not fit the directory's schema; the message names each mapping."""
+
+
+def schema_problems(users: UserSettings, schema: Subschema) -> list[str]:
+    """Mappings the directory's schema cannot hold: unknown attributes, types, multiplicity."""
+    catalog = Catalog(users.attribute_map())
+    problems = []
+    for slot, name in catalog.by_slot.items():
+        found = schema.attribute(name)
+        where = f"users.mapping {slot.path!r} -> {name}"
+        if found is None:
+            problems.append(f"{where}: the directory schema has no attribute {name}")
+            continue
+        if slot.kind == "strings" and found.single_value:
+            problems.append(f"{where}: {name} is SINGLE-VALUE, {slot.path} is multi-valued")
+        wanted = {"integer": "integer", "boolean": "boolean"}.get(slot.kind)
+        if found.scim_type in ("integer", "boolean") and wanted != found.scim_type:
+            problems.append(
+                f"{where}: {name} holds {found.scim_type} values, {slot.path} is a {slot.kind}"
+            )
+    return problems
+
+
+def read_schema(directory: Directory) -> Subschema | None:
+    """The directory's schema, or None (logged) when it cannot be read now."""
+    from app.ldap.subschema import Subschema
+
+    try:
+        with directory.session() as session:
+            return Subschema.read(session)
+    except SCIMException as problem:
+        log.warning(
+            "the directory schema cannot be read (%s): custom mappings are typed as strings "
+            "and the ECMA2Host namespace is not offered until the server restarts",
+            problem.detail,
+        )
+        return None

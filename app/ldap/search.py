@@ -28,7 +28,7 @@ from scim2_models.path import (
     ValuePath,
 )
 
-from app.attributes import ACTIVE, CORE_USER, EXTENSIONS, MULTI_VALUED, USER_NAME, Slot, slots_of
+from app.attributes import ACTIVE, CORE_USER, USER_NAME, Slot
 from app.ldap.mapping import UserMapping, generalized_time
 
 TRUE = "(&)"
@@ -151,6 +151,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
 
     def __init__(self, mapping: UserMapping, element: tuple[str, str] | None = None) -> None:
         self.mapping = mapping
+        self.catalog = mapping.catalog
         self.element = element
 
     def build(self, node: FilterNode) -> str:
@@ -190,22 +191,23 @@ class LdapFilterBuilder(FilterVisitor[str]):
         if self.element is not None:
             raise InvalidFilterException(detail="value filters cannot be nested")
         attr = self._canonical_multi(path)
-        types = sorted({s.type for s in slots_of(attr) if s.type})
+        slots = list(self.catalog.slots_of(attr))
+        types = sorted({s.type for s in slots if s.type})
         branches = []
         for element_type in types:
             inner = LdapFilterBuilder(self.mapping, (attr, element_type)).visit(node.val_filter)
-            branches.append(_and([self._exists(list(slots_of(attr)), element_type), inner]))
+            branches.append(_and([self._exists(slots, element_type), inner]))
         return _or(branches)
 
     def _canonical_multi(self, path: AttrPath) -> str:
         if path.uri not in (None, CORE_USER) or path.sub_attr:
             raise InvalidFilterException(detail=f"{path} is not a multi-valued attribute")
-        for attr in MULTI_VALUED:
-            if attr.lower() == path.attr.lower():
-                return attr
-        raise InvalidFilterException(
-            detail=f"{path.attr} is not a multi-valued attribute this server stores"
-        )
+        found = self.catalog.schemas.resolve(None, path.attr)
+        if found is None or not found[1].multi_valued or found[1].type != "complex":
+            raise InvalidFilterException(
+                detail=f"{path.attr} is not a multi-valued attribute this server stores"
+            )
+        return found[1].name
 
     def _resolve(
         self,
@@ -221,11 +223,12 @@ class LdapFilterBuilder(FilterVisitor[str]):
             multi, element_type = self.element
             if path.attr.lower() == "type":
                 return _type_test(element_type, present, op, value)
-            if path.attr.lower() not in {n.lower() for n in MULTI_VALUED[multi]}:
+            found = self.catalog.schemas.resolve(None, multi)
+            if found is None or found[1].sub(path.attr) is None:
                 raise InvalidFilterException(detail=f"{multi} has no sub-attribute {path.attr}")
             slots = [
                 s
-                for s in slots_of(multi)
+                for s in self.catalog.slots_of(multi)
                 if s.type == element_type and (s.sub or "").lower() == path.attr.lower()
             ]
             return self._emit_all(slots, emit, f"{multi}.{path.attr}")
@@ -253,11 +256,11 @@ class LdapFilterBuilder(FilterVisitor[str]):
     def _top_slots(self, path: AttrPath) -> list[Slot]:
         schema = CORE_USER
         if path.uri is not None:
-            matches = [u for u in (CORE_USER, *EXTENSIONS) if u.lower() == path.uri.lower()]
-            if not matches:
+            named = self.catalog.schemas.named(path.uri)
+            if named is None:
                 raise InvalidFilterException(detail=f"unknown schema {path.uri}")
-            schema = matches[0]
-        slots = list(slots_of(path.attr, schema))
+            schema = named.urn
+        slots = list(self.catalog.slots_of(path.attr, schema))
         if not slots:
             raise InvalidFilterException(
                 detail=f"{path.attr} is not an attribute this server can filter on"

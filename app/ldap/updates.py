@@ -37,6 +37,14 @@ from app.ldap.writer import AccountWriter, Changes, version_guard
 log = logging.getLogger(__name__)
 
 
+def _kept_numbers(current: UserRecord, values: Mapping[Slot, SlotValue]) -> dict[Slot, SlotValue]:
+    """The uidNumber is the server's to keep: a replacement without one keeps the current."""
+    kept = dict(values)
+    if UID_NUMBER not in kept and UID_NUMBER in current.values:
+        kept[UID_NUMBER] = current.values[UID_NUMBER]
+    return kept
+
+
 class AccountUpdate(AccountWriter):
     """PATCH and PUT: the difference between an account and the values it should have."""
 
@@ -58,7 +66,7 @@ class AccountUpdate(AccountWriter):
         request or the sweep finishes the write.
         """
         guard = version_guard(if_match, current.version)
-        values = dict(values)
+        values = _kept_numbers(current, values)
         requested_password = values.pop(PASSWORD, None)
         plaintext = self.passwords.on_update(
             str(requested_password) if requested_password is not None else None
@@ -233,6 +241,12 @@ class AccountUpdate(AccountWriter):
         new userName, the entry's own login counting as free.
         """
         user_name = str(values[USER_NAME])
+        requested = self.requested_login(values)
+        if requested is not None:
+            if requested == current.login:
+                self.claims.check_user_name(session, user_name, current.dn)
+                return current.login
+            return self.claims.requested(session, user_name, requested, exclude_dn=current.dn)
         if folded(user_name) == folded(str(current.values[USER_NAME])):
             return current.login
         if not self.posix.rename_login:

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from ldap3 import MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import (
+    InvalidValueException,
     NotFoundException,
     PreconditionFailedException,
 )
 
 from app.attributes import (
+    ENTRY_DN,
     HOME_DIRECTORY,
+    LOGIN,
     UID_NUMBER,
+    Slot,
+    SlotValue,
 )
 from app.config import AccountSettings
 from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED
 from app.ldap.connection import Control, Session
 from app.ldap.controls import assertion_control
+from app.ldap.dn import parent_of, rdn_values, same_dn
 from app.ldap.errors import DirectoryFailure
 from app.ldap.groups import PosixGroups
 from app.ldap.homes import HomeClaims
@@ -88,6 +95,37 @@ class AccountWriter:
             if home
             else None
         )
+
+    def requested_login(self, values: Mapping[Slot, SlotValue]) -> str | None:
+        """The login the client chose: ECMA2Host ``uid``, or the RDN of its ``-dn-``.
+
+        A ``-dn-`` must name an entry of the users' container by the RDN
+        attribute; the server decides containers (disabled, archive) itself.
+        """
+        login = str(values[LOGIN]) if values.get(LOGIN) else None
+        dn = str(values[ENTRY_DN]) if values.get(ENTRY_DN) else None
+        if dn is not None:
+            try:
+                rdn = rdn_values(dn)
+                parent = parent_of(dn)
+            except (ValueError, IndexError):
+                raise InvalidValueException(detail=f"-dn- {dn!r} is not a DN") from None
+            containers = (self.mapping.container, self.mapping.disabled_container)
+            if (
+                len(rdn) != 1
+                or rdn[0][0].lower() != self.mapping.rdn.lower()
+                or not any(same_dn(parent, c) for c in containers)
+            ):
+                raise InvalidValueException(
+                    detail=f"-dn- {dn!r} must be {self.mapping.rdn}=<login>,"
+                    f"{self.mapping.container}"
+                )
+            if login is not None and login != rdn[0][1]:
+                raise InvalidValueException(
+                    detail=f"-dn- {dn!r} and uid {login!r} name different logins"
+                )
+            login = rdn[0][1]
+        return login
 
     def _parent_for(self, disabled: bool, otherwise: str) -> str:
         """The container an account goes to when created or when ``active`` changes.

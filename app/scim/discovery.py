@@ -6,168 +6,95 @@ so Entra's attribute editor offers nothing that would be silently dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from app.attributes import (
-    CORE_USER,
-    ENTERPRISE_USER,
-    MULTI_VALUED,
-    POSIX_USER,
-    UID_NUMBER,
-    Slot,
-)
+from app.attributes import UID_NUMBER, UNMAPPED, Catalog, Slot
+from app.schemas import CORE_USER, POSIX_USER, Attribute, Schema
 
 SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
-_DESCRIPTIONS = {
-    "userName": "Unique identifier of the user, typically the Entra userPrincipalName; "
-    "the Linux login name is derived from it.",
-    "externalId": "Identifier of the user in the provisioning client.",
-    "active": "Whether the account may log in.",
-    "uidNumber": "POSIX user id number.",
-    "gidNumber": "POSIX primary group id number.",
-    "homeDirectory": "Home directory of the Linux account.",
-    "loginShell": "Login shell of the Linux account.",
-    "gecos": "GECOS field of the Linux account.",
-}
+_USER_NAME = (
+    "Unique identifier of the user, typically the Entra userPrincipalName; the Linux login "
+    "name is derived from it."
+)
 
 
-def _attribute(
-    name: str,
-    *,
-    kind: str = "string",
-    multi: bool = False,
-    required: bool = False,
-    case_exact: bool = False,
-    mutability: str = "readWrite",
-    returned: str = "default",
-    uniqueness: str = "none",
-    sub: list[dict[str, Any]] | None = None,
-    reference_types: list[str] | None = None,
-) -> dict[str, Any]:
-    attr: dict[str, Any] = {
-        "name": name,
-        "type": kind,
-        "multiValued": multi,
-        "description": _DESCRIPTIONS.get(name, name),
-        "required": required,
-        "mutability": mutability,
-        "returned": returned,
-        "uniqueness": uniqueness,
-    }
-    if kind in ("string", "reference"):
-        attr["caseExact"] = case_exact
-    if sub is not None:
-        attr["subAttributes"] = sub
-    if reference_types:
-        attr["referenceTypes"] = reference_types
-    return attr
-
-
-def _slot_attribute(slot: Slot) -> dict[str, Any]:
-    kind = {"integer": "integer", "boolean": "boolean"}.get(slot.kind, "string")
-    name = slot.sub if slot.sub and slot.type is None else slot.attr
-    return _attribute(name, kind=kind, case_exact=slot.case_exact, required=slot == UID_NUMBER)
-
-
-def _schema(
-    urn: str, name: str, description: str, attributes: list[dict[str, Any]], location: str
-) -> dict[str, Any]:
-    return {
-        "schemas": [SCHEMA_URN],
-        "id": urn,
-        "name": name,
-        "description": description,
-        "attributes": attributes,
-        "meta": {"resourceType": "Schema", "location": f"{location}/Schemas/{urn}"},
-    }
-
-
-def _core_attributes(slots: Iterable[Slot]) -> list[dict[str, Any]]:
-    slots = [s for s in slots if s.schema == CORE_USER]
-    out: list[dict[str, Any]] = [
-        _attribute("userName", required=True, uniqueness="server"),
-    ]
-    complex_subs: dict[str, list[dict[str, Any]]] = {}
-    multi_subs: dict[str, dict[str, dict[str, Any]]] = {}
-    for slot in slots:
-        if slot.attr in ("userName",):
+def _stored_only(schema: Schema, slots: list[Slot]) -> tuple[Attribute, ...]:
+    """The attributes (and sub-attributes) a mapped slot holds, when nothing else is kept."""
+    kept = []
+    for defined in schema.attributes:
+        mine = [s for s in slots if s.schema == schema.urn and s.attr == defined.name]
+        if not mine and not (schema.urn == CORE_USER and defined.name in ("userName",)):
             continue
-        if slot.type is not None:
-            subs = multi_subs.setdefault(slot.attr, {})
-            subs.setdefault(str(slot.sub), _attribute(str(slot.sub)))
-            subs.setdefault("type", _attribute("type"))
+        if not defined.sub_attributes:
+            kept.append(defined)
             continue
-        if slot.sub is not None:
-            complex_subs.setdefault(slot.attr, []).append(_slot_attribute(slot))
-            continue
-        out.append(_slot_attribute(slot))
-    for attr, complex_sub in complex_subs.items():
-        out.append(_attribute(attr, kind="complex", sub=complex_sub))
-    for attr in MULTI_VALUED:
-        if attr in multi_subs:
-            subs = multi_subs[attr]
-            types = sorted({s.type for s in slots if s.attr == attr and s.type})
-            subs["type"]["canonicalValues"] = types
-            out.append(_attribute(attr, kind="complex", multi=True, sub=list(subs.values())))
-    return out
-
-
-def _extension_attributes(urn: str, slots: Iterable[Slot]) -> list[dict[str, Any]]:
-    out = []
-    for slot in slots:
-        if slot.schema != urn:
-            continue
-        if slot.attr == "manager":
-            out.append(
-                _attribute(
-                    "manager",
-                    kind="complex",
-                    sub=[
-                        _attribute("value", case_exact=True),
-                        _attribute("$ref", kind="reference", reference_types=["User"]),
-                        _attribute("displayName", mutability="readOnly"),
-                    ],
-                )
+        subs = {s.sub for s in mine} | ({"type"} if any(s.type for s in mine) else set())
+        if defined.name == "manager":
+            subs |= {"$ref", "displayName"}
+        kept.append(
+            replace(
+                defined,
+                sub_attributes=tuple(a for a in defined.sub_attributes if a.name in subs),
             )
-        else:
-            out.append(_slot_attribute(slot))
+        )
+    return tuple(kept)
+
+
+def _announced(schema: Schema, catalog: Catalog) -> tuple[Attribute, ...]:
+    attributes = (
+        schema.attributes if UNMAPPED in catalog.by_slot else _stored_only(schema, catalog.stored())
+    )
+    out = []
+    for defined in attributes:
+        announced = defined
+        if schema.urn == CORE_USER and defined.name == "userName":
+            announced = replace(defined, description=_USER_NAME)
+        if schema.urn == CORE_USER and defined.name == "password":
+            announced = replace(defined, returned="never")
+        out.append(announced)
+    return tuple(out)
+
+
+def schemas(catalog: Catalog, location: str) -> list[dict[str, Any]]:
+    """The schema documents (RFC 7643 §7) of the User resource type.
+
+    With the unmapped attribute configured every attribute of every schema is
+    kept, so all are announced; without it only those the mapping stores are,
+    so Entra's attribute editor offers nothing that would be dropped.
+    Extension attributes carry the type and multiplicity of the LDAP attribute
+    that holds them (from the directory's schema).
+    """
+    out = []
+    for schema in catalog.schemas.schemas:
+        attributes = _announced(schema, catalog)
+        if schema.extension and not attributes:
+            continue
+        out.append(
+            {
+                "schemas": [SCHEMA_URN],
+                "id": schema.urn,
+                "name": schema.name,
+                "description": schema.description,
+                "attributes": [a.document() for a in attributes],
+                "meta": {"resourceType": "Schema", "location": f"{location}/Schemas/{schema.urn}"},
+            }
+        )
     return out
 
 
-def schemas(stored: Iterable[Slot], location: str) -> list[dict[str, Any]]:
-    """The schema documents for the slots that are stored."""
-    slots = list(stored)
-    return [
-        _schema(CORE_USER, "User", "User Account", _core_attributes(slots), location),
-        _schema(
-            ENTERPRISE_USER,
-            "EnterpriseUser",
-            "Enterprise User",
-            _extension_attributes(ENTERPRISE_USER, slots),
-            location,
-        ),
-        _schema(
-            POSIX_USER,
-            "PosixUser",
-            "POSIX account attributes of the Linux login",
-            _extension_attributes(POSIX_USER, slots),
-            location,
-        ),
+def resource_types(catalog: Catalog, location: str) -> list[dict[str, Any]]:
+    """The User resource type (RFC 7643 §6), with every extension it may carry."""
+    announced = {s["id"] for s in schemas(catalog, location)}
+    posix_required = UID_NUMBER in catalog.by_slot
+    extensions = [
+        {"schema": s.urn, "required": s.urn == POSIX_USER and posix_required}
+        for s in catalog.schemas.extensions
+        if s.urn in announced
     ]
-
-
-def resource_types(stored: Iterable[Slot], location: str) -> list[dict[str, Any]]:
-    """The User resource type (RFC 7643 §6).
-
-    The POSIX extension is required when uidNumber is stored: a Linux account
-    cannot be created without it, and §6 has a required extension carry the
-    attributes its schema declares required.
-    """
-    posix_required = UID_NUMBER in set(stored)
     return [
         {
             "schemas": [RESOURCE_TYPE_URN],
@@ -176,10 +103,7 @@ def resource_types(stored: Iterable[Slot], location: str) -> list[dict[str, Any]
             "endpoint": "/Users",
             "description": "User Account",
             "schema": CORE_USER,
-            "schemaExtensions": [
-                {"schema": ENTERPRISE_USER, "required": False},
-                {"schema": POSIX_USER, "required": posix_required},
-            ],
+            "schemaExtensions": extensions,
             "meta": {"resourceType": "ResourceType", "location": f"{location}/ResourceTypes/User"},
         }
     ]
@@ -192,7 +116,7 @@ def service_provider_config(location: str, max_results: int) -> dict[str, Any]:
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": max_results},
         "changePassword": {"supported": False},
-        "sort": {"supported": False},
+        "sort": {"supported": True},
         "etag": {"supported": True},
         "authenticationSchemes": [
             {

@@ -1,4 +1,4 @@
-"""Applying SCIM writes to a user's slots: PATCH (RFC 7644 §3.5.2) in both Entra dialects.
+"""Applying SCIM writes to a User document: PATCH (RFC 7644 §3.5.2) in both Entra dialects.
 
 POST and PUT bodies go through the same code as a path-less ``add``, so a
 value means the same thing whichever way it arrives. What Entra needs beyond
@@ -8,15 +8,18 @@ the RFC (ENTRA.md §2):
 - in a path-less ``add``/``replace`` the keys of ``value`` may be paths
   (``name.givenName``, ``urn:...:User:employeeNumber``);
 - a filtered path with no matching element (``emails[type eq "work"].value``)
-  creates the element with that ``type``; ops aimed at one element merge;
+  creates the element with that ``type``; an element added with the ``type``
+  of an existing one merges into it (types are unique per attribute);
 - ``add`` on a single-valued attribute replaces it;
 - ``""`` and ``null`` clear an attribute.
+
+``primary`` is true for at most one element of an attribute (RFC 7643 §2.4):
+the element last written with it wins.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+import copy
 from typing import Any
 
 from scim2_models import (
@@ -40,69 +43,48 @@ from scim2_models.path import (
     ValuePath,
 )
 
-from app.attributes import (
-    CORE_USER,
-    ECMA2HOST_ALIASES,
-    ECMA2HOST_USER,
-    EXTENSIONS,
-    MULTI_VALUED,
-    READ_ONLY,
-    UNTYPED_DEFAULT,
-    USER_NAME,
-    Slot,
-    SlotValue,
-    slots_of,
-)
+from app.schemas import CORE_USER, ECMA2HOST_USER, READ_ONLY, Attribute, UserSchemas, split_urn
+from app.scim.document import Coercion, Document, empty
 from app.scim.sshkeys import identity, unique_keys
 from app.scim.unstored import UNSTORED
-from app.scim.values import coerce
-
-log = logging.getLogger(__name__)
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-State = dict[Slot, SlotValue]
-_SCHEMAS = (CORE_USER, *EXTENSIONS, ECMA2HOST_USER)
 _OPS = ("add", "replace", "remove")
 MAX_PATH_LENGTH = 1000
 """Longest attribute path, filter included: Entra's longest, ``members[value eq "<id>"]``, is
 under 80, and parsing cost grows with length."""
-_EXTENSION_PREFIX = "urn:ietf:params:scim:schemas:extension:"
+UNANNOUNCED = {
+    "uid": "uid",
+    "objectclass": "objectClass",
+    "-dn-": "-dn-",
+    "userpassword": "userPassword",
+}
+"""ECMA2Host names with a meaning of their own (ENTRA.md §4): the login name, the entry's
+classes, its DN and an initial password. Accepted as Microsoft's connector sends them; not
+announced in /Schemas, as they are no plain attributes (and ``-dn-`` is no name RFC 7643 §2.1
+allows). Entra does not read /Schemas: its attribute list is the administrator's."""
+_HOLLOW = frozenset({"type", "primary"})
+"""Sub-attributes that alone do not make an element worth keeping."""
 
 
-def _schema_named(uri: str) -> str | None:
-    return next((s for s in _SCHEMAS if s.lower() == uri.lower()), None)
-
-
-def _unknown_extension(path: str) -> bool:
-    """Whether a path is in an extension this server does not store.
-
-    Entra lets an administrator map attributes onto any
-    ``urn:ietf:params:scim:schemas:extension:<Name>:2.0:User`` namespace; the
-    values of one the server does not know are accepted and not stored, as for
-    unstored core attributes, rather than failing every user.
-    """
-    lowered = path.lower()
-    return lowered.startswith(_EXTENSION_PREFIX) and not any(
-        lowered == s.lower() or lowered.startswith(s.lower() + ":") for s in _SCHEMAS
-    )
-
-
-def _multi_named(attr: str) -> str | None:
-    return next((m for m in MULTI_VALUED if m.lower() == attr.lower()), None)
-
-
-class _ElementMatcher(FilterVisitor[bool]):
+class ElementMatcher(FilterVisitor[bool]):
     """Evaluate a value filter (``type eq "work"``) on one element of a multi-valued attribute."""
 
-    def __init__(self, element: dict[str, Any]) -> None:
-        self.element = {k.lower(): v for k, v in element.items()}
+    def __init__(self, element: Any) -> None:
+        if isinstance(element, dict):
+            self.element = {str(k).lower(): v for k, v in element.items()}
+        else:
+            self.element = {"value": element}
 
     def visit_comparison(self, node: Comparison) -> bool:
         actual = self.element.get(node.attr_path.attr.lower())
         expected = node.value
         if actual is None:
             return node.op == CompareOperator.ne
-        left, right = str(actual).lower(), str(expected).lower()
+        if isinstance(actual, bool) or isinstance(expected, bool):
+            left, right = str(actual).lower(), str(expected).lower()
+        else:
+            left, right = str(actual).lower(), str(expected).lower()
         results = {
             CompareOperator.eq: left == right,
             CompareOperator.ne: left != right,
@@ -130,22 +112,41 @@ class _ElementMatcher(FilterVisitor[bool]):
         raise InvalidPathException(detail="value filters cannot be nested")
 
 
-def _type_in(node: FilterNode) -> str | None:
-    """The element type a filter pins with ``type eq "x"`` (alone or inside an ``and``)."""
+def _pinned(node: FilterNode) -> dict[str, Any]:
+    """The sub-attribute values a filter pins with ``eq`` (``type eq "work"``, alone or in an
+    ``and``): an element a write creates when none matches has them."""
     if isinstance(node, Comparison):
-        if node.attr_path.attr.lower() == "type" and node.op == CompareOperator.eq:
-            return str(node.value).lower()
-        return None
+        if node.op == CompareOperator.eq and node.value is not None:
+            return {node.attr_path.attr: node.value}
+        return {}
     if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_:
-        return next((t for term in node.terms if (t := _type_in(term))), None)
-    return None
+        pinned: dict[str, Any] = {}
+        for term in node.terms:
+            found = _pinned(term)
+            if not found:
+                return {}
+            pinned.update(found)
+        return pinned
+    return {}
 
 
-class UserWriter:
-    """Applies operations to a copy of a user's slots."""
+def _same_type(element: Any, element_type: str) -> bool:
+    return isinstance(element, dict) and str(element.get("type", "")).lower() == (
+        element_type.lower()
+    )
 
-    def __init__(self, state: State) -> None:
-        self.state: State = dict(state)
+
+def hollow(element: Any) -> bool:
+    """An element left with nothing but its type and primary flag."""
+    return isinstance(element, dict) and all(k in _HOLLOW for k in element)
+
+
+class DocumentWriter:
+    """Applies operations to a copy of a User document."""
+
+    def __init__(self, schemas: UserSchemas, document: Document) -> None:
+        self.schemas = schemas
+        self.doc: Document = copy.deepcopy(document)
 
     # ---- entry points
 
@@ -157,37 +158,39 @@ class UserWriter:
             if not isinstance(value, dict):
                 raise InvalidValueException(detail=f"{op} without a path needs an object value")
             for key, item in value.items():
-                self._apply_key(op, str(key), item, path_less=True)
+                self._key(op, str(key), item, path_less=True)
             return
-        self._apply_key(op, path, value, path_less=False)
+        self._key(op, path, value, path_less=False)
 
     def load(self, body: dict[str, Any]) -> None:
-        """Fill the slots from a POST or PUT body; read-only attributes are ignored."""
+        """Fill the document from a POST or PUT body; read-only attributes are ignored."""
         for key, item in body.items():
             if key.lower() in ("schemas", *READ_ONLY):
                 continue
-            self._apply_key("add", key, item, path_less=True)
+            self._key("add", key, item, path_less=True)
 
     # ---- paths
 
-    def _apply_key(self, op: str, key: str, value: Any, *, path_less: bool) -> None:
-        schema = _schema_named(key)
-        if schema is not None:
-            self._apply_extension(op, schema, value)
-            return
-        if key.lower().startswith(ECMA2HOST_USER.lower() + ":"):
-            self._apply_ecma2host(op, key[len(ECMA2HOST_USER) + 1 :], value)
-            return
-        if path_less and key.lower() == "schemas":
-            return
-        if _unknown_extension(key):
-            UNSTORED.note(key)
-            return
+    def _key(self, op: str, key: str, value: Any, *, path_less: bool) -> None:
         if len(key) > MAX_PATH_LENGTH:
             raise InvalidPathException(
                 detail=f"an attribute path of {len(key)} characters; at most {MAX_PATH_LENGTH} "
                 "are accepted"
             )
+        urn, rest = split_urn(key)
+        if urn is not None:
+            schema = self.schemas.named(urn)
+            if schema is None:
+                UNSTORED.note(key)
+                return
+            if not rest:
+                self._whole_schema(op, schema.urn, value)
+                return
+            if schema.urn == ECMA2HOST_USER:
+                self._raw(op, rest, value, path_less=path_less)
+                return
+        if path_less and key.lower() == "schemas":
+            return
         try:
             node = Path(key).ast
         except InvalidPathException:
@@ -196,257 +199,363 @@ class UserWriter:
                 return
             raise InvalidPathException(detail=f"{key!r} is not a valid attribute path") from None
         if isinstance(node, ValuePath):
-            self._apply_value_path(op, node, value)
+            self._target(
+                op, node.attr_path.uri, node.attr_path.attr, node.sub_attr, value, node.val_filter
+            )
         elif isinstance(node, AttrPath):
-            self._apply_attr_path(op, node, value)
+            self._target(op, node.uri, node.attr, node.sub_attr, value, None)
         else:
             raise InvalidPathException(detail=f"{key!r} is not an attribute path")
 
-    def _apply_extension(self, op: str, schema: str, value: Any) -> None:
-        """A whole schema as the path or key.
-
-        Removing the core one cannot drop the required userName; a ``schemas``
-        member inside the object, which some clients copy from the resource,
-        names no attribute and is skipped like the top-level one.
-        """
+    def _whole_schema(self, op: str, urn: str, value: Any) -> None:
+        """A whole schema as the path or key; ``schemas`` inside it is skipped."""
         if op == "remove":
-            for slot in [s for s in self.state if s.schema == schema]:
-                self._set(op, slot, None)
+            if urn == CORE_USER:
+                raise MutabilityException(detail="userName is required and cannot be removed")
+            self.doc.pop(urn, None)
             return
         if value is None:
             return
         if not isinstance(value, dict):
-            raise InvalidValueException(detail=f"{schema} must be an object")
+            raise InvalidValueException(detail=f"{urn} must be an object")
         for key, item in value.items():
             if str(key).lower() == "schemas":
                 continue
-            if schema == ECMA2HOST_USER:
-                self._apply_ecma2host(op, str(key), item)
+            if urn == ECMA2HOST_USER:
+                self._raw(op, str(key), item, path_less=True)
             else:
-                self._apply_key(op, f"{schema}:{key}", item, path_less=True)
+                self._key(op, f"{urn}:{key}", item, path_less=True)
 
-    def _apply_ecma2host(self, op: str, name: str, value: Any) -> None:
-        """Microsoft's ECMA2Host namespace: raw LDAP attribute names (ENTRA.md §4)."""
-        target = ECMA2HOST_ALIASES.get(name.lower())
-        if target is None:
-            UNSTORED.note(f"{ECMA2HOST_USER}:{name}")
+    def _raw(self, op: str, name: str, value: Any, *, path_less: bool) -> None:
+        """ECMA2Host: raw LDAP names (``-dn-`` too), one level, no filters (ENTRA.md §4)."""
+        if name.lower() in UNANNOUNCED:
+            self._unannounced(op, UNANNOUNCED[name.lower()], value)
             return
-        self._apply_key(op, target, value, path_less=True)
-
-    def _apply_attr_path(self, op: str, node: AttrPath, value: Any) -> None:
-        schema = CORE_USER if node.uri is None else _schema_named(node.uri)
-        if schema is None:
-            UNSTORED.note(f"{node.uri}:{node.attr}")
-            return
-        if schema == ECMA2HOST_USER:
-            self._apply_ecma2host(op, node.attr, value)
-            return
-        name = node.attr
-        if schema == CORE_USER and name.lower() in READ_ONLY:
-            raise MutabilityException(detail=f"{name} is read-only")
-        if schema == CORE_USER and name.lower() == "schemas":
-            return
-        slots = slots_of(name, schema)
-        if not slots:
-            self._unstored(schema, name, node.sub_attr)
-            return
-        multi = _multi_named(name) if schema == CORE_USER else None
-        if multi is not None:
-            self._apply_multi(op, multi, node.sub_attr, value)
-            return
-        sub = node.sub_attr
-        if slots[0].sub is not None and slots[0].attr != "manager" and sub is None:
-            self._apply_complex(op, slots, value)
-            return
-        if slots[0].attr == "manager":
-            if sub is not None and sub.lower() != "value":
-                self._unstored(schema, name, sub)
+        attr_name, _, sub = name.partition(".")
+        if sub or "[" in attr_name:
+            if path_less:
+                UNSTORED.note(f"{ECMA2HOST_USER}:{name}")
                 return
-            self._set(op, slots[0], value)
-            return
-        targets = [s for s in slots if (s.sub or "").lower() == (sub or "").lower()]
-        if not targets:
-            self._unstored(schema, name, sub)
-            return
-        self._set(op, targets[0], value)
+            raise InvalidPathException(detail=f"{name!r}: ECMA2Host attributes have no parts")
+        self._target(op, ECMA2HOST_USER, attr_name, None, value, None)
 
-    def _apply_complex(self, op: str, slots: Iterable[Slot], value: Any) -> None:
-        """Single-valued complex (``name``); sub-attributes merge (RFC 7644 §3.5.2.3)."""
-        by_sub = {(s.sub or "").lower(): s for s in slots}
-        if op == "remove" or value is None:
-            for slot in by_sub.values():
-                self.state.pop(slot, None)
-            return
-        if not isinstance(value, dict):
-            raise InvalidValueException(detail="a complex attribute needs an object value")
-        for key, item in value.items():
-            target = by_sub.get(str(key).lower())
-            if target is not None:
-                self._set(op, target, item)
-
-    def _apply_multi(self, op: str, attr: str, sub: str | None, value: Any) -> None:
-        """``emails``, ``phoneNumbers``, ``addresses`` addressed without a filter."""
-        slots = slots_of(attr)
-        if sub is not None:
-            element = [
-                s
-                for s in slots
-                if s.type == UNTYPED_DEFAULT and (s.sub or "").lower() == sub.lower()
-            ]
-            if element:
-                self._set(op, element[0], value)
-            return
-        if op == "remove":
-            for slot in slots:
-                self.state.pop(slot, None)
-            return
+    def _unannounced(self, op: str, name: str, value: Any) -> None:
+        section = self.doc.setdefault(ECMA2HOST_USER, {})
         items = value if isinstance(value, list) else [value]
-        if op == "replace":
-            for slot in slots:
-                self.state.pop(slot, None)
-        for item in items:
-            if item is None:
-                continue
-            if not isinstance(item, dict):
-                raise InvalidValueException(detail=f"each {attr} element must be an object")
-            element_type = str(item.get("type") or UNTYPED_DEFAULT).lower()
-            self._fill_element(op, attr, element_type, item)
+        if op == "remove" or empty(value):
+            section.pop(name, None)
+        elif all(isinstance(i, str) and i and len(i) <= MAX_PATH_LENGTH for i in items):
+            section[name] = value
+        else:
+            raise InvalidValueException(detail=f"{ECMA2HOST_USER}:{name} must be a string")
+        if not section:
+            self.doc.pop(ECMA2HOST_USER)
 
-    def _fill_element(self, op: str, attr: str, element_type: str, item: dict[str, Any]) -> None:
-        by_sub = {(s.sub or "").lower(): s for s in slots_of(attr) if s.type == element_type}
-        if not by_sub:
-            UNSTORED.note(f'{attr}[type eq "{element_type}"]')
+    def _target(
+        self,
+        op: str,
+        uri: str | None,
+        name: str,
+        sub_name: str | None,
+        value: Any,
+        value_filter: FilterNode | None,
+    ) -> None:
+        urn = CORE_USER if uri is None else uri
+        if urn.lower() == CORE_USER.lower() and name.lower() in READ_ONLY:
+            raise MutabilityException(detail=f"{name} is read-only")
+        if urn.lower() == CORE_USER.lower() and name.lower() == "schemas":
             return
-        for key, sub_value in item.items():
-            slot = by_sub.get(str(key).lower())
-            if slot is not None:
-                self._set(op, slot, sub_value)
-
-    def _apply_value_path(self, op: str, node: ValuePath, value: Any) -> None:
-        schema = _schema_named(node.attr_path.uri) if node.attr_path.uri else CORE_USER
-        simple = [s for s in slots_of(node.attr_path.attr, schema or "") if s.kind == "strings"]
-        if simple:
-            self._apply_values_filter(op, simple[0], node, value)
+        found = self.schemas.resolve(None if urn.lower() == CORE_USER.lower() else urn, name)
+        if found is None:
+            full = f"{name}.{sub_name}" if sub_name else name
+            UNSTORED.note(full if urn.lower() == CORE_USER.lower() else f"{urn}:{full}")
             return
-        attr = (
-            _multi_named(node.attr_path.attr) if node.attr_path.uri in (None, CORE_USER) else None
-        )
-        if attr is None:
-            if node.attr_path.attr.lower() in READ_ONLY:
-                raise MutabilityException(detail=f"{node.attr_path.attr} is read-only")
-            if slots_of(node.attr_path.attr, schema or ""):
+        schema, attribute = found
+        if attribute.mutability == "readOnly":
+            raise MutabilityException(detail=f"{attribute.name} is read-only")
+        container = self.doc if schema.urn == CORE_USER else self.doc.setdefault(schema.urn, {})
+        where = attribute.name if schema.urn == CORE_USER else f"{schema.urn}:{attribute.name}"
+        coercion = Coercion(schema.urn)
+        sub: Attribute | None = None
+        if sub_name is not None:
+            sub = attribute.sub(sub_name)
+            if sub is None:
+                UNSTORED.note(f"{where}.{sub_name}")
+                return
+            if sub.mutability == "readOnly":
+                raise MutabilityException(detail=f"{where}.{sub.name} is read-only")
+        if value_filter is not None:
+            if not attribute.multi_valued:
                 raise InvalidPathException(
-                    detail=f"{node.attr_path.attr} is single-valued: a value filter needs a "
+                    detail=f"{attribute.name} is single-valued: a value filter needs a "
                     "multi-valued attribute"
                 )
-            UNSTORED.note(node.attr_path.attr)
+            self._filtered(op, container, attribute, sub, value, value_filter, coercion, where)
+        elif sub is not None:
+            self._sub(op, container, attribute, sub, value, coercion, where)
+        else:
+            self._whole(op, container, attribute, value, coercion, where)
+        if schema.urn != CORE_USER and not self.doc.get(schema.urn):
+            self.doc.pop(schema.urn, None)
+
+    # ---- operations on one attribute
+
+    def _whole(
+        self,
+        op: str,
+        container: dict[str, Any],
+        attribute: Attribute,
+        value: Any,
+        coercion: Coercion,
+        where: str,
+    ) -> None:
+        name = attribute.name
+        if op == "remove" and (value is None or not attribute.multi_valued):
+            self._clear(container, attribute)
             return
-        types = sorted({s.type for s in slots_of(attr) if s.type})
-        matches = [
-            t
-            for t in types
-            if self._element_exists(attr, t)
-            and _ElementMatcher(self._element(attr, t)).visit(node.val_filter)
-        ]
-        if not matches:
+        if not attribute.multi_valued:
+            coerced = coercion.value(attribute, value, where)
+            if coerced is None and attribute.required:
+                raise InvalidValueException(
+                    detail=f"{attribute.name} is required and cannot be empty"
+                )
+            if coerced is None:
+                self._clear(container, attribute)
+            elif (attribute.type == "complex" and op == "add") or attribute.type == "complex":
+                merged = {**(container.get(name) or {}), **coerced}
+                container[name] = merged
+            else:
+                container[name] = coerced
+            return
+        incoming = coercion.value(attribute, value, where) or []
+        current = list(container.get(name) or [])
+        if op == "remove":
+            result = self._without(attribute, coercion, current, incoming)
+        elif op == "replace":
+            result = incoming
+            self._dedupe(attribute, coercion, result)
+        else:
+            result = self._added(attribute, coercion, current, incoming)
+        self._store(container, attribute, result, touched=incoming)
+
+    def _sub(
+        self,
+        op: str,
+        container: dict[str, Any],
+        attribute: Attribute,
+        sub: Attribute,
+        value: Any,
+        coercion: Coercion,
+        where: str,
+    ) -> None:
+        """``name.givenName``, or ``emails.value``: the work (or first untyped) element."""
+        coerced = None if op == "remove" else coercion.simple(sub, value, f"{where}.{sub.name}")
+        if not attribute.multi_valued:
+            element = dict(container.get(attribute.name) or {})
+            if coerced is None:
+                element.pop(sub.name, None)
+            else:
+                element[sub.name] = coerced
+            if element:
+                container[attribute.name] = element
+            else:
+                container.pop(attribute.name, None)
+            return
+        elements = list(container.get(attribute.name) or [])
+        index = default_element(elements)
+        if index is None:
+            if coerced is None:
+                return
+            elements.append({"type": DEFAULT_TYPE})
+            index = len(elements) - 1
+        element = dict(elements[index])
+        if coerced is None:
+            element.pop(sub.name, None)
+        else:
+            element[sub.name] = coerced
+        elements[index] = element
+        self._store(container, attribute, elements, touched=[element])
+
+    def _filtered(
+        self,
+        op: str,
+        container: dict[str, Any],
+        attribute: Attribute,
+        sub: Attribute | None,
+        value: Any,
+        value_filter: FilterNode,
+        coercion: Coercion,
+        where: str,
+    ) -> None:
+        elements = list(container.get(attribute.name) or [])
+        matching = [i for i, e in enumerate(elements) if ElementMatcher(e).visit(value_filter)]
+        if attribute.type != "complex":
+            self._filtered_values(
+                op, container, attribute, elements, matching, value, coercion, where
+            )
+            return
+        if not matching:
             if op == "remove":
                 return
-            wanted = _type_in(node.val_filter)
-            if wanted is None:
-                raise NoTargetException(detail=f"no {attr} element matches {node.val_filter}")
-            if wanted not in types:
-                UNSTORED.note(f'{attr}[type eq "{wanted}"]')
-                return
-            matches = [wanted]
-        for element_type in matches:
-            slots = [s for s in slots_of(attr) if s.type == element_type]
-            if node.sub_attr is not None:
-                target = [s for s in slots if (s.sub or "").lower() == node.sub_attr.lower()]
-                if target:
-                    self._set(op, target[0], value)
+            pinned = _pinned(value_filter)
+            if op == "replace" and "type" not in {k.lower() for k in pinned}:
+                pinned = {}
+            if not pinned:
+                raise NoTargetException(detail=f"no {attribute.name} element matches the filter")
+            element: dict[str, Any] = {}
+            for name, pinned_value in pinned.items():
+                pinned_sub = attribute.sub(name)
+                if pinned_sub is None:
+                    raise NoTargetException(detail=f"{attribute.name} has no sub-attribute {name}")
+                element[pinned_sub.name] = coercion.simple(pinned_sub, pinned_value, where)
+            elements.append(element)
+            matching = [len(elements) - 1]
+        touched = []
+        for index in matching:
+            element = dict(elements[index])
+            if sub is not None:
+                coerced = (
+                    None if op == "remove" else coercion.simple(sub, value, f"{where}.{sub.name}")
+                )
+                if coerced is None:
+                    element.pop(sub.name, None)
+                else:
+                    element[sub.name] = coerced
             elif op == "remove":
-                for slot in slots:
-                    self.state.pop(slot, None)
-            elif isinstance(value, dict):
-                self._fill_element(op, attr, element_type, value)
-            elif value is not None:
-                raise InvalidValueException(detail=f"{attr} element value must be an object")
+                element = {}
+            else:
+                given = coercion.complex(attribute, value, where) if not empty(value) else None
+                if given is None and op == "replace":
+                    element = {}
+                elif given is not None:
+                    element = {**element, **given}
+            elements[index] = element
+            touched.append(element)
+        kept = [e for e in elements if e and not (hollow(e) and sub is not None)]
+        self._store(container, attribute, kept, touched=touched)
 
-    def _element_exists(self, attr: str, element_type: str) -> bool:
-        return any(s.attr == attr and s.type == element_type for s in self.state)
-
-    def _element(self, attr: str, element_type: str) -> dict[str, Any]:
-        element: dict[str, Any] = {"type": element_type}
-        for slot, slot_value in self.state.items():
-            if slot.attr == attr and slot.type == element_type and slot.sub:
-                element[slot.sub] = slot_value
-        return element
-
-    # ---- values
-
-    def _set(self, op: str, slot: Slot, value: Any) -> None:
-        if slot.kind == "strings":
-            self._set_values(op, slot, value)
-            return
-        if op == "remove":
-            if slot == USER_NAME:
-                raise MutabilityException(detail="userName is required and cannot be removed")
-            self.state.pop(slot, None)
-            return
-        coerced = coerce(slot, value)
-        if coerced is None:
-            if slot == USER_NAME:
-                raise InvalidValueException(detail="userName is required and cannot be empty")
-            self.state.pop(slot, None)
-        else:
-            self.state[slot] = coerced
-
-    def _set_values(self, op: str, slot: Slot, value: Any) -> None:
-        """A multi-valued string attribute: add appends, remove drops the values given."""
-        current = tuple(self._values(slot))
-        if op == "remove" and value is None:
-            self.state.pop(slot, None)
-            return
-        given = coerce(slot, value)
-        incoming = given if isinstance(given, tuple) else ()
-        if op == "replace":
-            result = incoming
-        elif op == "add":
-            result = unique_keys((*current, *incoming))
-        else:
-            gone = {identity(v) for v in incoming}
-            result = tuple(v for v in current if identity(v) not in gone)
-        if result:
-            self.state[slot] = result
-        else:
-            self.state.pop(slot, None)
-
-    def _values(self, slot: Slot) -> tuple[str, ...]:
-        current = self.state.get(slot)
-        return current if isinstance(current, tuple) else ()
-
-    def _apply_values_filter(self, op: str, slot: Slot, node: ValuePath, value: Any) -> None:
+    def _filtered_values(
+        self,
+        op: str,
+        container: dict[str, Any],
+        attribute: Attribute,
+        values: list[Any],
+        matching: list[int],
+        value: Any,
+        coercion: Coercion,
+        where: str,
+    ) -> None:
         """``sshPublicKeys[value sw "ssh-rsa"]``: the values matching the filter."""
-        current = self._values(slot)
-        matching = [v for v in current if _ElementMatcher({"value": v}).visit(node.val_filter)]
+        kept = [v for i, v in enumerate(values) if i not in matching]
         if op == "remove":
-            kept = tuple(v for v in current if v not in matching)
-        elif op == "replace" and matching:
-            replacement = coerce(slot, value)
-            added = replacement if isinstance(replacement, tuple) else ()
-            kept = unique_keys((*(v for v in current if v not in matching), *added))
-        else:
-            self._set_values("add", slot, value)
+            self._store(container, attribute, kept, touched=[])
             return
-        if kept:
-            self.state[slot] = kept
+        incoming = coercion.value(attribute, value, where) or []
+        if op == "replace" and matching:
+            result = self._added(attribute, coercion, kept, incoming)
         else:
-            self.state.pop(slot, None)
+            result = self._added(attribute, coercion, values, incoming)
+        self._store(container, attribute, result, touched=incoming)
 
-    @staticmethod
-    def _unstored(schema: str, name: str, sub: str | None) -> None:
-        full = f"{name}.{sub}" if sub else name
-        UNSTORED.note(full if schema == CORE_USER else f"{schema}:{full}")
+    # ---- multi-valued helpers
+
+    def _added(
+        self, attribute: Attribute, coercion: Coercion, current: list[Any], incoming: list[Any]
+    ) -> list[Any]:
+        """``add`` to a multi-valued attribute: new values appended, typed elements merged."""
+        if coercion.is_ssh_keys(attribute):
+            return list(unique_keys((*current, *incoming)))
+        result = list(current)
+        for item in incoming:
+            if isinstance(item, dict) and "type" in item:
+                index = next(
+                    (i for i, e in enumerate(result) if _same_type(e, str(item["type"]))), None
+                )
+                if index is not None:
+                    result[index] = {**result[index], **item}
+                    continue
+            if item not in result:
+                result.append(item)
+        return result
+
+    def _dedupe(self, attribute: Attribute, coercion: Coercion, values: list[Any]) -> None:
+        if coercion.is_ssh_keys(attribute):
+            values[:] = list(unique_keys(values))
+            return
+        unique: list[Any] = []
+        for item in values:
+            if item not in unique:
+                unique.append(item)
+        values[:] = unique
+
+    def _without(
+        self, attribute: Attribute, coercion: Coercion, current: list[Any], gone: list[Any]
+    ) -> list[Any]:
+        """``remove`` with a value: only the values given go (the legacy dialect)."""
+        if coercion.is_ssh_keys(attribute):
+            keys = {identity(v) for v in gone}
+            return [v for v in current if identity(v) not in keys]
+        if attribute.type != "complex":
+            return [v for v in current if v not in gone]
+        result = []
+        for element in current:
+            if any(_covers(element, item) for item in gone):
+                continue
+            result.append(element)
+        return result
+
+    def _store(
+        self,
+        container: dict[str, Any],
+        attribute: Attribute,
+        values: list[Any],
+        *,
+        touched: list[Any],
+    ) -> None:
+        if attribute.type == "complex":
+            _one_primary(values, touched)
+        if values:
+            container[attribute.name] = values
+        else:
+            container.pop(attribute.name, None)
+
+    def _clear(self, container: dict[str, Any], attribute: Attribute) -> None:
+        if attribute.required:
+            raise MutabilityException(detail=f"{attribute.name} is required and cannot be removed")
+        container.pop(attribute.name, None)
+
+
+DEFAULT_TYPE = "work"
+"""The type given to an element addressed without one (Entra always sends a type)."""
+
+
+def default_element(elements: list[Any]) -> int | None:
+    """The element an unfiltered ``emails.value`` means: the work one, else the first untyped."""
+    for index, element in enumerate(elements):
+        if _same_type(element, DEFAULT_TYPE):
+            return index
+    for index, element in enumerate(elements):
+        if isinstance(element, dict) and "type" not in element:
+            return index
+    return None
+
+
+def _covers(element: Any, item: Any) -> bool:
+    """Whether a removal value names an element: every sub-attribute it gives matches."""
+    if not isinstance(element, dict) or not isinstance(item, dict):
+        return bool(element == item)
+    return all(str(element.get(k, "")).lower() == str(v).lower() for k, v in item.items())
+
+
+def _one_primary(elements: list[Any], touched: list[Any]) -> None:
+    flagged = [i for i, e in enumerate(elements) if isinstance(e, dict) and e.get("primary")]
+    if len(flagged) < 2:
+        return
+    winners = [i for i in flagged if any(elements[i] is t for t in touched)]
+    keep = winners[-1] if winners else flagged[0]
+    for index in flagged:
+        if index != keep:
+            elements[index] = {**elements[index], "primary": False}
 
 
 def parse_patch(body: Any) -> list[tuple[str, str | None, Any]]:
@@ -477,25 +586,25 @@ def parse_patch(body: Any) -> list[tuple[str, str | None, Any]]:
     return parsed
 
 
-def patched(state: State, body: Any) -> State:
-    """The slots after applying a PatchOp message; nothing is applied if any op fails."""
-    writer = UserWriter(state)
+def patched(schemas: UserSchemas, document: Document, body: Any) -> Document:
+    """The document after applying a PatchOp message; nothing is applied if any op fails."""
+    writer = DocumentWriter(schemas, document)
     for op, path, value in parse_patch(body):
         writer.apply(op, path, value)
-    return writer.state
+    return writer.doc
 
 
-def loaded(body: Any) -> State:
-    """The slots of a POST or PUT body."""
+def loaded(schemas: UserSchemas, body: Any) -> Document:
+    """The document of a POST or PUT body."""
     if not isinstance(body, dict):
         raise InvalidSyntaxException(detail="a User must be a JSON object")
-    schemas = body.get("schemas")
-    if schemas is not None and (
-        not isinstance(schemas, list) or not any(str(s) == CORE_USER for s in schemas)
+    declared = body.get("schemas")
+    if declared is not None and (
+        not isinstance(declared, list) or not any(str(s) == CORE_USER for s in declared)
     ):
         raise InvalidValueException(detail=f"schemas must contain {CORE_USER}")
-    writer = UserWriter({})
+    writer = DocumentWriter(schemas, {})
     writer.load(body)
-    if USER_NAME not in writer.state:
+    if empty(writer.doc.get("userName")):
         raise InvalidValueException(detail="userName is required")
-    return writer.state
+    return writer.doc

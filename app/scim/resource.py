@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from app.attributes import (
-    ACTIVE,
-    CORE_USER,
-    EXTENSIONS,
-    MANAGER,
-    USER_NAME,
-    Slot,
-    SlotValue,
-)
 from app.ldap.mapping import UserRecord
+from app.schemas import CORE_USER
+from app.scim.storage import Storage
 
 ALWAYS_RETURNED = frozenset({"id", "schemas"})
 
@@ -41,39 +34,16 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def _put(doc: dict[str, Any], slot: Slot, value: SlotValue, users_url: str) -> None:
-    target = doc if slot.schema == CORE_USER else doc.setdefault(slot.schema, {})
-    if slot == MANAGER:
-        target["manager"] = {"value": value, "$ref": f"{users_url}/{value}"}
-        return
-    if slot.type is not None:
-        elements: list[dict[str, Any]] = target.setdefault(slot.attr, [])
-        element = next((e for e in elements if e.get("type") == slot.type), None)
-        if element is None:
-            element = {"type": slot.type}
-            elements.append(element)
-        element[str(slot.sub)] = value
-        return
-    if slot.sub is not None:
-        target.setdefault(slot.attr, {})[slot.sub] = value
-        return
-    target[slot.attr] = value
-
-
-def render(record: UserRecord, users_url: str) -> dict[str, Any]:
+def render(record: UserRecord, users_url: str, storage: Storage) -> dict[str, Any]:
     """The full SCIM representation of a user; ``users_url`` is the public ``.../Users``.
 
-    Only assigned values are rendered (RFC 7643 §2.5): nothing the server does not
-    store, such as ``primary``, is made up.
+    Only assigned values are rendered (RFC 7643 §2.5).
     """
     location = f"{users_url}/{record.id}"
-    doc: dict[str, Any] = {"schemas": [CORE_USER], "id": record.id}
-    for slot, value in sorted(record.values.items(), key=lambda item: item[0].path):
-        _put(doc, slot, value, users_url)
-    doc["userName"] = record.values[USER_NAME]
-    if ACTIVE in record.values:
-        doc["active"] = bool(record.values[ACTIVE])
-    doc["schemas"] += [urn for urn in EXTENSIONS if urn in doc]
+    body = storage.join(record.values, login=record.login, dn=record.dn, users_url=users_url)
+    extensions = [s.urn for s in storage.catalog.schemas.extensions if s.urn in body]
+    doc: dict[str, Any] = {"schemas": [CORE_USER, *extensions], "id": record.id}
+    doc.update(body)
     meta: dict[str, Any] = {"resourceType": "User", "location": location}
     if record.created:
         meta["created"] = _iso(record.created)
@@ -85,7 +55,7 @@ def render(record: UserRecord, users_url: str) -> dict[str, Any]:
     return doc
 
 
-def _split(paths: Iterable[str]) -> list[tuple[str | None, str, str | None]]:
+def _split(paths: Iterable[str], urns: Sequence[str]) -> list[tuple[str | None, str, str | None]]:
     """``a.b`` / ``urn:...:a.b`` -> (schema, attribute, sub-attribute), lower-cased."""
     parsed: list[tuple[str | None, str, str | None]] = []
     for raw in paths:
@@ -93,7 +63,7 @@ def _split(paths: Iterable[str]) -> list[tuple[str | None, str, str | None]]:
         if not text:
             continue
         schema = None
-        for urn in (CORE_USER, *EXTENSIONS):
+        for urn in (CORE_USER, *urns):
             if text.lower() == urn.lower():
                 parsed.append((urn.lower(), "", None))
                 break
@@ -116,13 +86,14 @@ def _select(
     schema: str,
     wanted: list[tuple[str | None, str, str | None]],
     keep: bool,
+    urns: Sequence[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in container.items():
         if schema == CORE_USER.lower() and key.lower() in ALWAYS_RETURNED:
             out[key] = value
             continue
-        if key.lower() in (u.lower() for u in EXTENSIONS):
+        if key.lower() in (u.lower() for u in urns):
             continue
         hits = [w for w in wanted if w[0] in (None, schema) and w[1] == key.lower()]
         whole = any(w[2] is None for w in hits) or any(
@@ -155,27 +126,35 @@ def _sub_project(value: Any, subs: set[str], *, keep: bool) -> Any:
 
 
 def project(
-    doc: dict[str, Any], attributes: list[str] | None, excluded: list[str] | None
+    doc: dict[str, Any],
+    attributes: list[str] | None,
+    excluded: list[str] | None,
+    urns: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.4.2.5, §3.9)."""
+    """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.4.2.5, §3.9).
+
+    ``urns`` are the extension schemas a document may hold.
+    """
     if not attributes and not excluded:
         return doc
+    known = [*urns, *(k for k in doc if k.lower().startswith("urn:") and k not in urns)]
+    urns = [u for u in known if u in doc]
     keep = bool(attributes)
-    wanted = _split(attributes if attributes else excluded or [])
-    out = _select(doc, CORE_USER.lower(), wanted, keep)
-    for urn in EXTENSIONS:
+    wanted = _split(attributes if attributes else excluded or [], known)
+    out = _select(doc, CORE_USER.lower(), wanted, keep, urns)
+    for urn in urns:
         if urn not in doc:
             continue
         whole = any(w[0] == urn.lower() and w[1] == "" for w in wanted)
         if (keep and whole) or (not keep and not whole):
-            inner = doc[urn] if keep else _select(doc[urn], urn.lower(), wanted, keep)
+            inner = doc[urn] if keep else _select(doc[urn], urn.lower(), wanted, keep, urns)
         elif keep:
-            inner = _select(doc[urn], urn.lower(), wanted, keep)
+            inner = _select(doc[urn], urn.lower(), wanted, keep, urns)
         else:
             inner = {}
         if inner:
             out[urn] = inner
-    out["schemas"] = [CORE_USER] + [urn for urn in EXTENSIONS if urn in out]
+    out["schemas"] = [CORE_USER] + [urn for urn in urns if urn in out]
     return out
 
 

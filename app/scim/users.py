@@ -11,7 +11,7 @@ from scim2_models import (
     PreconditionFailedException,
 )
 
-from app.attributes import SLOTS, Slot, SlotValue
+from app.attributes import Slot
 from app.config import Settings
 from app.ldap.changes import UserChanges
 from app.ldap.mapping import UserRecord
@@ -20,6 +20,7 @@ from app.ldap.users import UserDirectory
 from app.scim.filters import parse_filter
 from app.scim.patch import loaded, patched
 from app.scim.resource import parse_if_match, project, render
+from app.scim.storage import State, Storage
 
 _RETRIES = 3
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -49,12 +50,21 @@ class UserService:
         self.settings = settings
         self.users = users
         self.changes = changes
+        self.catalog = users.mapping.catalog
+        self.schemas = self.catalog.schemas
+        self.storage = Storage(self.catalog, users.mapping.object_classes)
+        self.urns = [s.urn for s in self.schemas.extensions]
 
     def stored_slots(self) -> list[Slot]:
-        return [s for s in SLOTS if self.users.mapping.attribute_of(s)]
+        return self.catalog.stored()
 
     def _answer(self, record: UserRecord, users_url: str) -> Written:
-        return Written(render(record, users_url), record.version)
+        return Written(render(record, users_url, self.storage), record.version)
+
+    def _document(self, record: UserRecord, users_url: str) -> dict[str, Any]:
+        return self.storage.join(
+            record.values, login=record.login, dn=record.dn, users_url=users_url
+        )
 
     def get(
         self,
@@ -65,25 +75,28 @@ class UserService:
     ) -> Written:
         record = self.changes.get(user_id)
         answer = self._answer(record, users_url)
-        answer.body = project(answer.body, attributes, excluded)
+        answer.body = project(answer.body, attributes, excluded, self.urns)
         return answer
 
     def create(self, body: Any, users_url: str) -> Written:
-        return self._answer(self.changes.create(loaded(body)), users_url)
+        state = self.storage.split(loaded(self.schemas, body))
+        return self._answer(self.changes.create(state), users_url)
 
     def replace(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
-        values = loaded(body)
-        return self._update(user_id, lambda _current: values, if_match, users_url)
+        state = self.storage.split(loaded(self.schemas, body))
+        return self._update(user_id, lambda _current: state, if_match, users_url)
 
     def patch(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
-        return self._update(
-            user_id, lambda current: patched(current.values, body), if_match, users_url
-        )
+        def change(current: UserRecord) -> State:
+            document = self._document(current, users_url)
+            return self.storage.split(patched(self.schemas, document, body), document)
+
+        return self._update(user_id, change, if_match, users_url)
 
     def _update(
         self,
         user_id: str,
-        change: Callable[[UserRecord], dict[Slot, SlotValue]],
+        change: Callable[[UserRecord], State],
         if_match: str | None,
         users_url: str,
     ) -> Written:
@@ -128,7 +141,10 @@ class UserService:
             node = parse_filter(filter_text, http.max_filter_length, http.max_filter_terms)
             condition = translate(self.users.mapping, node)
         page = self.users.search(condition, start, size)
-        resources = [project(render(r, users_url), attributes, excluded) for r in page.records]
+        resources = [
+            project(render(r, users_url, self.storage), attributes, excluded, self.urns)
+            for r in page.records
+        ]
         return {
             "schemas": [LIST_RESPONSE],
             "totalResults": page.total,

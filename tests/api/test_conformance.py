@@ -1,20 +1,10 @@
 """The server against scim2-tester's conformance checks (RFC 7643, RFC 7644).
 
-Every check scim2-tester runs on the discovery endpoints and on the User
-resource type must pass: no result may be ERROR or CRITICAL. Features the
-server announces as unsupported in /ServiceProviderConfig (bulk, sort,
-changePassword) are skipped by scim2-tester itself; nothing is filtered here.
-
-Two deliberate departures from a bare ``check_server(client)``:
-
-- the scope is ``resource_types=["User"]``: the server implements no Group
-  resource type yet (/ResourceTypes announces User only);
-- the POSIX extension's ``sshPublicKeys`` is left unmapped: the server
-  refuses anything but a valid OpenSSH public key with 400 invalidValue, and
-  scim2-tester fills string attributes with random text. The key handling is
-  covered by the HTTP tests instead.
-
-Only these settings differ from the defaults.
+scim2-tester with its default settings against the server with its default
+settings: every check it runs must pass, no result may be ERROR or CRITICAL,
+nothing is excluded or filtered here. It fills every attribute /Schemas
+announces with generated values and expects each back exactly as sent, so
+this is also a round trip of the whole announced schema, ECMA2Host included.
 """
 
 from __future__ import annotations
@@ -30,8 +20,6 @@ from scim2_client import BaseSyncSCIMClient
 from scim2_client.client import RawResponse
 from scim2_tester import CheckResult, Status, check_server
 
-from app.attributes import POSIX_USER
-from app.config import UserSettings
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
@@ -69,7 +57,6 @@ class StarletteSCIMClient(BaseSyncSCIMClient):
 @pytest.fixture(scope="module")
 def scim(sandbox: Sandbox) -> Iterator[StarletteSCIMClient]:
     settings = make_settings(sandbox.directory)
-    settings.users = UserSettings(mapping={f"{POSIX_USER}:sshPublicKeys": ""})
     app = create_app(settings)
     base = f"http://testserver{settings.http.base_path}"
     with TestClient(app, base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
@@ -82,7 +69,7 @@ def _describe(result: CheckResult) -> str:
 
 
 def test_scim2_tester_reports_no_failure(scim: StarletteSCIMClient) -> None:
-    results = check_server(scim, resource_types=["User"])
+    results = check_server(scim)
 
     counts = Counter((r.title, r.status.name) for r in results)
     failures = [_describe(r) for r in results if r.status in FAILING]

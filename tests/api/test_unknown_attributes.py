@@ -69,10 +69,11 @@ def test_post_and_put_accept_what_they_do_not_store(
     try:
         assert user[ENTERPRISE]["department"] == "Dev"
         assert user[ENTERPRISE]["manager"]["value"] == manager["id"]
-        assert set(user[ENTERPRISE]) == {"department", "manager"}
+        assert set(user[ENTERPRISE]) == {"department", "manager", "costCenter"}
         assert user[POSIX]["loginShell"] == "/bin/zsh"
-        for name in ("adreses", "NoSuchThing", "nickName"):
+        for name in ("adreses", "NoSuchThing"):
             assert name not in user
+        assert user["nickName"] == body["nickName"]
         again = {**body, "title": "Lead"}
         again[POSIX] = {**body[POSIX], "uidNumber": user[POSIX]["uidNumber"]}
         replaced = client.put(f"{USERS}/{user['id']}", json=again)

@@ -125,13 +125,15 @@ def test_entra_full_body(
         assert {name: raw.get(name) for name in expected} == {
             name: [value] for name, value in expected.items()
         }
-        assert sorted(raw["scimDefaulted"]) == ["gidNumber", "homeDirectory", "loginShell"]
+        assert sorted(raw["scimDefaulted"]) == ["cn", "gidNumber", "homeDirectory", "loginShell"]
     finally:
         delete_quietly(client, body["id"])
 
 
 def test_ecma2host_namespace(client: TestClient, ldap: Connection) -> None:
+    """ECMA2Host names are the LDAP attributes; uid is the login, -dn- must agree with it."""
     login = unique("ecma")
+    chosen = unique("chosen")
     number = uid_number()
     body = {
         "schemas": [CORE, ECMA2HOST],
@@ -141,11 +143,11 @@ def test_ecma2host_namespace(client: TestClient, ldap: Connection) -> None:
             "gidNumber": 20000,
             "homeDirectory": f"/srv/home/{login}",
             "loginShell": "/bin/zsh",
-            "uid": "ignored-uid",
-            "cn": "Ignored Cn",
-            "objectClass": ["top"],
-            "userPassword": "secret",
-            "-dn-": "uid=evil,dc=example,dc=org",
+            "uid": chosen,
+            "cn": "Chosen Cn",
+            "objectClass": ["top", "inetOrgPerson", "posixAccount"],
+            "userPassword": "secret-Pa55",
+            "-dn-": f"uid={chosen},ou=people,dc=example,dc=org",
             "sn": "Raw",
             "mail": f"{login}@example.net",
         },
@@ -160,21 +162,38 @@ def test_ecma2host_namespace(client: TestClient, ldap: Connection) -> None:
             "homeDirectory": f"/srv/home/{login}",
             "loginShell": "/bin/zsh",
         }
-        assert ECMA2HOST not in created
+        answered = created[ECMA2HOST]
+        assert answered["uid"] == chosen
+        assert answered["cn"] == "Chosen Cn"
+        assert answered["mail"] == f"{login}@example.net"
+        assert "userPassword" not in answered and "objectClass" not in answered
         raw = entry(ldap, created["id"])
         assert raw is not None
-        assert raw["dn"][0].startswith(f"uid={login},")
-        assert raw["uid"] == [login]
+        assert raw["dn"][0] == f"uid={chosen},ou=people,dc=example,dc=org"
+        assert raw["uid"] == [chosen]
         assert raw["uidNumber"] == [str(number)]
-        assert raw["gidNumber"] == ["20000"]
-        assert raw["homeDirectory"] == [f"/srv/home/{login}"]
-        assert raw["loginShell"] == ["/bin/zsh"]
         assert raw["sn"] == ["Raw"]
+        assert raw["cn"] == ["Chosen Cn"]
         assert raw["mail"] == [f"{login}@example.net"]
-        assert "userPassword" not in raw
-        assert raw["cn"] == [f"{login}@example.com"]
+        assert "secret-Pa55" not in str(raw.get("userPassword"))
     finally:
         delete_quietly(client, created["id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("-dn-", "uid=evil,dc=example,dc=org"),
+        ("-dn-", "cn=x,ou=people,dc=example,dc=org"),
+        ("objectClass", ["inetOrgPerson", "organizationalUnit"]),
+        ("uid", "has space"),
+    ],
+)
+def test_ecma2host_values_it_cannot_honour_are_refused(
+    client: TestClient, name: str, value: Any
+) -> None:
+    body = {"userName": f"{unique()}@example.com", ECMA2HOST: {name: value}}
+    assert_error(client.post(USERS, json=body), 400, "invalidValue")
 
 
 def test_ecma2host_attributes_as_paths(client: TestClient, ldap: Connection) -> None:
@@ -203,7 +222,13 @@ def test_user_name_equal_to_login_is_not_kept_twice(client: TestClient, ldap: Co
         assert "scimUserName" not in raw
         assert raw["cn"] == [login]
         assert raw["sn"] == [login]
-        assert sorted(raw["scimDefaulted"]) == ["gidNumber", "homeDirectory", "loginShell", "sn"]
+        assert sorted(raw["scimDefaulted"]) == [
+            "cn",
+            "gidNumber",
+            "homeDirectory",
+            "loginShell",
+            "sn",
+        ]
         assert "familyName" not in created.get("name", {})
         assert "scimActive" not in raw, "active was not sent: it stays unassigned"
         assert "active" not in created
@@ -361,7 +386,9 @@ def test_ignored_and_read_only_attributes(client: TestClient, ldap: Connection) 
     try:
         assert created["id"] != "11111111-1111-4111-8111-111111111111"
         assert created["meta"]["resourceType"] == "User"
-        assert "nickName" not in created
+        assert created["nickName"] == "Babs"
+        assert created["roles"] == [{"value": "admin", "primary": True}]
+        assert "groups" not in created
         assert "password" not in created
         raw = entry(ldap, created["id"])
         assert raw is not None

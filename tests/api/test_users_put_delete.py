@@ -111,15 +111,17 @@ def test_put_restores_posix_defaults(client: TestClient, ldap: Connection) -> No
         delete_quietly(client, created["id"])
 
 
-def test_put_without_uid_number_is_refused(
+def test_put_without_uid_number_keeps_it(
     client: TestClient, ldap: Connection, user: dict[str, Any]
 ) -> None:
+    """The uidNumber is the server's to keep, like a default: a replacement omitting it keeps it."""
     before = raw_of(ldap, user["id"])
     body = put_body(user)
     del body[POSIX]
-    error = assert_error(client.put(f"{USERS}/{user['id']}", json=body), 400, "invalidValue")
-    assert "uidNumber" in error["detail"]
-    assert raw_of(ldap, user["id"]) == before
+    response = client.put(f"{USERS}/{user['id']}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()[POSIX]["uidNumber"] == user[POSIX]["uidNumber"]
+    assert raw_of(ldap, user["id"])["uidNumber"] == before["uidNumber"]
 
 
 def test_put_renames(

@@ -9,7 +9,6 @@ from scim2_models import SCIMException
 
 from app.attributes import (
     ACTIVE,
-    BY_PATH,
     CORE_USER,
     ECMA2HOST_USER,
     ENTERPRISE_USER,
@@ -17,12 +16,45 @@ from app.attributes import (
     GID_NUMBER,
     HOME_DIRECTORY,
     MANAGER,
+    PASSWORD,
     POSIX_USER,
     UID_NUMBER,
     USER_NAME,
+    Catalog,
+    Slot,
     SlotValue,
 )
-from app.scim.patch import PATCH_OP, State, loaded, parse_patch, patched
+from app.config import UserSettings
+from app.scim import patch as documents
+from app.scim.patch import PATCH_OP, parse_patch
+from app.scim.storage import State, Storage
+
+CATALOG = Catalog(
+    UserSettings().attribute_map(),
+    ecma2host=["uid", "cn", "sn", "mail", "gidNumber", "homeDirectory", "userPassword"],
+)
+"""The default mapping without the unmapped attribute: only mapped values are kept."""
+STORAGE = Storage(CATALOG)
+
+
+def _slot(path: str) -> Slot:
+    slot = CATALOG.by_path(path)
+    assert slot is not None, path
+    return slot
+
+
+BY_PATH = {s.path: s for s in CATALOG.by_slot}
+
+
+def patched(state: State, body: Any) -> State:
+    """PATCH through the document, as the service applies it."""
+    document = STORAGE.join(state, login="pat", dn="uid=pat,ou=people", users_url="/Users")
+    return STORAGE.split(documents.patched(CATALOG.schemas, document, body), document)
+
+
+def loaded(body: Any) -> State:
+    return STORAGE.split(documents.loaded(CATALOG.schemas, body))
+
 
 WORK_EMAIL = BY_PATH['emails[type eq "work"].value']
 GIVEN = BY_PATH["name.givenName"]
@@ -260,6 +292,9 @@ def test_multi_valued_replace_drops_other_types() -> None:
     result = run(state, {"op": "replace", "path": "phoneNumbers", "value": [{"value": "3"}]})
     assert result == {**BASE, WORK_PHONE: "3"}
     result = run(state, {"op": "add", "path": "phoneNumbers", "value": {"value": "3"}})
+    assert result == state, "an untyped element is another number, not the work one"
+    typed = {"value": "3", "type": "work"}
+    result = run(state, {"op": "add", "path": "phoneNumbers", "value": typed})
     assert result == {**BASE, WORK_PHONE: "3", MOBILE: "2"}
 
 
@@ -329,7 +364,6 @@ def test_unknown_attributes_are_accepted_and_not_stored() -> None:
         "noSuch",
         "NOSUCH.sub",
         "urn:x:y:User:title",
-        "roles[primary eq true].value",
         'ims[type eq "aim"].value',
         'emails[type eq "home"].display',
         f"{ENTERPRISE_USER}:costCenter",
@@ -346,6 +380,12 @@ def test_paths_that_do_not_parse_are_still_refused() -> None:
     refused("invalidPath", BASE, {"op": "add", "path": 'title[type eq "x"]', "value": "x"})
 
 
+def test_replace_through_a_filter_that_matches_nothing_needs_a_type() -> None:
+    path = "roles[primary eq true].value"
+    refused("noTarget", BASE, {"op": "replace", "path": path, "value": "admin"})
+    assert run(BASE, {"op": "remove", "path": path}) == BASE
+
+
 def test_ignored_core_sub_attributes() -> None:
     assert run(BASE, {"op": "add", "path": "name.middleName", "value": "Q"}) == BASE
     path = 'roles[primary eq "True"].value'
@@ -359,7 +399,7 @@ def test_ecma2host_paths() -> None:
         {"op": "add", "path": f"{ECMA2HOST_USER}:homeDirectory", "value": "/h"},
         {"op": "add", "path": f"{ECMA2HOST_USER}:userPassword", "value": "secret"},
     )
-    assert state == {**BASE, GID_NUMBER: 5, HOME_DIRECTORY: "/h"}
+    assert state == {**BASE, GID_NUMBER: 5, HOME_DIRECTORY: "/h", PASSWORD: "secret"}
 
 
 @pytest.mark.parametrize(
