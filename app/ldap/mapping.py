@@ -203,6 +203,16 @@ class UserMapping:
             reserved=own,
         )
         self.by_slot: dict[Slot, str] = dict(self.catalog.by_slot)
+        self.orderable: frozenset[str] | None = (
+            frozenset(
+                a.lower()
+                for a in self.by_slot.values()
+                if (found := schema.attribute(a)) is not None and found.ordering
+            )
+            if schema is not None
+            else None
+        )
+        """Mapped attributes with an ORDERING rule (None: the schema was not read)."""
         managed = {self.rdn, "cn", "sn", *self.by_slot.values()}
         if self.user_name_attribute:
             managed.add(self.user_name_attribute)
@@ -443,7 +453,9 @@ class MappingError(ValueError):
 
 def schema_problems(users: UserSettings, schema: Subschema) -> list[str]:
     """Mappings the directory's schema cannot hold: unknown attributes, types, multiplicity."""
-    catalog = Catalog(users.attribute_map())
+    catalog = Catalog(
+        users.attribute_map(), ldap=_attribute_infos(schema, users.attribute_map().values())
+    )
     problems = []
     for slot, name in catalog.by_slot.items():
         found = schema.attribute(name)

@@ -319,6 +319,12 @@ class LdapFilterBuilder(FilterVisitor[str]):
                 )
             if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
                 raise InvalidFilterException(detail=f"{slot.path} does not support {op.value}")
+            orderable = self.mapping.orderable
+            if op in _ORDERING and orderable is not None and attr.lower() not in orderable:
+                raise InvalidFilterException(
+                    detail=f"{slot.path} does not support {op.value}: the directory attribute "
+                    f"{attr} has no ORDERING rule"
+                )
             return _compare(attr, op, str(int(str(value).strip())))
         if not isinstance(value, str):
             raise InvalidFilterException(detail=f"{slot.path} compares with strings only")

@@ -13,7 +13,7 @@ from httpx import Response
 from ldap3 import BASE, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
-from app.config import AccountSettings, PosixSettings
+from app.config import AccountSettings, PosixSettings, UserSettings
 from app.ldap.dn import parent_of
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
@@ -113,6 +113,7 @@ def configured_client(
     *,
     accounts: AccountSettings | None = None,
     posix: PosixSettings | None = None,
+    users: UserSettings | None = None,
     **ldap: str,
 ) -> Iterator[TestClient]:
     """A client of a second app on the session sandbox, with other account settings.
@@ -126,6 +127,8 @@ def configured_client(
         settings.accounts = accounts
     if posix is not None:
         settings.posix = posix
+    if users is not None:
+        settings.users = users
     app = create_app(settings)
     with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
