@@ -39,6 +39,7 @@ from app.attributes import (
 from app.schemas import CORE_USER, ECMA2HOST_USER, READ_ONLY
 from app.scim.document import Document, empty
 from app.scim.patch import DEFAULT_TYPE, default_element, hollow
+from app.scim.unstored import UNSTORED
 
 State = dict[Slot, SlotValue]
 
@@ -93,7 +94,14 @@ class Storage:
             rest[ECMA2HOST_USER] = {**rest.get(ECMA2HOST_USER, {}), **dict.fromkeys(aliases)}
         _trim_placeholders(rest)
         _prune(rest, hollow_elements=False)
-        if rest and UNMAPPED in self.catalog.by_slot:
+        if rest and UNMAPPED not in self.catalog.by_slot:
+            for name, value in rest.items():
+                if isinstance(value, dict) and name.lower().startswith("urn:"):
+                    for inner in value:
+                        UNSTORED.note(f"{name}:{inner}")
+                else:
+                    UNSTORED.note(name)
+        elif rest:
             text = json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
             if len(text.encode()) > MAX_UNMAPPED:
                 raise InvalidValueException(
