@@ -45,6 +45,8 @@ def list_users(
     count: Annotated[str | None, Query()] = None,
     attributes: Annotated[str | None, Query()] = None,
     excluded_attributes: Annotated[str | None, Query(alias="excludedAttributes")] = None,
+    sort_by: Annotated[str | None, Query(alias="sortBy")] = None,
+    sort_order: Annotated[str | None, Query(alias="sortOrder")] = None,
 ) -> ScimResponse:
     body: dict[str, Any] = users.search(
         f"{base}/Users",
@@ -53,6 +55,8 @@ def list_users(
         count=count,
         attributes=split_list(attributes),
         excluded=split_list(excluded_attributes),
+        sort_by=sort_by,
+        sort_order=sort_order,
     )
     return ScimResponse(body)
 
@@ -75,15 +79,15 @@ def _number(body: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def _filter(body: dict[str, Any]) -> str | None:
-    value = body.get("filter")
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise InvalidValueException(detail="filter must be a string")
+        raise InvalidValueException(detail=f"{key} must be a string")
     return value
 
 
 def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
-    """A query sent as a SearchRequest (RFC 7644 §3.4.3); sortBy is ignored, as in a GET."""
+    """A query sent as a SearchRequest (RFC 7644 §3.4.3), answered as the same GET."""
     if not isinstance(body, dict):
         raise InvalidValueException(detail="a SearchRequest must be a JSON object")
     schemas = body.get("schemas")
@@ -91,11 +95,13 @@ def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
         raise InvalidValueException(detail=f"schemas must contain {SEARCH_REQUEST}")
     result: dict[str, Any] = users.search(
         users_url,
-        filter_text=_filter(body),
+        filter_text=_text(body, "filter"),
         start_index=_number(body, "startIndex"),
         count=_number(body, "count"),
         attributes=_names(body, "attributes"),
         excluded=_names(body, "excludedAttributes"),
+        sort_by=_text(body, "sortBy"),
+        sort_order=_text(body, "sortOrder"),
     )
     return ScimResponse(result)
 

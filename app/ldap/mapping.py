@@ -164,6 +164,7 @@ class UserMapping:
         schema: Subschema | None = None,
     ) -> None:
         self.settings = users
+        self.schema = schema
         self.posix = posix or PosixSettings()
         self.accounts = accounts or AccountSettings()
         self.profile = DisableProfile(self.accounts, users.stash_attribute)

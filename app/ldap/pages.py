@@ -4,8 +4,9 @@ A selective filter (Entra's ``userName eq``) is answered by one plain search.
 Otherwise, with server-side sorting (RFC 2891) and virtual list views
 (OpenLDAP's sssvlv overlay), the directory returns the total and the asked
 window in one search, so a deep page costs the directory's sort of the
-matches, never a walk from the first entry through Python. Both orders are by
-login name, so the pages of one listing agree.
+matches, never a walk from the first entry through Python. Every path orders
+alike (see sorting.py): by the ``sortBy`` attribute when asked, then by login
+name, so the pages of one listing agree.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from app.ldap.controls import (
     MAX_INT,
     VLV_ERROR,
     VLV_REQUEST_OID,
-    SortKey,
     read_vlv_response,
     sort_control,
     vlv_control,
 )
 from app.ldap.errors import DirectoryFailure
 from app.ldap.mapping import UserMapping, UserRecord
+from app.ldap.sorting import Order, by_login
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ class PageReader:
         start_index: int,
         count: int,
         finish: Finish,
+        order: Order | None = None,
     ) -> Page:
-        """The page; ``finish`` completes its records on the same connection.
+        """The page in ``order`` (by login without one); ``finish`` completes its records
+        on the same connection.
 
         A ``startIndex`` past the end of the results answers an empty page
         (RFC 7644 §3.4.2.4), so one past anything a directory can hold
@@ -67,19 +70,20 @@ class PageReader:
         start_index = min(max(start_index, 1), MAX_INT)
         count = min(max(count, 0), MAX_INT)
         window = start_index - 1 + count
+        order = order or by_login(self.mapping)
         if selective and window <= self.small_search:
             with self.directory.session() as session:
                 entries = session.search(
                     self.mapping.search_base,
                     ldap_filter,
-                    self.mapping.read_attributes,
+                    self._with(self.mapping.read_attributes, order),
                     size_limit=self.small_search + 1,
                     action="search users",
                 )
                 if not session.limited:
-                    records = sorted(
-                        (self.mapping.record(e) for e in entries), key=lambda r: r.login.lower()
-                    )
+                    records = [
+                        self.mapping.record(e) for e in order.sort(entries, self.mapping.rdn)
+                    ]
                     page = Page(len(records), records[start_index - 1 : window])
                     finish(session, page.records)
                     return page
@@ -87,9 +91,9 @@ class PageReader:
             if self._vlv is None:
                 self._vlv = self._supports_vlv(session)
             if self._vlv:
-                page = self._vlv_page(session, ldap_filter, start_index, count)
+                page = self._vlv_page(session, ldap_filter, start_index, count, order)
             else:
-                page = self._walk_page(session, ldap_filter, start_index, count)
+                page = self._walk_page(session, ldap_filter, start_index, count, order)
             finish(session, page.records)
             return page
 
@@ -102,9 +106,18 @@ class PageReader:
         log.info("directory %s virtual list views", "supports" if supported else "lacks")
         return supported
 
-    def _vlv_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
+    @staticmethod
+    def _with(attributes: Sequence[str], order: Order) -> list[str]:
+        """``attributes`` and the one sorted by."""
+        if any(a.lower() == order.attribute.lower() for a in attributes):
+            return list(attributes)
+        return [*attributes, order.attribute]
+
+    def _vlv_page(
+        self, session: Session, ldap_filter: str, start_index: int, count: int, order: Order
+    ) -> Page:
         controls: list[Control] = [
-            sort_control([SortKey(self.mapping.rdn, "caseIgnoreOrderingMatch")]),
+            sort_control(order.keys(self.mapping.rdn)),
             vlv_control(start_index, 0, max(count - 1, 0)),
         ]
         entries = session.search(
@@ -122,12 +135,18 @@ class PageReader:
             return Page(vlv.content_count)
         return Page(vlv.content_count, [self.mapping.record(e) for e in entries[:count]])
 
-    def _walk_page(self, session: Session, ldap_filter: str, start_index: int, count: int) -> Page:
-        """Without VLV: one search for the names, then one read per entry of the page."""
+    def _walk_page(
+        self, session: Session, ldap_filter: str, start_index: int, count: int, order: Order
+    ) -> Page:
+        """Without VLV: one search for the names and sort keys, then one read per entry
+        of the page."""
         names = session.search(
-            self.mapping.search_base, ldap_filter, [self.mapping.rdn], action="search users"
+            self.mapping.search_base,
+            ldap_filter,
+            self._with([self.mapping.rdn], order),
+            action="search users",
         )
-        ordered = sorted(names, key=lambda e: str(self.mapping.record(e).login).lower())
+        ordered = order.sort(names, self.mapping.rdn)
         window = ordered[start_index - 1 : start_index - 1 + count]
         records: list[UserRecord] = []
         for entry in window:

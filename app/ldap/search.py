@@ -199,6 +199,35 @@ class LdapFilterBuilder(FilterVisitor[str]):
             branches.append(_and([self._exists(slots, element_type), inner]))
         return _or(branches)
 
+    def attributes_of(self, path: AttrPath) -> list[tuple[str, Slot]]:
+        """The LDAP attributes, with their slots, that a comparison on ``path`` would test."""
+        found: list[tuple[str, Slot]] = []
+
+        def collect(attr: str, slot: Slot) -> str:
+            found.append((attr, slot))
+            return TRUE
+
+        self._resolve(path, collect)
+        return found
+
+    def element_types(self, path: AttrPath, val_filter: FilterNode) -> tuple[str, list[str]]:
+        """The multi-valued attribute's name and the element types ``path[val_filter]`` selects.
+
+        Only a filter deciding on the ``type`` alone (which is not stored) selects;
+        one testing stored values raises ``InvalidFilterException``.
+        """
+        attr = self._canonical_multi(path)
+        selected = []
+        for element_type in sorted({s.type for s in self.catalog.slots_of(attr) if s.type}):
+            inner = LdapFilterBuilder(self.mapping, (attr, element_type)).visit(val_filter)
+            if inner not in (TRUE, FALSE):
+                raise InvalidFilterException(
+                    detail=f"{path.attr}[...] selects elements by their type only"
+                )
+            if inner == TRUE:
+                selected.append(element_type)
+        return attr, selected
+
     def _canonical_multi(self, path: AttrPath) -> str:
         if path.uri not in (None, CORE_USER) or path.sub_attr:
             raise InvalidFilterException(detail=f"{path} is not a multi-valued attribute")

@@ -30,6 +30,7 @@ from app.ldap.mapping import UserMapping, UserRecord
 from app.ldap.pages import Page, PageReader
 from app.ldap.preflight import index_warnings, schema_warnings
 from app.ldap.search import FALSE, TRUE
+from app.ldap.sorting import Order
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,11 @@ class UserDirectory:
             self.resolve_managers(session, [record])
             return record
 
-    def search(self, condition: str, start_index: int, count: int) -> Page:
-        """Matches of an LDAP condition, ``count`` of them from the 1-based ``start_index``."""
+    def search(
+        self, condition: str, start_index: int, count: int, order: Order | None = None
+    ) -> Page:
+        """Matches of an LDAP condition in ``order`` (by login without one), ``count`` of
+        them from the 1-based ``start_index``."""
         if condition == FALSE:
             return Page(0)
         return self.pages.read(
@@ -82,6 +86,7 @@ class UserDirectory:
             start_index=start_index,
             count=count,
             finish=self.resolve_managers,
+            order=order,
         )
 
     def reread(self, session: Session, dn: str) -> UserRecord:

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.ldap.changes import UserChanges
 from app.ldap.mapping import UserRecord
 from app.ldap.search import TRUE, translate
+from app.ldap.sorting import order_of
 from app.ldap.users import UserDirectory
 from app.scim.filters import parse_filter
 from app.scim.patch import loaded, patched
@@ -131,16 +132,22 @@ class UserService:
         count: str | None,
         attributes: list[str] | None,
         excluded: list[str] | None,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
     ) -> dict[str, Any]:
-        """A ListResponse (RFC 7644 §3.4.2); ``count=0`` answers the total only."""
+        """A ListResponse (RFC 7644 §3.4.2); ``count=0`` answers the total only.
+
+        ``sortBy``/``sortOrder`` (§3.4.2.3) are sorted by the directory, see sorting.py.
+        """
         http = self.settings.http
         start = max(_int_param("startIndex", start_index, 1), 1)
         size = min(max(_int_param("count", count, http.default_page_size), 0), http.max_page_size)
+        order = order_of(self.users.mapping, sort_by, sort_order)
         condition = TRUE
         if filter_text is not None and filter_text.strip():
             node = parse_filter(filter_text, http.max_filter_length, http.max_filter_terms)
             condition = translate(self.users.mapping, node)
-        page = self.users.search(condition, start, size)
+        page = self.users.search(condition, start, size, order)
         resources = [
             project(render(r, users_url, self.storage), attributes, excluded, self.urns)
             for r in page.records
