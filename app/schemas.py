@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from scim2_models import EnterpriseUser, User
+from scim2_models import EnterpriseUser, Group, User
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -122,7 +122,9 @@ def _from_definition(data: Mapping[str, Any]) -> Attribute:
     )
 
 
-def _library_schema(model: type[User[Any]] | type[EnterpriseUser], urn: str) -> Schema:
+def _library_schema(
+    model: type[User[Any]] | type[EnterpriseUser] | type[Group], urn: str
+) -> Schema:
     dumped = model.to_schema().model_dump(by_alias=True, exclude_none=True, mode="json")
     attributes = tuple(_from_definition(a) for a in dumped["attributes"])
     return Schema(urn, str(dumped["name"]), str(dumped.get("description") or ""), attributes)
@@ -185,6 +187,52 @@ ENTERPRISE = _library_schema(EnterpriseUser, ENTERPRISE_USER)
 ENTERPRISE = Schema(ENTERPRISE_USER, "EnterpriseUser", "Enterprise User", ENTERPRISE.attributes)
 POSIX = _POSIX
 BUILT_IN: tuple[Schema, ...] = (CORE, ENTERPRISE, POSIX)
+
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+POSIX_GROUP = "urn:ietf:params:scim:schemas:extension:posix:2.0:Group"
+
+
+def _group_schemas() -> tuple[Schema, Schema]:
+    """RFC 7643 §4.2 (scim2-models), ``display`` read-only; and our POSIX extension of groups."""
+    library = _library_schema(Group, CORE_GROUP)
+    attributes = []
+    for defined in library.attributes:
+        if defined.name == "displayName":
+            attributes.append(replace(defined, required=True, uniqueness="server"))
+        elif defined.name == "members":
+            subs = tuple(
+                replace(s, mutability="readOnly") if s.name == "display" else s
+                for s in defined.sub_attributes
+            )
+            attributes.append(replace(defined, sub_attributes=subs))
+        else:
+            attributes.append(defined)
+    attributes.append(
+        Attribute(
+            "externalId",
+            description="Identifier of the group in the provisioning client.",
+            case_exact=True,
+        )
+    )
+    core = Schema(CORE_GROUP, "Group", "Group", tuple(attributes), extension=False)
+    posix = Schema(
+        POSIX_GROUP,
+        "PosixGroup",
+        "POSIX attributes of the Linux group",
+        (
+            Attribute(
+                "gidNumber",
+                "integer",
+                mutability="immutable",
+                description="POSIX group id number; allocated by the server when a new group "
+                "comes without one.",
+            ),
+        ),
+    )
+    return core, posix
+
+
+GROUP, POSIX_GROUP_SCHEMA = _group_schemas()
 
 READ_ONLY = frozenset({"id", "meta", "groups"})
 """Core attributes a client may not write (RFC 7643 §3.1, §4.1.2)."""

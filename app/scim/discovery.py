@@ -10,7 +10,16 @@ from dataclasses import replace
 from typing import Any
 
 from app.attributes import UID_NUMBER, UNMAPPED, Catalog, Slot
-from app.schemas import CORE_USER, POSIX_USER, Attribute, Schema
+from app.schemas import (
+    CORE_GROUP,
+    CORE_USER,
+    GROUP,
+    POSIX_GROUP,
+    POSIX_GROUP_SCHEMA,
+    POSIX_USER,
+    Attribute,
+    Schema,
+)
 
 SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -59,7 +68,18 @@ def _announced(schema: Schema, catalog: Catalog) -> tuple[Attribute, ...]:
     return tuple(out)
 
 
-def schemas(catalog: Catalog, location: str) -> list[dict[str, Any]]:
+def _document(schema: Schema, attributes: tuple[Attribute, ...], location: str) -> dict[str, Any]:
+    return {
+        "schemas": [SCHEMA_URN],
+        "id": schema.urn,
+        "name": schema.name,
+        "description": schema.description,
+        "attributes": [a.document() for a in attributes],
+        "meta": {"resourceType": "Schema", "location": f"{location}/Schemas/{schema.urn}"},
+    }
+
+
+def schemas(catalog: Catalog, location: str, *, groups: bool = False) -> list[dict[str, Any]]:
     """The schema documents (RFC 7643 §7) of the User resource type.
 
     With the unmapped attribute configured every attribute of every schema is
@@ -73,21 +93,16 @@ def schemas(catalog: Catalog, location: str) -> list[dict[str, Any]]:
         attributes = _announced(schema, catalog)
         if schema.extension and not attributes:
             continue
-        out.append(
-            {
-                "schemas": [SCHEMA_URN],
-                "id": schema.urn,
-                "name": schema.name,
-                "description": schema.description,
-                "attributes": [a.document() for a in attributes],
-                "meta": {"resourceType": "Schema", "location": f"{location}/Schemas/{schema.urn}"},
-            }
-        )
+        out.append(_document(schema, attributes, location))
+    if groups:
+        out += [_document(s, s.attributes, location) for s in (GROUP, POSIX_GROUP_SCHEMA)]
     return out
 
 
-def resource_types(catalog: Catalog, location: str) -> list[dict[str, Any]]:
-    """The User resource type (RFC 7643 §6), with every extension it may carry."""
+def resource_types(
+    catalog: Catalog, location: str, *, groups: bool = False
+) -> list[dict[str, Any]]:
+    """The User (and Group) resource types (RFC 7643 §6), with every extension they carry."""
     announced = {s["id"] for s in schemas(catalog, location)}
     posix_required = UID_NUMBER in catalog.by_slot
     extensions = [
@@ -95,7 +110,7 @@ def resource_types(catalog: Catalog, location: str) -> list[dict[str, Any]]:
         for s in catalog.schemas.extensions
         if s.urn in announced
     ]
-    return [
+    types = [
         {
             "schemas": [RESOURCE_TYPE_URN],
             "id": "User",
@@ -107,6 +122,23 @@ def resource_types(catalog: Catalog, location: str) -> list[dict[str, Any]]:
             "meta": {"resourceType": "ResourceType", "location": f"{location}/ResourceTypes/User"},
         }
     ]
+    if groups:
+        types.append(
+            {
+                "schemas": [RESOURCE_TYPE_URN],
+                "id": "Group",
+                "name": "Group",
+                "endpoint": "/Groups",
+                "description": "POSIX group",
+                "schema": CORE_GROUP,
+                "schemaExtensions": [{"schema": POSIX_GROUP, "required": False}],
+                "meta": {
+                    "resourceType": "ResourceType",
+                    "location": f"{location}/ResourceTypes/Group",
+                },
+            }
+        )
+    return types
 
 
 def service_provider_config(location: str, max_results: int) -> dict[str, Any]:
