@@ -170,3 +170,23 @@ def test_a_mapping_the_schema_cannot_hold_stops_the_start(
     with pytest.raises(MappingError) as caught:
         create_app(settings)
     assert named in str(caught.value)
+
+
+def test_custom_values_sort(custom: TestClient) -> None:
+    prefix = unique("S-")
+    made = [_create(custom, badge=f"{prefix}{letter}") for letter in "cab"]
+    try:
+        for order, expected in (("ascending", "abc"), ("descending", "cba")):
+            response = custom.get(
+                USERS,
+                params={
+                    "filter": f'{ACME}:badge sw "{prefix}"',
+                    "sortBy": f"{ACME}:badge",
+                    "sortOrder": order,
+                },
+            )
+            assert response.status_code == 200, response.text
+            badges = [r[ACME]["badge"][-1] for r in response.json()["Resources"]]
+            assert "".join(badges) == expected
+    finally:
+        delete_quietly(custom, *(m["id"] for m in made))
