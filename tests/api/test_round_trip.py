@@ -502,7 +502,51 @@ def legacy_path_steps(path: str, first: Any, second: Any) -> list[Step]:
 DIALECTS = {"legacy": legacy_steps, "legacy-path": legacy_path_steps, "compliant": compliant_steps}
 
 
-def run_steps(client: TestClient, user_id: str, expected: Document, steps: list[Step]) -> None:
+MAPPED = {
+    "displayName": "displayName",
+    "title": "title",
+    "preferredLanguage": "preferredLanguage",
+    "externalId": "scimExternalId",
+    "name.formatted": "scimFormattedName",
+    "name.familyName": "sn",
+    "name.givenName": "givenName",
+    'emails[type eq "work"].value': "mail",
+    'phoneNumbers[type eq "work"].value': "telephoneNumber",
+    'phoneNumbers[type eq "mobile"].value': "mobile",
+    'phoneNumbers[type eq "fax"].value': "facsimileTelephoneNumber",
+    'addresses[type eq "work"].streetAddress': "street",
+    'addresses[type eq "work"].locality': "l",
+    'addresses[type eq "work"].region': "st",
+    'addresses[type eq "work"].postalCode': "postalCode",
+    'addresses[type eq "work"].country': "co",
+    f"{ENTERPRISE}:employeeNumber": "employeeNumber",
+    f"{ENTERPRISE}:department": "departmentNumber",
+    BADGE: "employeeType",
+    f"{POSIX}:loginShell": "loginShell",
+    f"{POSIX}:gecos": "gecos",
+}
+"""The paths of SINGLE the default mapping (and the badge) store in an LDAP attribute."""
+
+
+def get_path(doc: Document, path: str) -> Any:
+    container, name = _locate(copy.deepcopy(doc), path)
+    found = _FILTERED.match(name)
+    if found:
+        elements = container.get(found["attr"], [])
+        return next((e.get(found["sub"]) for e in elements if e["type"] == found["type"]), None)
+    if "." in name:
+        attr, sub = name.split(".")
+        return container.get(attr, {}).get(sub)
+    return container.get(name)
+
+
+def run_steps(
+    client: TestClient,
+    user_id: str,
+    expected: Document,
+    steps: list[Step],
+    check: Callable[[Document], None] | None = None,
+) -> None:
     for name, operation, change in steps:
         response = patch(client, user_id, operation)
         assert response.status_code == 200, f"{name}: {response.text}"
@@ -510,17 +554,43 @@ def run_steps(client: TestClient, user_id: str, expected: Document, steps: list[
         answered = {k: v for k, v in response.json().items() if k not in SERVER_KEYS}
         assert answered == expected, f"{name} answered"
         assert document(client, user_id) == expected, f"after {name}"
+        if check is not None:
+            check(expected)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(("path", "first", "second"), SINGLE, ids=[s[0] for s in SINGLE])
 def test_patch_each_attribute(
-    acme: TestClient, managers: list[str], dialect: str, path: str, first: Any, second: Any
+    acme: TestClient,
+    ldap: Connection,
+    managers: list[str],
+    dialect: str,
+    path: str,
+    first: Any,
+    second: Any,
 ) -> None:
+    """After each step GET answers the expected document, and a mapped value is in its
+    LDAP attribute and not in scimUnmapped."""
     body = rich_body(managers[0])
     user_id = create(acme, body)
+
+    def stored(doc: Document) -> None:
+        raw = raw_of(ldap, user_id)
+        value = get_path(doc, path)
+        rest = json.loads(raw["scimUnmapped"][0])
+        if path in MAPPED:
+            values = value if isinstance(value, list) else [value]
+            if value is not None:
+                assert raw.get(MAPPED[path]) == values
+            elif MAPPED[path] not in ("sn", "loginShell"):
+                assert MAPPED[path] not in raw, "removed"
+            assert get_path(rest, path) is None, "a mapped value is not stored twice"
+        else:
+            assert get_path(rest, path) == value
+
     try:
-        run_steps(acme, user_id, expected_of(acme, body), DIALECTS[dialect](path, first, second))
+        steps = DIALECTS[dialect](path, first, second)
+        run_steps(acme, user_id, expected_of(acme, body), steps, stored)
     finally:
         delete_quietly(acme, user_id)
 
