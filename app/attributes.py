@@ -168,14 +168,16 @@ class Catalog:
     ) -> None:
         """``attribute_map``: SCIM path -> LDAP attribute; ``ecma2host``: the LDAP names of
         Microsoft's namespace; ``reserved``: LDAP attributes the server owns (markers, the
-        disable profile's), never exposed as raw ECMA2Host attributes."""
+        disable profile's), never exposed as raw ECMA2Host attributes; nor are the server's own
+        ``scim*`` attributes, configured or not."""
         info = {k.lower(): v for k, v in (ldap or {}).items()}
         custom = {
             p: a
             for p, a in attribute_map.items()
             if (split_urn(p)[0] or CORE_USER).lower() not in _KNOWN_URNS
         }
-        ecma = [n for n in ecma2host if n.lower() not in {r.lower() for r in reserved}]
+        owned = {r.lower() for r in reserved}
+        ecma = [n for n in ecma2host if n.lower() not in owned and not n.lower().startswith("scim")]
         self.schemas = UserSchemas.build(custom, info, ecma)
         self.by_slot: dict[Slot, str] = {}
         for path, attribute in attribute_map.items():

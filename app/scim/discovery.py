@@ -31,12 +31,17 @@ _USER_NAME = (
 )
 
 
+_BY_RULE = frozenset({"userName", "active", "password"})
+"""Core attributes the directory layer always stores, whatever the mapping: the login's user
+name, the account's state (the disable profile) and its password (userPassword)."""
+
+
 def _stored_only(schema: Schema, slots: list[Slot]) -> tuple[Attribute, ...]:
     """The attributes (and sub-attributes) a mapped slot holds, when nothing else is kept."""
     kept = []
     for defined in schema.attributes:
         mine = [s for s in slots if s.schema == schema.urn and s.attr == defined.name]
-        if not mine and not (schema.urn == CORE_USER and defined.name in ("userName",)):
+        if not mine and not (schema.urn == CORE_USER and defined.name in _BY_RULE):
             continue
         if not defined.sub_attributes:
             kept.append(defined)

@@ -329,14 +329,15 @@ class DocumentWriter:
             return
         incoming = coercion.value(attribute, value, where) or []
         current = list(container.get(name) or [])
+        written = incoming
         if op == "remove":
             result = self._without(attribute, coercion, current, incoming)
         elif op == "replace":
             result = incoming
             self._dedupe(attribute, coercion, result)
         else:
-            result = self._added(attribute, coercion, current, incoming)
-        self._store(container, attribute, result, touched=incoming)
+            result, written = self._added(attribute, coercion, current, incoming)
+        self._store(container, attribute, result, touched=written)
 
     def _sub(
         self,
@@ -452,20 +453,24 @@ class DocumentWriter:
             return
         incoming = coercion.value(attribute, value, where) or []
         if op == "replace" and matching:
-            result = self._added(attribute, coercion, kept, incoming)
+            result, written = self._added(attribute, coercion, kept, incoming)
         else:
-            result = self._added(attribute, coercion, values, incoming)
-        self._store(container, attribute, result, touched=incoming)
+            result, written = self._added(attribute, coercion, values, incoming)
+        self._store(container, attribute, result, touched=written)
 
     # ---- multi-valued helpers
 
     def _added(
         self, attribute: Attribute, coercion: Coercion, current: list[Any], incoming: list[Any]
-    ) -> list[Any]:
-        """``add`` to a multi-valued attribute: new values appended, typed elements merged."""
+    ) -> tuple[list[Any], list[Any]]:
+        """``add`` to a multi-valued attribute: new values appended, typed elements merged.
+
+        Returns the values and the elements written (appended or merged into).
+        """
         if coercion.is_ssh_keys(attribute):
-            return list(unique_keys((*current, *incoming)))
+            return list(unique_keys((*current, *incoming))), list(incoming)
         result = list(current)
+        written: list[Any] = []
         for item in incoming:
             if isinstance(item, dict) and "type" in item:
                 index = next(
@@ -473,10 +478,12 @@ class DocumentWriter:
                 )
                 if index is not None:
                     result[index] = {**result[index], **item}
+                    written.append(result[index])
                     continue
             if item not in result:
                 result.append(item)
-        return result
+                written.append(item)
+        return result, written
 
     def _dedupe(self, attribute: Attribute, coercion: Coercion, values: list[Any]) -> None:
         if coercion.is_ssh_keys(attribute):

@@ -92,7 +92,7 @@ class Storage:
             rest.pop(key, None)
         if aliases:
             rest[ECMA2HOST_USER] = {**rest.get(ECMA2HOST_USER, {}), **dict.fromkeys(aliases)}
-        _trim_placeholders(rest)
+        self._trim_placeholders(rest, state)
         _prune(rest, hollow_elements=False)
         if rest and UNMAPPED not in self.catalog.by_slot:
             for name, value in rest.items():
@@ -112,6 +112,40 @@ class Storage:
         if "userName" in document:
             state[USER_NAME] = str(document["userName"])
         return state
+
+    def _trim_placeholders(self, doc: Document, state: State) -> None:
+        """Drop trailing elements that hold only their type, where ``join`` appends them again.
+
+        ``join`` appends the element of a mapped value missing from the document in
+        the mapping's order, with the type spelt as the mapping spells it: a trailing
+        run of such placeholders is dropped only as far as that gives the elements
+        back as they were written. An element without type stays (as ``{}``): it
+        is the one the work element's value goes back to.
+        """
+        for urn, container in [(CORE_USER, doc), *_extensions(doc)]:
+            for key, value in container.items():
+                if not isinstance(value, list):
+                    continue
+                ranks = self._join_order(urn, key, state)
+                last = len(ranks)
+                while value and isinstance(value[-1], dict) and set(value[-1]) == {"type"}:
+                    element_type = str(value[-1]["type"])
+                    rank = ranks.get(element_type)
+                    if rank is not None:
+                        if rank >= last:
+                            break
+                        last = rank
+                    elif element_type.lower() in ranks:
+                        break
+                    value.pop()
+
+    def _join_order(self, urn: str, attr: str, state: State) -> dict[str, int]:
+        """The element types ``join`` appends to an attribute, by the order it appends them."""
+        ranks: dict[str, int] = {}
+        for slot in self.catalog.by_slot:
+            if slot.type is not None and slot.schema == urn and slot.attr == attr and slot in state:
+                ranks.setdefault(slot.type, len(ranks))
+        return ranks
 
     def _ecma2host(self, rest: Document, state: State, before: dict[str, Any] | None) -> list[str]:
         """Take ECMA2Host's names with a meaning of their own; the aliases are returned."""
@@ -300,8 +334,8 @@ def _scalar(slot: Slot, value: Any) -> SlotValue | None:
 
 def _prune(doc: Document, *, hollow_elements: bool) -> None:
     """Drop what writing left empty: empty objects and extensions, and with
-    ``hollow_elements`` the elements left with only a type and primary flag (a
-    stored document keeps those, as the place its mapped value goes back to)."""
+    ``hollow_elements`` the elements left empty or with only a type and primary flag
+    (a stored document keeps those, as the place its mapped value goes back to)."""
     for key in list(doc):
         value = doc[key]
         if isinstance(value, dict):
@@ -312,7 +346,7 @@ def _prune(doc: Document, *, hollow_elements: bool) -> None:
             kept = [
                 e
                 for e in value
-                if not (isinstance(e, dict) and (not e or (hollow_elements and hollow(e))))
+                if not (isinstance(e, dict) and hollow_elements and (not e or hollow(e)))
             ]
             if kept:
                 doc[key] = kept
@@ -320,11 +354,5 @@ def _prune(doc: Document, *, hollow_elements: bool) -> None:
                 doc.pop(key)
 
 
-def _trim_placeholders(doc: Document) -> None:
-    """Drop trailing elements that hold only their type: ``join`` appends those again."""
-    for container in [doc, *(v for v in doc.values() if isinstance(v, dict))]:
-        for _key, value in list(container.items()):
-            if not isinstance(value, list):
-                continue
-            while value and isinstance(value[-1], dict) and set(value[-1]) <= {"type"}:
-                value.pop()
+def _extensions(doc: Document) -> list[tuple[str, dict[str, Any]]]:
+    return [(k, v) for k, v in doc.items() if k.startswith("urn:") and isinstance(v, dict)]
