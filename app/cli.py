@@ -216,7 +216,7 @@ def _start_tls_hint(settings: Settings) -> str:
 def cmd_openapi(args: argparse.Namespace) -> int:
     from app.main import create_app
 
-    document = create_app(Settings()).openapi()
+    document = create_app(Settings(), read_directory_schema=False).openapi()
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

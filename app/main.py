@@ -21,7 +21,7 @@ from app.scim.users import UserService
 from app.sweeper import Sweeper
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, read_directory_schema: bool = True) -> FastAPI:
     """Build the app; the directory pool opens in the lifespan and closes with it.
 
     The directory's schema is read once here: it types custom mappings and
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     """
     logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
-    schema = read_schema(directory)
+    schema = read_schema(directory) if read_directory_schema else None
     if schema is not None and (problems := schema_problems(settings.users, schema)):
         directory.close()
         raise MappingError("; ".join(problems))
