@@ -531,7 +531,9 @@ class GroupSettings(BaseModel):
 
     def rule(self) -> LoginRule:
         """The group name rule: the login rule's machinery with the group settings."""
-        return LoginRule(self.name_pattern, self.name_max_length, self.name_policy, self.name_prefix)
+        return LoginRule(
+            self.name_pattern, self.name_max_length, self.name_policy, self.name_prefix
+        )
 
 
 class AuthSettings(BaseModel):
