@@ -4,6 +4,10 @@ Entries are RFC 2307 ``posixGroup`` (STRUCTURAL in OpenLDAP's nis schema,
 ``MUST ( cn $ gidNumber ) MAY memberUid``). They are plumbing of the
 accounts, not SCIM Group resources, so they do not get ``scimGroup``.
 
+Accounts are listed by login (``memberUid``) and, in SCIM groups, by DN
+(``member``, app/ldap/groupentries.py): a rename or move of an account
+changes both wherever they name it, and a removal takes both away.
+
 Membership changes send only the value added or removed (MODIFY_ADD /
 MODIFY_DELETE), never the whole list, so concurrent changes to the same group
 do not overwrite each other; an add of a present member or a delete of an
@@ -185,6 +189,77 @@ class PosixGroups:
             action=f"find the groups of {login}",
         )
         return [str(group["dn"]) for group in found]
+
+    def _groups_listing(self, session: Session, dn: str) -> list[str]:
+        """DNs of the groups anywhere below ``groups_dn`` whose ``member`` holds ``dn``."""
+        found = session.search(
+            self.groups_dn,
+            f"(member={escape_filter_chars(dn)})",
+            ["1.1"],
+            action=f"find the groups listing {dn}",
+        )
+        return [str(group["dn"]) for group in found]
+
+    def rename_member_dn(self, session: Session, old_dn: str, new_dn: str) -> int:
+        """Replace the member DN ``old_dn`` by ``new_dn`` in every group listing it.
+
+        One search and one modify per group; the number of groups changed.
+        """
+        if old_dn == new_dn:
+            return 0
+        changed = 0
+        for group in self._groups_listing(session, old_dn):
+            code = writes.modify(
+                session,
+                group,
+                {"member": [(MODIFY_DELETE, [old_dn]), (MODIFY_ADD, [new_dn])]},
+                tolerate=(
+                    writes.NO_SUCH_ATTRIBUTE,
+                    writes.ATTRIBUTE_OR_VALUE_EXISTS,
+                    writes.NO_SUCH_OBJECT,
+                ),
+                action=f"rename member {old_dn} to {new_dn}",
+            )
+            if code == writes.ATTRIBUTE_OR_VALUE_EXISTS:
+                renamed = self.remove_value(session, group, "member", old_dn)
+            else:
+                renamed = code == writes.SUCCESS
+            if renamed:
+                changed += 1
+        return changed
+
+    def remove_dn_everywhere(self, session: Session, dn: str) -> list[str]:
+        """Remove the member DN ``dn`` from every group listing it; the DNs of those groups.
+
+        Undo with ``add_value(session, group, "member", dn)`` on each DN returned.
+        """
+        return [
+            group
+            for group in self._groups_listing(session, dn)
+            if self.remove_value(session, group, "member", dn)
+        ]
+
+    def add_value(self, session: Session, group_dn: str, attribute: str, value: str) -> bool:
+        """Add one ``memberUid`` or ``member`` value; False if it was there (absent group too)."""
+        code = writes.modify(
+            session,
+            group_dn,
+            {attribute: [(MODIFY_ADD, [value])]},
+            tolerate=(writes.ATTRIBUTE_OR_VALUE_EXISTS, writes.NO_SUCH_OBJECT),
+            action=f"add {value} to the group {group_dn}",
+        )
+        return code == writes.SUCCESS
+
+    def remove_value(self, session: Session, group_dn: str, attribute: str, value: str) -> bool:
+        """Remove one ``memberUid`` or ``member`` value; False if it was not there."""
+        code = writes.modify(
+            session,
+            group_dn,
+            {attribute: [(MODIFY_DELETE, [value])]},
+            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
+            action=f"remove {value} from the group {group_dn}",
+        )
+        return code == writes.SUCCESS
 
     def rename_member(self, session: Session, old_login: str, new_login: str) -> int:
         """Replace memberUid ``old_login`` by ``new_login`` in every group listing it.

@@ -23,7 +23,8 @@ from app.ldap.steps import Steps
 class AccountRemoval:
     """Deletes or archives (``accounts.delete``) accounts, groups first.
 
-    memberUid values naming the login are removed everywhere, so a later
+    memberUid values naming the login and member values naming the DN are
+    removed everywhere, so a later
     account given the same login name inherits no group. An archived entry
     keeps its uidNumber, which no later account is given. Each step tolerates
     having been done already, so a removal interrupted half-way is finished by
@@ -59,6 +60,11 @@ class AccountRemoval:
         steps.done(
             "the memberships",
             lambda: [self.groups.add_member_dn(session, g, login) for g in removed],
+        )
+        listing = self.groups.remove_dn_everywhere(session, record.dn)
+        steps.done(
+            "the member values",
+            lambda: [self.groups.add_value(session, g, "member", record.dn) for g in listing],
         )
         if self.posix.gid_strategy == "private-group":
             number = gid_of(record)

@@ -175,6 +175,8 @@ class PendingWrites:
                     session, pending.old_login, pending.login, pending.private_gid
                 )
             self.groups.rename_member(session, pending.old_login, pending.login)
+        if pending.old_dn and not same_dn(pending.old_dn, pending.dn):
+            self.groups.rename_member_dn(session, pending.old_dn, pending.dn)
         if pending.private_gid is not None:
             self.groups.ensure_private(session, pending.login, pending.private_gid)
         for group in pending.join:
