@@ -10,16 +10,25 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from ldap3 import Connection
+from ldap3 import MODIFY_ADD, MODIFY_REPLACE, Connection
 from scim2_models import InvalidValueException, PreconditionFailedException, UniquenessException
 
-from app.config import GroupSettings, Settings
+from app.config import AccountSettings, GroupSettings, Settings
 from app.ldap.connection import Directory, Session
 from app.ldap.groupentries import GroupDirectory, GroupRecord
 from app.ldap.mapping import UserMapping
+from app.ldap.pending import Pending
 from app.ldap.sandbox import Sandbox
 from app.ldap.users import UserDirectory
-from tests.api.helpers import USERS, delete_quietly, new_user, patch, unique
+from tests.api.helpers import (
+    USERS,
+    configured_client,
+    delete_quietly,
+    ensure_entry,
+    new_user,
+    patch,
+    unique,
+)
 from tests.ldap.scratch import Scratch
 
 _blocks = itertools.count(80_000, 200)
@@ -393,3 +402,47 @@ def test_user_rename_and_delete_keep_memberships_right(
     assert client.delete(f"{USERS}/{alice['id']}").status_code == 204
     entry = read(scratch, record.dn)
     assert "memberUid" not in entry and "member" not in entry
+
+
+def test_a_disable_that_moves_the_account_moves_its_member_values(
+    groups: GroupDirectory, scratch: Scratch, sandbox: Sandbox, ldap: Connection
+) -> None:
+    base = sandbox.directory.base_dn
+    ensure_entry(ldap, f"ou=disabled,{base}", ["top", "organizationalUnit"], ou="disabled")
+    with configured_client(sandbox, accounts=AccountSettings(disable=["move"])) as client:
+        alice = new_user(client)
+        try:
+            record = groups.create(
+                "Movers", external_id=None, gid_number=None, member_ids=[alice["id"]]
+            )
+            off = {"op": "replace", "path": "active", "value": False}
+            assert patch(client, alice["id"], off).status_code == 200
+            moved = f"uid={login_of(alice)},ou=disabled,{base}"
+            assert read(scratch, record.dn)["member"] == [moved]
+            assert read(scratch, record.dn)["memberUid"] == [login_of(alice)]
+            on = {"op": "replace", "path": "active", "value": True}
+            assert patch(client, alice["id"], on).status_code == 200
+            assert read(scratch, record.dn)["member"] == [user_dn(sandbox, alice)]
+        finally:
+            delete_quietly(client, alice["id"])
+    assert "member" not in read(scratch, record.dn)
+
+
+def test_an_interrupted_move_has_its_member_values_finished(
+    groups: GroupDirectory,
+    scratch: Scratch,
+    sandbox: Sandbox,
+    ldap: Connection,
+    client: TestClient,
+    users: Callable[[], Any],
+) -> None:
+    alice = users()
+    here = user_dn(sandbox, alice)
+    before = f"uid={login_of(alice)},ou=disabled,{sandbox.directory.base_dn}"
+    record = groups.create("Halfway", external_id=None, gid_number=None, member_ids=[])
+    assert ldap.modify(record.dn, {"member": [(MODIFY_ADD, [before])]}), ldap.result
+    marker = Pending(op="update", login=login_of(alice), dn=here, old_dn=before)
+    assert ldap.modify(here, {"scimPending": [(MODIFY_REPLACE, [marker.encode()])]}), ldap.result
+    assert client.get(f"{USERS}/{alice['id']}").status_code == 200
+    assert read(scratch, record.dn)["member"] == [here]
+    assert "scimPending" not in read(scratch, here)
