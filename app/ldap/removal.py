@@ -56,15 +56,10 @@ class AccountRemoval:
     ) -> str | None:
         """Take the account away; the DN of its archived entry, None when deleted."""
         login = record.login
-        removed = self.groups.remove_member_everywhere(session, login)
+        removed = self.groups.remove_account(session, login, record.dn)
         steps.done(
             "the memberships",
-            lambda: [self.groups.add_member_dn(session, g, login) for g in removed],
-        )
-        listing = self.groups.remove_dn_everywhere(session, record.dn)
-        steps.done(
-            "the member values",
-            lambda: [self.groups.add_value(session, g, "member", record.dn) for g in listing],
+            lambda: [self.groups.add_value(session, *listing) for listing in removed],
         )
         if self.posix.gid_strategy == "private-group":
             number = gid_of(record)

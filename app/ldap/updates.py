@@ -313,27 +313,23 @@ class AccountUpdate(AccountWriter):
     def _rename_groups(
         self, session: Session, steps: Steps, current: UserRecord, new: str, new_dn: str
     ) -> None:
-        """The groups after a rename or move: private group, memberUid and member values."""
-        old_dn = current.dn
-        if not same_dn(old_dn, new_dn):
-            self.groups.rename_member_dn(session, old_dn, new_dn)
-            steps.done(
-                "the member DN renames",
-                lambda: self.groups.rename_member_dn(session, new_dn, old_dn),
-            )
+        """The groups after a rename or move: the private group, memberUid and member values."""
         old = current.login
-        if old == new:
-            return
         gid = gid_of(current)
-        if self.posix.gid_strategy == "private-group" and self.groups.rename_private(
-            session, old, new, gid
+        if (
+            old != new
+            and self.posix.gid_strategy == "private-group"
+            and self.groups.rename_private(session, old, new, gid)
         ):
             steps.done(
                 "the private group rename",
                 lambda: self.groups.rename_private(session, new, old, gid),
             )
-        self.groups.rename_member(session, old, new)
-        steps.done("the membership renames", lambda: self.groups.rename_member(session, new, old))
+        before, after = (old, current.dn), (new, new_dn)
+        self.groups.rename_account(session, before, after)
+        steps.done(
+            "the membership renames", lambda: self.groups.rename_account(session, after, before)
+        )
 
     def _modification(
         self,
