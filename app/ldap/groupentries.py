@@ -28,13 +28,12 @@ Round trips (pooled connection):
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
+from ldap3 import MODIFY_REPLACE
 from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from scim2_models import InvalidValueException, NotFoundException, UniquenessException
@@ -51,14 +50,23 @@ from app.ldap.controls import (
     sort_control,
     vlv_control,
 )
-from app.ldap.dn import child_dn, dn_key, rdn_of, same_dn
+from app.ldap.dn import child_dn
 from app.ldap.errors import DirectoryFailure
-from app.ldap.groupmembers import GROUP_CLASS, Member, MemberResolver, Target, canonical_id
+from app.ldap.groupedits import Changes, GroupEdits
+from app.ldap.groupmembers import (
+    GROUP_CLASS,
+    Member,
+    MemberResolver,
+    Target,
+    canonical_id,
+    pick,
+)
+from app.ldap.groupnames import GroupNames
 from app.ldap.groups import PosixGroups
 from app.ldap.ids import GidAllocator
-from app.ldap.logins import assertion_value, folded, values_of
+from app.ldap.logins import values_of
 from app.ldap.mapping import OPERATIONAL, parse_generalized_time
-from app.ldap.preflight import index_warnings, schema_warnings
+from app.ldap.preflight import GROUP_INDEXES, index_warnings, schema_warnings
 from app.ldap.steps import Steps
 from app.ldap.users import POST_READ, UserDirectory
 from app.ldap.writer import version_guard
@@ -76,19 +84,7 @@ FILTERABLE = {
     "meta.created": "createTimestamp",
     "meta.lastmodified": "modifyTimestamp",
 }
-INDEXES = {
-    "objectClass": "eq",
-    "entryUUID": "eq",
-    "cn": "eq",
-    "displayName": "eq",
-    "scimExternalId": "eq",
-    "gidNumber": "eq",
-    "member": "eq",
-    "memberUid": "eq",
-}
-"""What group reads and writes search on (preflight)."""
 
-Changes = dict[str, list[tuple[str, list[str]]]]
 SMALL_SEARCH = 200
 """Largest window a selective search answers without sorting in the directory."""
 
@@ -126,11 +122,14 @@ class GroupDirectory:
         self.posix = settings.posix
         self.base_dn = settings.ldap.base_dn
         self.container = settings.ldap.groups_dn
-        self.rule = settings.groups.rule()
+        self.names = GroupNames(settings.groups.rule(), self.base_dn, settings.posix.min_gid_number)
         self.gids = GidAllocator(directory, settings.groups, self.base_dn)
         self.posix_groups = PosixGroups(directory, settings.posix, self.container)
         self.resolver = MemberResolver(
             users.mapping, self.base_dn, self.container, settings.groups.membership
+        )
+        self.edits = GroupEdits(
+            self.resolver, self.names, self.posix_groups, self.container, self._post_read()
         )
         self.classes = ["top", *settings.groups.object_classes]
         self._vlv: bool | None = None
@@ -265,89 +264,8 @@ class GroupDirectory:
         with self.directory.session() as session:
             return [
                 *schema_warnings(session, uses, self.settings.object_classes),
-                *index_warnings(session, self.container, INDEXES),
+                *index_warnings(session, self.container, GROUP_INDEXES),
             ]
-
-    # ---- names and numbers
-
-    def _candidates(self, display_name: str) -> tuple[str, ...]:
-        if not display_name.strip():
-            raise InvalidValueException(detail="displayName is required")
-        try:
-            return self.rule.candidates(display_name.replace("@", " "))
-        except InvalidValueException:
-            raise InvalidValueException(
-                detail=f"displayName {display_name!r} is not a valid POSIX group name "
-                f"(groups.name_pattern {self.rule.pattern.pattern!r}, at most "
-                f"{self.rule.max_length} characters); groups.name_policy 'derive' makes a "
-                "name of any displayName"
-            ) from None
-
-    def _choose_name(
-        self,
-        session: Session,
-        display_name: str,
-        *,
-        current: GroupRecord | None = None,
-        skip: Collection[str] = (),
-    ) -> str:
-        """The name of a group of this displayName: 409 when another group has the displayName.
-
-        ``current`` (an update) keeps its name when it is a candidate.
-        """
-        candidates = self._candidates(display_name)
-        names = "".join(f"(cn={assertion_value(c)})" for c in candidates)
-        entries = session.search(
-            self.base_dn,
-            f"(|(&(objectClass=posixGroup)(|{names}))"
-            f"(&(objectClass={GROUP_CLASS})(displayName={assertion_value(display_name)})))",
-            ["cn", "displayName", "objectClass"],
-            action="check which group names are taken",
-        )
-        taken = {folded(s) for s in skip}
-        for entry in entries:
-            if current is not None and same_dn(str(entry["dn"]), current.dn):
-                continue
-            attributes = entry["attributes"]
-            classes = {str(c).lower() for c in values_of(attributes, "objectClass")}
-            shown = _first(attributes, "displayName")
-            if GROUP_CLASS.lower() in classes and folded(shown or "") == folded(display_name):
-                raise UniquenessException(
-                    detail=f"displayName {display_name} already exists (the group {entry['dn']})"
-                )
-            if "posixgroup" in classes:
-                taken.update(folded(str(v)) for v in values_of(attributes, "cn"))
-        if current is not None and current.name in candidates and folded(current.name) not in skip:
-            return current.name
-        for name in candidates:
-            if folded(name) not in taken:
-                return name
-        if not self.rule.derives:
-            raise UniquenessException(
-                detail=f"the group name {candidates[0]!r} of displayName {display_name} is taken"
-            )
-        raise UniquenessException(
-            detail=f"displayName {display_name} gets no free group name: "
-            f"{', '.join(repr(c) for c in candidates)} are all taken"
-        )
-
-    def _check_gid(self, session: Session, gid: int) -> None:
-        if gid < self.posix.min_gid_number:
-            raise InvalidValueException(
-                detail=f"gidNumber {gid} is below {self.posix.min_gid_number}: system ids are "
-                "refused"
-            )
-        found = session.search(
-            self.base_dn,
-            f"(&(objectClass=posixGroup)(gidNumber={int(gid)}))",
-            ["1.1"],
-            size_limit=1,
-            action=f"look for the group of gidNumber {gid}",
-        )
-        if found:
-            raise UniquenessException(
-                detail=f"gidNumber {gid} already belongs to another group ({found[0]['dn']})"
-            )
 
     # ---- members
 
@@ -364,15 +282,6 @@ class GroupDirectory:
                 detail=f"no user or group has the id {', '.join(dict.fromkeys(refused))}"
             )
         return found
-
-    @staticmethod
-    def _pick(found: Mapping[str, Target], ids: Sequence[str]) -> list[Target]:
-        picked: dict[str, Target] = {}
-        for value in ids:
-            canonical = canonical_id(value)
-            if canonical is not None and canonical in found:
-                picked.setdefault(canonical, found[canonical])
-        return list(picked.values())
 
     def _post_read(self) -> Control:
         control: Control = post_read_control(READ)
@@ -410,11 +319,11 @@ class GroupDirectory:
     ) -> GroupRecord:
         """Add the group with its members; 409 when the displayName or gidNumber is taken."""
         with self.directory.session() as session:
-            name = self._choose_name(session, display_name)
+            name = self.names.choose(session, display_name)
             found = self._resolve(session, member_ids, member_ids)
-            targets = self._pick(found, member_ids)
+            targets = pick(found, member_ids)
             if gid_number is not None:
-                self._check_gid(session, gid_number)
+                self.names.check_gid(session, gid_number)
                 gid = gid_number
             else:
                 gid = self.gids.allocate(session)
@@ -439,11 +348,11 @@ class GroupDirectory:
                         )
                         break
                     except UniquenessException:
-                        if not self.rule.derives:
+                        if not self.names.derives:
                             raise
                         tried.append(name)
                         log.info("the group name %s was taken meanwhile; trying the next", name)
-                        name = self._choose_name(session, display_name, skip=tried)
+                        name = self.names.choose(session, display_name, skip=tried)
                     except NotFoundException:
                         raise DirectoryFailure(
                             detail=f"Cannot create the group {dn}: the container "
@@ -491,9 +400,11 @@ class GroupDirectory:
             new_name = current.name
             if display_name != current.display_name:
                 if self.settings.rename:
-                    new_name = self._choose_name(session, display_name, current=current)
+                    new_name = self.names.choose(
+                        session, display_name, current=(current.dn, current.name)
+                    )
                 else:
-                    self._choose_name(session, display_name, current=current)
+                    self.names.choose(session, display_name, current=(current.dn, current.name))
                 changes["displayName"] = [(MODIFY_REPLACE, [display_name])]
             if (external_id or None) != current.external_id:
                 changes["scimExternalId"] = [(MODIFY_REPLACE, [external_id] if external_id else [])]
@@ -507,14 +418,18 @@ class GroupDirectory:
             }
             wanted = [*add, *(replace_members or [])]
             found = self._resolve(session, [*wanted, *remove], wanted)
-            added, removed = self._membership(session, current, found, add, remove, replace_members)
+            added, removed = self.edits.membership(
+                session, current.dn, found, add, remove, replace_members
+            )
             with Steps() as steps:
-                result = self._modify(
+                result = self.edits.modify(
                     session, steps, current.dn, changes, inverse, added, removed, guard
                 )
                 dn = current.dn
                 if new_name != current.name:
-                    dn = self._rename(session, steps, current, display_name, new_name)
+                    dn = self.edits.rename(
+                        session, steps, (current.dn, current.name), display_name, new_name
+                    )
                     result = None
                 if result is not None and not members:
                     entry = self._after(result, dn)
@@ -523,149 +438,6 @@ class GroupDirectory:
                 if not changes and not added and not removed and dn == current.dn and not members:
                     return current
                 return self._reread(session, dn, members)
-
-    def _membership(
-        self,
-        session: Session,
-        current: GroupRecord,
-        found: Mapping[str, Target],
-        add: Sequence[str],
-        remove: Sequence[str],
-        replace_members: Sequence[str] | None,
-    ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-        """The member values to add and to delete."""
-        if any(t.dn and same_dn(t.dn, current.dn) for t in self._pick(found, add)):
-            raise InvalidValueException(detail="a group cannot be a member of itself")
-        gone = {t.member.id for t in self._pick(found, remove)}
-        if replace_members is None:
-            joining = [t for t in self._pick(found, add) if t.member.id not in gone]
-            return self.resolver.values(joining), self.resolver.values(self._pick(found, remove))
-        desired = [
-            t for t in self._pick(found, [*replace_members, *add]) if t.member.id not in gone
-        ]
-        if any(same_dn(t.dn, current.dn) for t in desired):
-            raise InvalidValueException(detail="a group cannot be a member of itself")
-        entries = session.search(
-            current.dn,
-            "(objectClass=*)",
-            ["memberUid", "member"],
-            scope="BASE",
-            action="read the members of the group",
-        )
-        if not entries:
-            raise NotFoundException(detail=f"Group {current.id} not found")
-        have = entries[0]["attributes"]
-        want = self.resolver.values(desired)
-        adds: dict[str, list[str]] = {}
-        deletes: dict[str, list[str]] = {}
-        for attribute, key in (("memberUid", str), ("member", _dn_key)):
-            present = {key(str(v)): str(v) for v in values_of(have, attribute)}
-            target = {key(v): v for v in want.get(attribute, [])}
-            if new := [v for k, v in target.items() if k not in present]:
-                adds[attribute] = new
-            if old := [v for k, v in present.items() if k not in target]:
-                deletes[attribute] = old
-        return adds, deletes
-
-    def _modify(
-        self,
-        session: Session,
-        steps: Steps,
-        dn: str,
-        changes: Changes,
-        inverse: Changes,
-        added: Mapping[str, list[str]],
-        removed: Mapping[str, list[str]],
-        guard: list[Control],
-    ) -> dict[str, Any] | None:
-        """One modify of the attributes and member values; the result (None: several modifies).
-
-        When a value to add is there already or one to delete is gone (a
-        concurrent change, a repeated request), the directory refuses the
-        whole modify: the values are then sent one per modify, each
-        tolerating that answer.
-        """
-        full: Changes = dict(changes)
-        for attribute in ("memberUid", "member"):
-            ops = [(MODIFY_ADD, added[attribute])] if added.get(attribute) else []
-            ops += [(MODIFY_DELETE, removed[attribute])] if removed.get(attribute) else []
-            if ops:
-                full[attribute] = ops
-        if not full:
-            return None
-        result = session.modify(
-            dn,
-            full,
-            controls=[*guard, self._post_read()],
-            tolerate=(writes.ATTRIBUTE_OR_VALUE_EXISTS, writes.NO_SUCH_ATTRIBUTE),
-            action="update group",
-        )
-        if result["result"] == writes.SUCCESS:
-            undo: Changes = dict(inverse)
-            for attribute in ("memberUid", "member"):
-                ops = [(MODIFY_DELETE, added[attribute])] if added.get(attribute) else []
-                ops += [(MODIFY_ADD, removed[attribute])] if removed.get(attribute) else []
-                if ops:
-                    undo[attribute] = ops
-            steps.done("the group modify", lambda: session.modify(dn, undo, action="undo a modify"))
-            return result
-        if changes or guard:
-            session.modify(dn, changes, controls=guard, action="update group")
-            steps.done(
-                "the group modify", lambda: session.modify(dn, inverse, action="undo a modify")
-            )
-        groups = self.posix_groups
-        for attribute, values in added.items():
-            for value in values:
-                if groups.add_value(session, dn, attribute, value):
-                    steps.done(
-                        "a member added",
-                        partial(groups.remove_value, session, dn, attribute, value),
-                    )
-        for attribute, values in removed.items():
-            for value in values:
-                if groups.remove_value(session, dn, attribute, value):
-                    steps.done(
-                        "a member removed", partial(groups.add_value, session, dn, attribute, value)
-                    )
-        return None
-
-    def _rename(
-        self, session: Session, steps: Steps, current: GroupRecord, display_name: str, name: str
-    ) -> str:
-        """modrdn to ``cn=<name>`` (the next free name when it was taken meanwhile); the new DN.
-
-        Groups nesting this one follow: their member value is renamed.
-        """
-        tried: list[str] = []
-        while True:
-            try:
-                writes.rename(
-                    session,
-                    current.dn,
-                    rdn_of("cn", name),
-                    action=f"rename group {current.name} to {name}",
-                )
-                break
-            except UniquenessException:
-                if not self.rule.derives:
-                    raise UniquenessException(
-                        detail=f"the group name {name!r} is already taken"
-                    ) from None
-                tried.append(name)
-                name = self._choose_name(session, display_name, current=current, skip=tried)
-        dn = child_dn("cn", name, self.container)
-        steps.done(
-            "the rename",
-            lambda: session.rename(dn, rdn_of("cn", current.name), action="undo a rename"),
-        )
-        if self.resolver.by_dn:
-            self.posix_groups.rename_member_dn(session, current.dn, dn)
-            steps.done(
-                "the nesting renames",
-                lambda: self.posix_groups.rename_member_dn(session, dn, current.dn),
-            )
-        return dn
 
     def delete(self, group_id: str, if_match: str | None) -> None:
         """Delete the group, then take its DN out of the groups nesting it.
@@ -684,10 +456,3 @@ class GroupDirectory:
             )
             if self.resolver.by_dn:
                 self.posix_groups.remove_dn_everywhere(session, record.dn)
-
-
-def _dn_key(dn: str) -> Any:
-    try:
-        return dn_key(dn)
-    except (ValueError, IndexError):
-        return dn.lower()

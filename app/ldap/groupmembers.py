@@ -252,6 +252,16 @@ class MemberResolver:
         )
 
 
+def pick(found: Mapping[str, Target], ids: Sequence[str]) -> list[Target]:
+    """The targets of ``ids`` (any form of each id) that ``found`` holds, each once, in order."""
+    picked: dict[str, Target] = {}
+    for value in ids:
+        canonical = canonical_id(value)
+        if canonical is not None and canonical in found:
+            picked.setdefault(canonical, found[canonical])
+    return list(picked.values())
+
+
 def _key(dn: str) -> Any:
     try:
         return dn_key(dn)

@@ -446,3 +446,7 @@ def test_an_interrupted_move_has_its_member_values_finished(
     assert client.get(f"{USERS}/{alice['id']}").status_code == 200
     assert read(scratch, record.dn)["member"] == [here]
     assert "scimPending" not in read(scratch, here)
+
+
+def test_the_sandbox_has_what_groups_need(groups: GroupDirectory) -> None:
+    assert groups.preflight_warnings() == []
