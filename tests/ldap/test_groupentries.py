@@ -450,3 +450,34 @@ def test_an_interrupted_move_has_its_member_values_finished(
 
 def test_the_sandbox_has_what_groups_need(groups: GroupDirectory) -> None:
     assert groups.preflight_warnings() == []
+
+
+def test_two_creates_of_one_display_name_at_once_leave_one_group(
+    pool: Directory, sandbox: Sandbox, scratch: Scratch
+) -> None:
+    settings = settings_for(sandbox, scratch)
+    servers = [directory_for(Directory(settings.ldap), settings) for _ in range(4)]
+    start = threading.Barrier(len(servers))
+    outcomes: list[str] = []
+
+    def work(server: GroupDirectory, shown: str) -> None:
+        start.wait()
+        try:
+            server.create(shown, external_id=None, gid_number=None, member_ids=[])
+            outcomes.append("made")
+        except UniquenessException:
+            outcomes.append("409")
+
+    threads = [
+        threading.Thread(target=work, args=(server, shown))
+        for server, shown in zip(servers, ["Race", "RACE", "race", "Race"], strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for server in servers:
+        server.directory.close()
+    assert sorted(outcomes) == ["409", "409", "409", "made"]
+    total, found = servers[0].search("(displayName=race)", 1, 10, members=False)
+    assert total == 1 and found[0].name == "race"
