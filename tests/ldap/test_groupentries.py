@@ -481,3 +481,41 @@ def test_two_creates_of_one_display_name_at_once_leave_one_group(
     assert sorted(outcomes) == ["409", "409", "409", "made"]
     total, found = servers[0].search("(displayName=race)", 1, 10, members=False)
     assert total == 1 and found[0].name == "race"
+
+
+def test_round_trips_of_each_operation(
+    groups: GroupDirectory, users: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = users(), users()
+    groups.create("Warm", external_id=None, gid_number=None, member_ids=[])
+    calls = Calls(monkeypatch)
+
+    def cost(action: Callable[[], Any]) -> dict[str, int]:
+        calls.seen.clear()
+        action()
+        return dict(calls.seen)
+
+    made: list[GroupRecord] = []
+    assert cost(
+        lambda: made.append(
+            groups.create("Trips", external_id=None, gid_number=None, member_ids=[alice["id"]])
+        )
+    ) == {"search": 4, "modify": 1, "add": 1}, (
+        "names taken, members, counter read, collision search, compare-and-swap, add"
+    )
+    record = made[0]
+    assert cost(lambda: groups.get(record.id, members=False)) == {"search": 1}
+    assert cost(lambda: groups.get(record.id)) == {"search": 2}
+    assert cost(lambda: update(groups, record, add=[bob["id"]])) == {"search": 1, "modify": 1}
+    assert cost(lambda: update(groups, record, remove=[bob["id"]])) == {"search": 1, "modify": 1}
+    assert cost(lambda: update(groups, record, replace_members=[bob["id"]])) == {
+        "search": 2,
+        "modify": 1,
+    }, "members, the values now, one modify"
+    record = groups.get(record.id, members=False)
+    assert cost(lambda: update(groups, record, display_name="Trips Renamed")) == {
+        "search": 3,
+        "modify": 1,
+        "rename": 1,
+    }, "names taken, modify, modrdn, groups nesting it, read back"
+    assert cost(lambda: groups.delete(record.id, None)) == {"search": 2, "delete": 1}
