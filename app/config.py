@@ -463,6 +463,79 @@ class AccountSettings(BaseModel):
     )
 
 
+GroupMembership = Literal["both", "rfc2307", "rfc2307bis"]
+
+
+class GroupSettings(BaseModel):
+    """How SCIM groups become posixGroup entries below ``ldap.groups_dn``."""
+
+    membership: GroupMembership = Field(
+        default="both",
+        description="both: members as memberUid (login names, read by stock sssd and nslcd) "
+        "and as member (DNs, read by rfc2307bis clients; nested groups); rfc2307: memberUid "
+        "only (no nested groups); rfc2307bis: member only.",
+    )
+    gid_range: tuple[int, int] = Field(
+        default=(70000, 99999), description="gidNumbers allocated to new groups."
+    )
+    id_pool_dn: str = Field(
+        default="",
+        description="Entry holding the gidNumber counter (default cn=scim-ldap-gids,<base_dn>).",
+    )
+    name_policy: LoginPolicy = Field(
+        default="derive",
+        description="derive: a group name (cn) made of any displayName (ASCII, lower-case, "
+        "clashes resolved with a hash suffix); strict: the displayName or its lower-cased "
+        "form when valid, else 400, and 409 when taken.",
+    )
+    name_pattern: str = Field(
+        default=r"^[a-z_][a-z0-9_.-]*$",
+        description="Regular expression a POSIX group name must match.",
+    )
+    name_max_length: int = Field(default=32, ge=1, le=256, description="Longest group name.")
+    name_prefix: str = Field(
+        default="g",
+        description="Put before a derived group name that would start with a digit.",
+    )
+    rename: bool = Field(
+        default=True,
+        description="When displayName changes: rename the group (cn, true) or keep its name.",
+    )
+    object_classes: list[str] = Field(
+        default=["posixGroup", "scimGroup"],
+        min_length=1,
+        description="Object classes of a new group entry.",
+    )
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        return PosixSettings._check_pattern(value)
+
+    @field_validator("gid_range")
+    @classmethod
+    def _check_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        return PosixSettings._check_range(value)
+
+    @model_validator(mode="after")
+    def _check_derived_names(self) -> GroupSettings:
+        refused = self.rule().problems()
+        if refused:
+            raise ValueError(
+                f"name_pattern {self.name_pattern} (at most {self.name_max_length} characters) "
+                f"refuses names the derive policy makes: {'; '.join(refused)}. Allow a-z, 0-9, "
+                "'.', '_' and '-' after a leading letter, a name_max_length of at least 8 and a "
+                "name_prefix the pattern accepts, or set name_policy to 'strict'"
+            )
+        return self
+
+    def rule(self) -> LoginRule:
+        """The group name rule: the login rule's machinery with the group settings."""
+        return LoginRule(
+            self.name_pattern, self.name_max_length, self.name_policy, self.name_prefix
+        )
+
+
 class AuthSettings(BaseModel):
     """Bearer tokens accepted (several at once for rotation)."""
 
@@ -539,6 +612,7 @@ class Settings(BaseSettings):
     users: UserSettings = Field(default_factory=UserSettings)
     posix: PosixSettings = Field(default_factory=PosixSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+    groups: GroupSettings = Field(default_factory=GroupSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
@@ -547,6 +621,23 @@ class Settings(BaseSettings):
     def _default_pool(self) -> Settings:
         self.posix.id_pool_dn = self.posix.id_pool_dn or f"cn=scim-ldap-ids,{self.ldap.base_dn}"
         base = self.ldap.base_dn
+        self.groups.id_pool_dn = self.groups.id_pool_dn or f"cn=scim-ldap-gids,{base}"
+        if same_entry(self.groups.id_pool_dn, self.posix.id_pool_dn):
+            raise ValueError("groups.id_pool_dn and posix.id_pool_dn must be different entries")
+        low, high = self.groups.gid_range
+        if self.posix.gid_strategy == "private-group":
+            uid_low, uid_high = self.posix.uid_range
+            if low <= uid_high and uid_low <= high:
+                raise ValueError(
+                    f"groups.gid_range {low}-{high} overlaps posix.uid_range {uid_low}-{uid_high}: "
+                    "with posix.gid_strategy 'private-group' every uidNumber is also the "
+                    "gidNumber of a private group"
+                )
+        if low <= self.posix.default_gid_number <= high:
+            raise ValueError(
+                f"groups.gid_range {low}-{high} holds posix.default_gid_number "
+                f"{self.posix.default_gid_number}"
+            )
         self.accounts.ppolicy_dn = self.accounts.ppolicy_dn or f"cn=default,ou=policies,{base}"
         if "hide" in self.accounts.disable and not self.users.stash_attribute:
             raise ValueError(
@@ -568,6 +659,11 @@ class Settings(BaseSettings):
         if cls.toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
         return tuple(sources)
+
+
+def same_entry(left: str, right: str) -> bool:
+    """Whether two counter DNs name one entry (compared loosely: case and spaces)."""
+    return "".join(left.split()).lower() == "".join(right.split()).lower()
 
 
 def load_settings(toml_file: Path | None = None, **overrides: Any) -> Settings:

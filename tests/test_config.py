@@ -77,3 +77,21 @@ def test_bad_values_name_the_field(
         load_settings()
     locations = [".".join(str(p) for p in error["loc"]) for error in caught.value.errors()]
     assert any(loc.startswith(field) for loc in locations), locations
+
+
+def test_group_settings_defaults_and_refusals() -> None:
+    settings = load_settings()
+    assert settings.groups.membership == "both"
+    assert settings.groups.gid_range == (70000, 99999)
+    assert settings.groups.id_pool_dn == f"cn=scim-ldap-gids,{settings.ldap.base_dn}"
+    with pytest.raises(ValidationError, match="systemd"):
+        load_settings(groups={"gid_range": (60000, 60100)})
+    with pytest.raises(ValidationError, match=r"overlaps posix\.uid_range"):
+        load_settings(
+            posix={"gid_strategy": "private-group", "uid_range": (66000, 75000)},
+        )
+    load_settings(posix={"uid_range": (66000, 75000)})
+    with pytest.raises(ValidationError, match="default_gid_number"):
+        load_settings(posix={"default_gid_number": 70001})
+    with pytest.raises(ValidationError, match="name_pattern"):
+        load_settings(groups={"name_pattern": "^[A-Z]+$"})

@@ -4,6 +4,7 @@
 * Server-side sorting request and response controls, RFC 2891.
 * Virtual List View request and response controls,
   draft-ietf-ldapext-ldapv3-vlv-09.
+* Matched values control, RFC 3876.
 
 Request builders return ``(oid, criticality, value)`` tuples accepted by the
 ``controls`` argument of ldap3 operations. ldap3 hands back the value of any
@@ -35,6 +36,7 @@ SORT_REQUEST_OID = "1.2.840.113556.1.4.473"
 SORT_RESPONSE_OID = "1.2.840.113556.1.4.474"
 VLV_REQUEST_OID = "2.16.840.1.113730.3.4.9"
 VLV_RESPONSE_OID = "2.16.840.1.113730.3.4.10"
+MATCHED_VALUES_OID = "1.2.826.0.1.3344810.2.3"
 
 ASSERTION_FAILED = 122
 """LDAP result code ``assertionFailed`` (RFC 4528 section 3)."""
@@ -200,6 +202,24 @@ def assertion_control(filter_str: str) -> Control:
     """Critical RFC 4528 Assertion control; the operation fails with result code
     122 (assertionFailed) unless the target entry matches ``filter_str``."""
     return (ASSERTION_OID, True, encode_filter(filter_str))
+
+
+def _der_length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes([size])
+    digits = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(digits)]) + digits
+
+
+def matched_values_control(filters: Sequence[str], *, critical: bool = False) -> Control:
+    """RFC 3876 matched values control: a search returns only the values matching ``filters``.
+
+    Each filter must be a simple item (``(attr=value)``, RFC 3876 section 2).
+    Not critical by default: a directory without it returns every value, so
+    callers check the values they get.
+    """
+    items = b"".join(encode_filter(f) for f in filters)
+    return (MATCHED_VALUES_OID, critical, b"\x30" + _der_length(len(items)) + items)
 
 
 def sort_control(keys: Sequence[SortKey], *, critical: bool = True) -> Control:

@@ -99,3 +99,8 @@ def is_under(dn: str, ancestor: str) -> bool:
 def first_rdn(dn: str) -> str:
     """The RDN of ``dn`` as written, escapes included."""
     return _split(dn, ",")[0]
+
+
+def dn_key(dn: str) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """A hashable form of ``dn``: two DNs ``same_dn`` finds equal have the same key."""
+    return tuple(_normal(dn))

@@ -4,6 +4,10 @@ Entries are RFC 2307 ``posixGroup`` (STRUCTURAL in OpenLDAP's nis schema,
 ``MUST ( cn $ gidNumber ) MAY memberUid``). They are plumbing of the
 accounts, not SCIM Group resources, so they do not get ``scimGroup``.
 
+Accounts are listed by login (``memberUid``) and, in SCIM groups, by DN
+(``member``, app/ldap/groupentries.py): a rename or move of an account
+changes both wherever they name it, and a removal takes both away.
+
 Membership changes send only the value added or removed (MODIFY_ADD /
 MODIFY_DELETE), never the whole list, so concurrent changes to the same group
 do not overwrite each other; an add of a present member or a delete of an
@@ -21,9 +25,10 @@ from scim2_models import NotFoundException, UniquenessException
 from app.config import PosixSettings
 from app.ldap import writes
 from app.ldap.connection import Control, Directory, Session
-from app.ldap.controls import assertion_control
-from app.ldap.dn import child_dn, rdn_of
+from app.ldap.controls import assertion_control, matched_values_control
+from app.ldap.dn import child_dn, rdn_of, same_dn
 from app.ldap.errors import DirectoryFailure
+from app.ldap.logins import values_of
 
 log = logging.getLogger(__name__)
 
@@ -174,57 +179,168 @@ class PosixGroups:
                 gid,
             )
 
-    # ---- memberships (memberUid)
+    # ---- memberships (memberUid and member)
 
-    def _groups_of(self, session: Session, login: str) -> list[str]:
-        """DNs of the posixGroups anywhere below ``groups_dn`` that list ``login``."""
+    def _listings(self, session: Session, login: str, dn: str) -> list[tuple[str, bool, bool]]:
+        """The groups below ``groups_dn`` naming an account: (group DN, by login, by DN).
+
+        One search: the matched values control (RFC 3876) returns only the
+        values naming the account, not whole member lists; a directory without
+        it returns them all and they are checked here.
+        """
+        by_login = f"(memberUid={escape_filter_chars(login)})"
+        by_dn = f"(member={escape_filter_chars(dn)})"
         found = session.search(
             self.groups_dn,
-            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(login)}))",
-            ["1.1"],
+            f"(|{by_login}{by_dn})",
+            ["memberUid", "member"],
+            controls=[matched_values_control([by_login, by_dn])],
             action=f"find the groups of {login}",
         )
-        return [str(group["dn"]) for group in found]
+        listings = []
+        for group in found:
+            attributes = group["attributes"]
+            logins = [str(v) for v in values_of(attributes, "memberUid")]
+            dns = [str(v) for v in values_of(attributes, "member")]
+            listings.append((str(group["dn"]), login in logins, any(same_dn(v, dn) for v in dns)))
+        return listings
 
-    def rename_member(self, session: Session, old_login: str, new_login: str) -> int:
-        """Replace memberUid ``old_login`` by ``new_login`` in every group listing it.
+    def rename_account(self, session: Session, old: tuple[str, str], new: tuple[str, str]) -> int:
+        """Rename an account's (login, DN) in every group naming it; the groups changed.
 
-        One modify per group; the number of groups changed.
+        One search, then one modify per group (memberUid and member together).
         """
-        if old_login == new_login:
+        (old_login, old_dn), (new_login, new_dn) = old, new
+        login_changes = old_login != new_login
+        dn_changes = not same_dn(old_dn, new_dn)
+        if not login_changes and not dn_changes:
             return 0
-        action = f"rename member {old_login} to {new_login}"
         changed = 0
-        for dn in self._groups_of(session, old_login):
+        for group, by_login, by_dn in self._listings(session, old_login, old_dn):
+            changes: dict[str, list[tuple[str, list[str]]]] = {}
+            if by_login and login_changes:
+                changes["memberUid"] = [(MODIFY_DELETE, [old_login]), (MODIFY_ADD, [new_login])]
+            if by_dn and dn_changes:
+                changes["member"] = [(MODIFY_DELETE, [old_dn]), (MODIFY_ADD, [new_dn])]
+            if not changes:
+                continue
             code = writes.modify(
                 session,
-                dn,
-                {"memberUid": [(MODIFY_DELETE, [old_login]), (MODIFY_ADD, [new_login])]},
+                group,
+                changes,
                 tolerate=(
                     writes.NO_SUCH_ATTRIBUTE,
                     writes.ATTRIBUTE_OR_VALUE_EXISTS,
                     writes.NO_SUCH_OBJECT,
                 ),
-                action=action,
+                action=f"rename member {old_login} to {new_login}",
             )
-            if code == writes.ATTRIBUTE_OR_VALUE_EXISTS:
-                renamed = self.remove_member_dn(session, dn, old_login)
+            if code in (writes.NO_SUCH_ATTRIBUTE, writes.ATTRIBUTE_OR_VALUE_EXISTS):
+                renamed = False
+                if "memberUid" in changes:
+                    renamed |= self._rename_value(session, group, "memberUid", old_login, new_login)
+                if "member" in changes:
+                    renamed |= self._rename_value(session, group, "member", old_dn, new_dn)
             else:
                 renamed = code == writes.SUCCESS
             if renamed:
                 changed += 1
         return changed
 
-    def remove_member_everywhere(self, session: Session, login: str) -> list[str]:
-        """Remove memberUid ``login`` from every group listing it; the DNs of those groups.
+    def _rename_value(
+        self, session: Session, group: str, attribute: str, old: str, new: str
+    ) -> bool:
+        code = writes.modify(
+            session,
+            group,
+            {attribute: [(MODIFY_DELETE, [old]), (MODIFY_ADD, [new])]},
+            tolerate=(
+                writes.NO_SUCH_ATTRIBUTE,
+                writes.ATTRIBUTE_OR_VALUE_EXISTS,
+                writes.NO_SUCH_OBJECT,
+            ),
+            action=f"rename member {old} to {new}",
+        )
+        if code == writes.ATTRIBUTE_OR_VALUE_EXISTS:
+            return self.remove_value(session, group, attribute, old)
+        return code == writes.SUCCESS
 
-        Undo with ``add_member_dn`` on each DN returned.
+    def remove_account(self, session: Session, login: str, dn: str) -> list[tuple[str, str, str]]:
+        """Take an account out of every group naming it; the (group, attribute, value) removed.
+
+        One search, then one modify per group. Undo with ``add_value`` on each.
         """
+        removed: list[tuple[str, str, str]] = []
+        for group, by_login, by_dn in self._listings(session, login, dn):
+            values = [("memberUid", login)] if by_login else []
+            values += [("member", dn)] if by_dn else []
+            if not values:
+                continue
+            code = writes.modify(
+                session,
+                group,
+                {attribute: [(MODIFY_DELETE, [value])] for attribute, value in values},
+                tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
+                action=f"remove {login} from the group {group}",
+            )
+            if code == writes.SUCCESS:
+                removed += [(group, attribute, value) for attribute, value in values]
+            elif code == writes.NO_SUCH_ATTRIBUTE:
+                removed += [
+                    (group, attribute, value)
+                    for attribute, value in values
+                    if self.remove_value(session, group, attribute, value)
+                ]
+        return removed
+
+    def _nesting(self, session: Session, dn: str) -> list[str]:
+        """DNs of the groups below ``groups_dn`` whose ``member`` holds ``dn``."""
+        found = session.search(
+            self.groups_dn,
+            f"(member={escape_filter_chars(dn)})",
+            ["1.1"],
+            action=f"find the groups listing {dn}",
+        )
+        return [str(group["dn"]) for group in found]
+
+    def rename_member_dn(self, session: Session, old_dn: str, new_dn: str) -> int:
+        """Replace the member DN ``old_dn`` by ``new_dn`` in every group listing it (nesting)."""
+        if same_dn(old_dn, new_dn):
+            return 0
+        return sum(
+            self._rename_value(session, group, "member", old_dn, new_dn)
+            for group in self._nesting(session, old_dn)
+        )
+
+    def remove_dn_everywhere(self, session: Session, dn: str) -> list[str]:
+        """Remove the member DN ``dn`` from every group listing it; the DNs of those groups."""
         return [
-            dn
-            for dn in self._groups_of(session, login)
-            if self.remove_member_dn(session, dn, login)
+            group
+            for group in self._nesting(session, dn)
+            if self.remove_value(session, group, "member", dn)
         ]
+
+    def add_value(self, session: Session, group_dn: str, attribute: str, value: str) -> bool:
+        """Add one ``memberUid`` or ``member`` value; False if it was there (absent group too)."""
+        code = writes.modify(
+            session,
+            group_dn,
+            {attribute: [(MODIFY_ADD, [value])]},
+            tolerate=(writes.ATTRIBUTE_OR_VALUE_EXISTS, writes.NO_SUCH_OBJECT),
+            action=f"add {value} to the group {group_dn}",
+        )
+        return code == writes.SUCCESS
+
+    def remove_value(self, session: Session, group_dn: str, attribute: str, value: str) -> bool:
+        """Remove one ``memberUid`` or ``member`` value; False if it was not there."""
+        code = writes.modify(
+            session,
+            group_dn,
+            {attribute: [(MODIFY_DELETE, [value])]},
+            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.NO_SUCH_OBJECT),
+            action=f"remove {value} from the group {group_dn}",
+        )
+        return code == writes.SUCCESS
 
     def add_member(self, session: Session, group_cn: str, login: str) -> bool:
         """Add memberUid ``login`` to ``cn=<group_cn>``; False if it was there already.

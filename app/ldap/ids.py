@@ -1,4 +1,11 @@
-"""uidNumber allocation, decided in the directory.
+"""uidNumber and gidNumber allocation, decided in the directory.
+
+``NumberPool`` is the counter below; ``IdAllocator`` hands out the uidNumbers
+of accounts with it (``posix.uid_range``, counter ``posix.id_pool_dn``, attribute
+``uidNumber``), ``GidAllocator`` the gidNumbers of SCIM groups
+(``groups.gid_range``, counter ``groups.id_pool_dn``, attribute ``gidNumber``).
+What follows describes uidNumbers; gidNumbers work alike, with their own
+collision search (any posixGroup or account gidNumber under the base).
 
 Several server processes (workers, replicas behind a load balancer) may create
 users at the same moment, so the next number cannot live in memory. It lives
@@ -85,7 +92,7 @@ from scim2_models import (
 )
 
 from app.attributes import GID_NUMBER, UID_NUMBER, Slot, SlotValue
-from app.config import PosixSettings
+from app.config import GroupSettings, PosixSettings
 from app.ldap import writes
 from app.ldap.accounts import ACCOUNT_FILTER, HIDDEN_CLASS
 from app.ldap.connection import Directory, Session
@@ -181,21 +188,34 @@ def _classes(entry: dict[str, Any]) -> set[str]:
     return {str(v).lower() for v in (values if isinstance(values, list) else [values])}
 
 
-class IdAllocator:
-    """Hands out uidNumbers by the configured strategy (``posix.uid_strategy``)."""
+class NumberPool:
+    """Numbers of one attribute handed out by a compare-and-swap counter (module docstring).
 
-    def __init__(self, directory: Directory, posix: PosixSettings, base_dn: str) -> None:
+    What differs between pools: the attribute the counter holds and the entries
+    carry (``uidNumber``, ``gidNumber``), the range and the counter's DN (one, or
+    one per provider), and what counts as taken (``taken``).
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        attribute: str,
+        single: Slice,
+        slices: Mapping[Endpoint, Slice] | None = None,
+        range_setting: str,
+    ) -> None:
         self.directory = directory
-        self.posix = posix
-        self.base_dn = base_dn
-        self.pool_dn = posix.id_pool_dn or f"cn=scim-ldap-ids,{base_dn}"
-        self.single = Slice(*posix.uid_range, self.pool_dn)
-        self.slices = slices(posix, base_dn)
+        self.attribute = attribute
+        self.single = single
+        self.pool_dn = single.pool_dn
+        self.slices = dict(slices or {})
+        self.range_setting = range_setting
         unlisted = [u for u in directory.settings.urls if endpoint(u) not in self.slices]
         if self.slices and unlisted:
             raise ValueError(
                 f"posix.providers has no slice for {', '.join(unlisted)} of ldap.urls: every "
-                "provider the server may connect to needs its own slice of uid_range"
+                f"provider the server may connect to needs its own slice of {range_setting}"
             )
         self._turns = {s.pool_dn: threading.Lock() for s in (self.single, *self.slices.values())}
 
@@ -210,6 +230,147 @@ class IdAllocator:
                 detail=f"The directory server {host}:{port} has no slice in posix.providers"
             )
         return found
+
+    def allocate(self, session: Session) -> int:
+        """The next free number of the session's slice, claimed in the directory."""
+        part = self.slice_for(session)
+        with self._turns[part.pool_dn]:
+            return self._allocate(session, part)
+
+    def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
+        """Which of ``numbers`` an entry already holds, so the pool never hands them out."""
+        raise NotImplementedError
+
+    # ---- allocate
+
+    def _allocate(self, session: Session, part: Slice) -> int:
+        low, high = part.low, part.high
+        name = self.attribute
+        for _attempt in range(ATTEMPTS):
+            counter = self._read_counter(session)
+            start = low if counter.value is None else max(counter.value, low)
+            free = self._free(session, iter(range(start, high + 1)), 2)
+            if not free:
+                where = (
+                    f"the slice of {part.provider} in posix.providers"
+                    if part.provider
+                    else self.range_setting
+                )
+                raise IdsExhausted(
+                    detail=f"No {name} is left in {where} {low}-{high} (the counter "
+                    f"at {part.pool_dn} is at {start}): widen the range, or send {name}"
+                )
+            number, following = free[0], (free[1] if len(free) > 1 else high + 1)
+            if self._claim(session, counter, following):
+                return number
+            log.debug("the %s counter moved under us; reading it again", name)
+        log.warning("gave up allocating a %s after %d conflicting attempts", name, ATTEMPTS)
+        raise DirectoryUnavailable(
+            detail=f"Other servers kept allocating {name}s at the same time; retry later"
+        )
+
+    def release(self, session: Session, number: int) -> None:
+        """Give back a number whose entry was not made, if no one allocated after it.
+
+        The counter moves back from ``number + 1`` to ``number`` with the same
+        compare-and-swap as a claim; when another allocation came in between,
+        the number stays unused. A number whose entry was in fact made (its
+        answer lost) is skipped by the next allocation's collision search.
+        """
+        code = writes.modify(
+            session,
+            self.slice_for(session).pool_dn,
+            {self.attribute: [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
+            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION, writes.NO_SUCH_OBJECT),
+            action=f"give back an unused {self.attribute}",
+        )
+        if code != writes.SUCCESS:
+            log.info("%s %d stays unused: another allocation followed it", self.attribute, number)
+
+    def _read_counter(self, session: Session) -> Counter:
+        entries = session.search(
+            self.slice_for(session).pool_dn,
+            "(objectClass=*)",
+            [self.attribute],
+            scope="BASE",
+            action=f"read the {self.attribute} counter",
+        )
+        if not entries:
+            return Counter(exists=False, value=None)
+        values = _ints(entries[0]["attributes"].get(self.attribute) or [])
+        return Counter(exists=True, value=values[0] if values else None)
+
+    def _claim(self, session: Session, counter: Counter, following: int) -> bool:
+        """Move the counter from what was read to ``following``; False if another writer won."""
+        pool_dn = self.slice_for(session).pool_dn
+        if not counter.exists:
+            return self._create_counter(session, following)
+        lost: tuple[int, ...]
+        if counter.value is None:
+            changes = [(MODIFY_ADD, [str(following)])]
+            lost = (writes.CONSTRAINT_VIOLATION, writes.ATTRIBUTE_OR_VALUE_EXISTS)
+        else:
+            changes = [(MODIFY_DELETE, [str(counter.value)]), (MODIFY_ADD, [str(following)])]
+            lost = (writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION)
+        code = writes.modify(
+            session,
+            pool_dn,
+            {self.attribute: changes},
+            tolerate=(*lost, writes.NO_SUCH_OBJECT),
+            action=f"advance the {self.attribute} counter",
+        )
+        return code == writes.SUCCESS
+
+    def _create_counter(self, session: Session, following: int) -> bool:
+        pool_dn = self.slice_for(session).pool_dn
+        attributes: dict[str, Any] = {"objectClass": ["top", POOL_CLASS]}
+        for attribute, value in rdn_values(pool_dn):
+            attributes[attribute] = value
+        attributes[self.attribute] = str(following)
+        try:
+            code = writes.add(
+                session,
+                pool_dn,
+                attributes,
+                tolerate=(writes.ENTRY_ALREADY_EXISTS,),
+                action=f"create the {self.attribute} counter {pool_dn}",
+            )
+        except (NotFoundException, InvalidValueException) as exc:
+            raise DirectoryFailure(
+                detail=f"Cannot create the {self.attribute} counter {pool_dn}: {exc.detail}; "
+                "the counter must be a cn= entry below an existing entry (posix.id_pool_dn, "
+                f"groups.id_pool_dn), and the directory must have the {POOL_CLASS} object "
+                "class (schema scim-ldap.ldif)"
+            ) from None
+        return code == writes.SUCCESS
+
+    # ---- collisions
+
+    def _free(self, session: Session, candidates: Iterator[int], wanted: int) -> list[int]:
+        """The first ``wanted`` candidates no entry holds (fewer when they run out)."""
+        free: list[int] = []
+        while window := list(islice(candidates, WINDOW)):
+            taken = self.taken(session, window)
+            free += [n for n in window if n not in taken][: wanted - len(free)]
+            if len(free) == wanted:
+                break
+        return free
+
+
+class IdAllocator(NumberPool):
+    """Hands out uidNumbers by the configured strategy (``posix.uid_strategy``)."""
+
+    def __init__(self, directory: Directory, posix: PosixSettings, base_dn: str) -> None:
+        self.posix = posix
+        self.base_dn = base_dn
+        pool_dn = posix.id_pool_dn or f"cn=scim-ldap-ids,{base_dn}"
+        super().__init__(
+            directory,
+            attribute="uidNumber",
+            single=Slice(*posix.uid_range, pool_dn),
+            slices=slices(posix, base_dn),
+            range_setting="posix.uid_range",
+        )
 
     def uid_for(
         self,
@@ -234,112 +395,12 @@ class IdAllocator:
             )
         if strategy == "hash":
             return self._hashed(session, self._hash_source(external_id, user_name))
-        part = self.slice_for(session)
-        with self._turns[part.pool_dn]:
-            return self._allocate(session, part)
-
-    # ---- allocate
-
-    def _allocate(self, session: Session, part: Slice) -> int:
-        low, high = part.low, part.high
-        for _attempt in range(ATTEMPTS):
-            counter = self._read_counter(session)
-            start = low if counter.value is None else max(counter.value, low)
-            free = self._free(session, iter(range(start, high + 1)), 2)
-            if not free:
-                where = (
-                    f"the slice of {part.provider} in posix.providers"
-                    if part.provider
-                    else "posix.uid_range"
-                )
-                raise IdsExhausted(
-                    detail=f"No uidNumber is left in {where} {low}-{high} (the counter "
-                    f"at {part.pool_dn} is at {start}): widen the range, or send uidNumber"
-                )
-            number, following = free[0], (free[1] if len(free) > 1 else high + 1)
-            if self._claim(session, counter, following):
-                return number
-            log.debug("the uidNumber counter moved under us; reading it again")
-        log.warning("gave up allocating a uidNumber after %d conflicting attempts", ATTEMPTS)
-        raise DirectoryUnavailable(
-            detail="Other servers kept allocating uidNumbers at the same time; retry later"
-        )
+        return self.allocate(session)
 
     def release(self, session: Session, number: int) -> None:
-        """Give back a number whose account was not made, if no one allocated after it.
-
-        The counter moves back from ``number + 1`` to ``number`` with the same
-        compare-and-swap as a claim; when another allocation came in between,
-        the number stays unused. A number whose account was in fact made (its
-        answer lost) is skipped by the next allocation's collision search.
-        """
-        if self.posix.uid_strategy != "allocate":
-            return
-        code = writes.modify(
-            session,
-            self.slice_for(session).pool_dn,
-            {"uidNumber": [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
-            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION, writes.NO_SUCH_OBJECT),
-            action="give back an unused uidNumber",
-        )
-        if code != writes.SUCCESS:
-            log.info("uidNumber %d stays unused: another allocation followed it", number)
-
-    def _read_counter(self, session: Session) -> Counter:
-        entries = session.search(
-            self.slice_for(session).pool_dn,
-            "(objectClass=*)",
-            ["uidNumber"],
-            scope="BASE",
-            action="read the uidNumber counter",
-        )
-        if not entries:
-            return Counter(exists=False, value=None)
-        values = _ints(entries[0]["attributes"].get("uidNumber") or [])
-        return Counter(exists=True, value=values[0] if values else None)
-
-    def _claim(self, session: Session, counter: Counter, following: int) -> bool:
-        """Move the counter from what was read to ``following``; False if another writer won."""
-        pool_dn = self.slice_for(session).pool_dn
-        if not counter.exists:
-            return self._create_counter(session, following)
-        lost: tuple[int, ...]
-        if counter.value is None:
-            changes = [(MODIFY_ADD, [str(following)])]
-            lost = (writes.CONSTRAINT_VIOLATION, writes.ATTRIBUTE_OR_VALUE_EXISTS)
-        else:
-            changes = [(MODIFY_DELETE, [str(counter.value)]), (MODIFY_ADD, [str(following)])]
-            lost = (writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION)
-        code = writes.modify(
-            session,
-            pool_dn,
-            {"uidNumber": changes},
-            tolerate=(*lost, writes.NO_SUCH_OBJECT),
-            action="advance the uidNumber counter",
-        )
-        return code == writes.SUCCESS
-
-    def _create_counter(self, session: Session, following: int) -> bool:
-        pool_dn = self.slice_for(session).pool_dn
-        attributes: dict[str, Any] = {"objectClass": ["top", POOL_CLASS]}
-        for attribute, value in rdn_values(pool_dn):
-            attributes[attribute] = value
-        attributes["uidNumber"] = str(following)
-        try:
-            code = writes.add(
-                session,
-                pool_dn,
-                attributes,
-                tolerate=(writes.ENTRY_ALREADY_EXISTS,),
-                action=f"create the uidNumber counter {pool_dn}",
-            )
-        except (NotFoundException, InvalidValueException) as exc:
-            raise DirectoryFailure(
-                detail=f"Cannot create the uidNumber counter {pool_dn}: {exc.detail}; "
-                "posix.id_pool_dn must be a cn= entry below an existing entry, and the "
-                f"directory must have the {POOL_CLASS} object class (schema scim-ldap.ldif)"
-            ) from None
-        return code == writes.SUCCESS
+        """``NumberPool.release`` under the allocate strategy (the others keep no counter)."""
+        if self.posix.uid_strategy == "allocate":
+            super().release(session, number)
 
     # ---- hash
 
@@ -366,18 +427,6 @@ class IdAllocator:
                 "range, or send uidNumber"
             )
         return free[0]
-
-    # ---- collisions
-
-    def _free(self, session: Session, candidates: Iterator[int], wanted: int) -> list[int]:
-        """The first ``wanted`` candidates no account holds (fewer when they run out)."""
-        free: list[int] = []
-        while window := list(islice(candidates, WINDOW)):
-            taken = self.taken(session, window)
-            free += [n for n in window if n not in taken][: wanted - len(free)]
-            if len(free) == wanted:
-                break
-        return free
 
     def check(
         self,
@@ -432,3 +481,38 @@ class IdAllocator:
 def _any_of(attribute: str, numbers: Iterable[int]) -> str:
     terms = "".join(f"({attribute}={int(n)})" for n in numbers)
     return f"(|{terms})"
+
+
+class GidAllocator(NumberPool):
+    """Hands out the gidNumbers of SCIM groups from ``groups.gid_range``.
+
+    Its counter (``groups.id_pool_dn``) holds ``gidNumber``. A number is taken
+    when any posixGroup or account under the base DN has it as gidNumber, so a
+    new group never shares the number of a group made by hand, of a private
+    group or of an account's primary group. Multi-provider slices
+    (``posix.providers``) cover uidNumbers only: this counter must be written
+    through one provider.
+    """
+
+    def __init__(self, directory: Directory, groups: GroupSettings, base_dn: str) -> None:
+        self.base_dn = base_dn
+        pool_dn = groups.id_pool_dn or f"cn=scim-ldap-gids,{base_dn}"
+        super().__init__(
+            directory,
+            attribute="gidNumber",
+            single=Slice(*groups.gid_range, pool_dn),
+            range_setting="groups.gid_range",
+        )
+
+    def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
+        """Which of ``numbers`` a posixGroup or an account holds as gidNumber."""
+        entries = session.search(
+            self.base_dn,
+            f"(&(|(objectClass=posixGroup){ACCOUNT_FILTER}){_any_of('gidNumber', numbers)})",
+            ["gidNumber"],
+            action="check which gidNumbers are in use",
+        )
+        found: set[int] = set()
+        for entry in entries:
+            found.update(_ints(entry["attributes"].get("gidNumber") or []))
+        return found & set(numbers)

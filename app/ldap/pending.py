@@ -46,6 +46,8 @@ class Pending:
     """The entry's DN when the write is complete."""
     old_login: str | None = None
     """The login group memberships and the private group still name, when renaming."""
+    old_dn: str | None = None
+    """The DN the ``member`` values of groups still name, when the entry moves."""
     join: tuple[str, ...] = ()
     """Groups (cn) the account joins."""
     leave: tuple[str, ...] = ()
@@ -83,6 +85,7 @@ class Pending:
                 login=str(raw["login"]),
                 dn=str(raw["dn"]),
                 old_login=None if raw.get("old_login") is None else str(raw["old_login"]),
+                old_dn=None if raw.get("old_dn") is None else str(raw["old_dn"]),
                 join=tuple(str(g) for g in raw.get("join") or ()),
                 leave=tuple(str(g) for g in raw.get("leave") or ()),
                 private_gid=None if raw.get("private_gid") is None else int(raw["private_gid"]),

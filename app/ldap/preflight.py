@@ -26,6 +26,20 @@ LOAD_SCHEMA = (
 )
 
 
+GROUP_INDEXES = {
+    "objectClass": "eq",
+    "entryUUID": "eq",
+    "cn": "eq",
+    "displayName": "eq",
+    "scimExternalId": "eq",
+    "gidNumber": "eq",
+    "member": "eq",
+    "memberUid": "eq",
+}
+"""What SCIM group reads and writes search on: ids, names and displayNames taken, gidNumbers
+taken, and the groups naming an account (by DN or login) on every rename and removal."""
+
+
 def parse_indexes(values: Iterable[str]) -> dict[str, set[str]]:
     """``["uid,cn eq,sub", "objectClass eq"]`` -> ``{"uid": {"eq", "sub"}, ...}`` (lower-cased).
 

@@ -23,7 +23,8 @@ from app.ldap.steps import Steps
 class AccountRemoval:
     """Deletes or archives (``accounts.delete``) accounts, groups first.
 
-    memberUid values naming the login are removed everywhere, so a later
+    memberUid values naming the login and member values naming the DN are
+    removed everywhere, so a later
     account given the same login name inherits no group. An archived entry
     keeps its uidNumber, which no later account is given. Each step tolerates
     having been done already, so a removal interrupted half-way is finished by
@@ -55,10 +56,10 @@ class AccountRemoval:
     ) -> str | None:
         """Take the account away; the DN of its archived entry, None when deleted."""
         login = record.login
-        removed = self.groups.remove_member_everywhere(session, login)
+        removed = self.groups.remove_account(session, login, record.dn)
         steps.done(
             "the memberships",
-            lambda: [self.groups.add_member_dn(session, g, login) for g in removed],
+            lambda: [self.groups.add_value(session, *listing) for listing in removed],
         )
         if self.posix.gid_strategy == "private-group":
             number = gid_of(record)

@@ -169,12 +169,14 @@ class PendingWrites:
                 action=f"finish moving {record.login} to {pending.dn}",
             )
             dn = pending.dn
-        if pending.old_login and pending.old_login != pending.login:
-            if pending.private_gid is not None:
-                self.groups.rename_private(
-                    session, pending.old_login, pending.login, pending.private_gid
-                )
-            self.groups.rename_member(session, pending.old_login, pending.login)
+        renamed = pending.old_login and pending.old_login != pending.login
+        if renamed and pending.private_gid is not None:
+            self.groups.rename_private(
+                session, str(pending.old_login), pending.login, pending.private_gid
+            )
+        old_login = pending.old_login or pending.login
+        old_dn = pending.old_dn or dn
+        self.groups.rename_account(session, (old_login, old_dn), (pending.login, dn))
         if pending.private_gid is not None:
             self.groups.ensure_private(session, pending.login, pending.private_gid)
         for group in pending.join:

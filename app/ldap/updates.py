@@ -116,8 +116,8 @@ class AccountUpdate(AccountWriter):
                             session, current, values, moved, new_parent, new_manager, pending
                         )
                         new_login = moved
-                    if new_login != old_login:
-                        self._rename_groups(session, steps, current, new_login)
+                    if new_login != old_login or not same_dn(dn, current.dn):
+                        self._rename_groups(session, steps, current, new_login, dn)
                     result = None
                 if groups:
                     if now_disabled:
@@ -161,12 +161,14 @@ class AccountUpdate(AccountWriter):
         group = (self.accounts.login_group,)
         moves_group = self.mapping.profile.uses_login_group and was_disabled != now_disabled
         renamed = new_login != current.login
+        moved = renamed or not same_dn(new_parent, parent_of(current.dn))
         private = self.posix.gid_strategy == "private-group"
         return Pending(
             op="update",
             login=new_login,
             dn=child_dn(self.mapping.rdn, new_login, new_parent),
             old_login=current.login if renamed else None,
+            old_dn=current.dn if moved else None,
             join=group if moves_group and not now_disabled else (),
             leave=group if moves_group and now_disabled else (),
             private_gid=gid_of(current) if private and renamed else None,
@@ -308,18 +310,26 @@ class AccountUpdate(AccountWriter):
         )
         return dn, new_login
 
-    def _rename_groups(self, session: Session, steps: Steps, current: UserRecord, new: str) -> None:
+    def _rename_groups(
+        self, session: Session, steps: Steps, current: UserRecord, new: str, new_dn: str
+    ) -> None:
+        """The groups after a rename or move: the private group, memberUid and member values."""
         old = current.login
         gid = gid_of(current)
-        if self.posix.gid_strategy == "private-group" and self.groups.rename_private(
-            session, old, new, gid
+        if (
+            old != new
+            and self.posix.gid_strategy == "private-group"
+            and self.groups.rename_private(session, old, new, gid)
         ):
             steps.done(
                 "the private group rename",
                 lambda: self.groups.rename_private(session, new, old, gid),
             )
-        self.groups.rename_member(session, old, new)
-        steps.done("the membership renames", lambda: self.groups.rename_member(session, new, old))
+        before, after = (old, current.dn), (new, new_dn)
+        self.groups.rename_account(session, before, after)
+        steps.done(
+            "the membership renames", lambda: self.groups.rename_account(session, after, before)
+        )
 
     def _modification(
         self,

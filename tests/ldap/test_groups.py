@@ -177,12 +177,44 @@ def test_rename_member_in_every_group(pool: Directory, scratch: Scratch) -> None
     scratch.group("both", next(_gids), ["dave", "dave2"])
     scratch.group("other", next(_gids), ["erin"])
     with pool.session() as session:
-        assert groups.rename_member(session, "dave", "dave2") == 3
-        assert groups.rename_member(session, "dave", "dave2") == 0
+        old, new = ("dave", "uid=dave,ou=x"), ("dave2", "uid=dave2,ou=x")
+        assert groups.rename_account(session, old, new) == 3
+        assert groups.rename_account(session, old, new) == 0
     assert members(scratch, "one") == ["dave2", "erin"]
     assert members(scratch, "two") == ["dave2"]
     assert members(scratch, "both") == ["dave2"]
     assert members(scratch, "other") == ["erin"]
+
+
+def test_member_dns_are_renamed_and_removed_with_the_logins(
+    pool: Directory, scratch: Scratch, ldap: Connection
+) -> None:
+    groups = make(pool, scratch)
+    old, new = "uid=kim,ou=people,dc=x", "uid=kim2,ou=people,dc=x"
+    others = [f"uid=other{n},ou=people,dc=x" for n in range(50)]
+    both = scratch.group("both", next(_gids), ["kim"])
+    scim = [("MODIFY_ADD", ["scimGroup"])]
+    assert ldap.modify(both, {"objectClass": scim, "member": [("MODIFY_ADD", [old, *others])]})
+    by_dn = scratch.group("dns", next(_gids))
+    assert ldap.modify(by_dn, {"objectClass": scim, "member": [("MODIFY_ADD", [old.upper()])]})
+    by_login = scratch.group("logins", next(_gids), ["kim", "lee"])
+    with pool.session() as session:
+        listings = groups._listings(session, "kim", old)
+        assert session.conn.response is not None
+        returned = [e["attributes"].get("member", []) for e in session.conn.response]
+        assert sorted(map(len, returned)) == [0, 1, 1], "only the matched values come back"
+        assert sorted(listings) == sorted(
+            [(both, True, True), (by_dn, False, True), (by_login, True, False)]
+        )
+        assert groups.rename_account(session, ("kim", old), ("kim2", new)) == 3
+        assert members(scratch, "both") == ["kim2"]
+        assert scratch.read(by_dn, "member") == {"member": [new]}
+        assert members(scratch, "logins") == ["kim2", "lee"]
+        removed = groups.remove_account(session, "kim2", new)
+        assert len(removed) == 4
+    assert sorted((scratch.read(both, "member") or {})["member"]) == sorted(others)
+    assert not (scratch.read(by_dn, "member") or {}).get("member")
+    assert members(scratch, "logins") == ["lee"]
 
 
 def test_add_and_remove_member_are_idempotent(pool: Directory, scratch: Scratch) -> None:
@@ -214,12 +246,14 @@ def test_remove_member_everywhere_and_undo(
     scratch.group("top", next(_gids), ["heidi", "ivan"])
     scratch.group("unrelated", next(_gids), ["ivan"])
     with pool.session() as session:
-        removed = groups.remove_member_everywhere(session, "heidi")
-        assert sorted(removed) == sorted([deep, scratch.child("top")])
+        removed = groups.remove_account(session, "heidi", "uid=heidi,ou=x")
+        assert sorted(removed) == sorted(
+            [(deep, "memberUid", "heidi"), (scratch.child("top"), "memberUid", "heidi")]
+        )
         assert members(scratch, "top") == ["ivan"]
-        assert groups.remove_member_everywhere(session, "heidi") == []
-        for dn in removed:
-            assert groups.add_member_dn(session, dn, "heidi")
+        assert groups.remove_account(session, "heidi", "uid=heidi,ou=x") == []
+        for listing in removed:
+            assert groups.add_value(session, *listing)
     assert members(scratch, "top") == ["heidi", "ivan"]
     assert scratch.read(deep, "memberUid") == {"memberUid": ["heidi"]}
     assert members(scratch, "unrelated") == ["ivan"]
