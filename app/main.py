@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import discovery, errors, health, openapi, users
+from app.api import discovery, errors, groups, health, openapi, search, users
 from app.api.deps import require_token
 from app.api.guard import RequestGuard
 from app.auth import BearerAuth
 from app.config import Settings
 from app.ldap.changes import UserChanges
 from app.ldap.connection import Directory
+from app.ldap.groupentries import GroupDirectory
 from app.ldap.mapping import MappingError, UserMapping, read_schema, schema_problems
 from app.ldap.users import UserDirectory
+from app.scim.groups import GroupService
 from app.scim.users import UserService
 from app.sweeper import Sweeper
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     )
 
     changes = UserChanges(user_directory, settings.accounts)
+    group_directory = GroupDirectory(directory, settings, user_directory)
     sweeper = Sweeper(changes, settings)
 
     @asynccontextmanager
@@ -62,11 +65,14 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     )
     app.state.settings = settings
     app.state.directory = directory
-    app.state.users = UserService(settings, user_directory, changes)
+    app.state.users = UserService(settings, user_directory, changes, group_directory)
+    app.state.groups = GroupService(settings, group_directory)
     app.state.sweeper = sweeper
     app.state.auth = BearerAuth(settings.auth)
     scim = APIRouter(prefix=settings.http.base_path, dependencies=[Depends(require_token)])
     scim.include_router(users.router)
+    scim.include_router(groups.router)
+    scim.include_router(search.router)
     scim.include_router(discovery.router)
     app.include_router(scim)
     app.include_router(health.router)

@@ -223,9 +223,9 @@ def _group_schemas() -> tuple[Schema, Schema]:
             Attribute(
                 "gidNumber",
                 "integer",
-                mutability="immutable",
+                required=True,
                 description="POSIX group id number; allocated by the server when a new group "
-                "comes without one.",
+                "comes without one, and kept when a replacement omits it.",
             ),
         ),
     )

@@ -40,19 +40,19 @@ def service_provider_config(settings: SettingsDep, base: BaseUrlDep) -> ScimResp
 
 @router.get("/ResourceTypes", operation_id="listResourceTypes")
 def resource_types(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    return ScimResponse(_list(discovery.resource_types(users.catalog, base)))
+    return ScimResponse(_list(discovery.resource_types(users.catalog, base, groups=True)))
 
 
 @router.get("/ResourceTypes/{name}", operation_id="getResourceType")
 def resource_type(name: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    return _one(discovery.resource_types(users.catalog, base), name, "ResourceType")
+    return _one(discovery.resource_types(users.catalog, base, groups=True), name, "ResourceType")
 
 
 @router.get("/Schemas", operation_id="listSchemas")
 def schemas(users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    return ScimResponse(_list(discovery.schemas(users.catalog, base)))
+    return ScimResponse(_list(discovery.schemas(users.catalog, base, groups=True)))
 
 
 @router.get("/Schemas/{urn}", operation_id="getSchema")
 def schema(urn: str, users: UsersDep, base: BaseUrlDep) -> ScimResponse:
-    return _one(discovery.schemas(users.catalog, base), urn, "Schema")
+    return _one(discovery.schemas(users.catalog, base, groups=True), urn, "Schema")

@@ -61,7 +61,7 @@ def list_users(
     return ScimResponse(body)
 
 
-def _names(body: dict[str, Any], key: str) -> list[str] | None:
+def request_names(body: dict[str, Any], key: str) -> list[str] | None:
     value = body.get(key)
     if value is None or isinstance(value, str):
         return split_list(value)
@@ -70,7 +70,7 @@ def _names(body: dict[str, Any], key: str) -> list[str] | None:
     raise InvalidValueException(detail=f"{key} must be a list of attribute paths")
 
 
-def _number(body: dict[str, Any], key: str) -> str | None:
+def request_number(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None:
         return None
@@ -79,40 +79,41 @@ def _number(body: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def _text(body: dict[str, Any], key: str) -> str | None:
+def request_text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidValueException(detail=f"{key} must be a string")
     return value
 
 
-def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
-    """A query sent as a SearchRequest (RFC 7644 §3.4.3), answered as the same GET."""
+def search_request(body: Any) -> dict[str, Any]:
+    """A SearchRequest body (RFC 7644 §3.4.3), checked."""
     if not isinstance(body, dict):
         raise InvalidValueException(detail="a SearchRequest must be a JSON object")
     schemas = body.get("schemas")
     if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
         raise InvalidValueException(detail=f"schemas must contain {SEARCH_REQUEST}")
+    return body
+
+
+def _search(users: UserService, body: Any, users_url: str) -> ScimResponse:
+    """A query sent as a SearchRequest (RFC 7644 §3.4.3), answered as the same GET."""
+    body = search_request(body)
     result: dict[str, Any] = users.search(
         users_url,
-        filter_text=_text(body, "filter"),
-        start_index=_number(body, "startIndex"),
-        count=_number(body, "count"),
-        attributes=_names(body, "attributes"),
-        excluded=_names(body, "excludedAttributes"),
-        sort_by=_text(body, "sortBy"),
-        sort_order=_text(body, "sortOrder"),
+        filter_text=request_text(body, "filter"),
+        start_index=request_number(body, "startIndex"),
+        count=request_number(body, "count"),
+        attributes=request_names(body, "attributes"),
+        excluded=request_names(body, "excludedAttributes"),
+        sort_by=request_text(body, "sortBy"),
+        sort_order=request_text(body, "sortOrder"),
     )
     return ScimResponse(result)
 
 
 @router.post("/Users/.search", operation_id="searchUsers")
 def search_users(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
-    return _search(users, body, f"{base}/Users")
-
-
-@router.post("/.search", operation_id="search")
-def search_all(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     return _search(users, body, f"{base}/Users")
 
 

@@ -381,8 +381,13 @@ class GroupDirectory:
         replace_members: Sequence[str] | None,
         if_match: str | None,
         members: bool = False,
+        gid_number: int | None = None,
     ) -> GroupRecord:
         """Give the group these values and members.
+
+        A ``gid_number`` other than the current one is checked like a requested
+        one (no other group holds it) and written; hosts then see the group
+        under the new number, and files owned by the old one lose their group.
 
         A new displayName renames the group (modrdn: the id and gidNumber
         stay) unless ``groups.rename`` is off; ``external_id`` None clears it.
@@ -408,11 +413,15 @@ class GroupDirectory:
                 changes["displayName"] = [(MODIFY_REPLACE, [display_name])]
             if (external_id or None) != current.external_id:
                 changes["scimExternalId"] = [(MODIFY_REPLACE, [external_id] if external_id else [])]
+            if gid_number is not None and gid_number != current.gid_number:
+                self.names.check_gid(session, gid_number)
+                changes["gidNumber"] = [(MODIFY_REPLACE, [str(gid_number)])]
             inverse: Changes = {
                 name: [(MODIFY_REPLACE, [value] if value else [])]
                 for name, value in (
                     ("displayName", current.display_name),
                     ("scimExternalId", current.external_id),
+                    ("gidNumber", str(current.gid_number)),
                 )
                 if name in changes
             }

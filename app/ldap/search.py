@@ -43,7 +43,7 @@ _ORDERING = frozenset(
 )
 
 
-def _and(terms: list[str]) -> str:
+def and_filter(terms: list[str]) -> str:
     if FALSE in terms:
         return FALSE
     kept = list(dict.fromkeys(t for t in terms if t != TRUE))
@@ -52,7 +52,7 @@ def _and(terms: list[str]) -> str:
     return kept[0] if len(kept) == 1 else "(&" + "".join(kept) + ")"
 
 
-def _or(terms: list[str]) -> str:
+def or_filter(terms: list[str]) -> str:
     if TRUE in terms:
         return TRUE
     kept = list(dict.fromkeys(t for t in terms if t != FALSE))
@@ -61,7 +61,7 @@ def _or(terms: list[str]) -> str:
     return kept[0] if len(kept) == 1 else "(|" + "".join(kept) + ")"
 
 
-def _not(term: str) -> str:
+def not_filter(term: str) -> str:
     if term == TRUE:
         return FALSE
     if term == FALSE:
@@ -72,7 +72,7 @@ def _not(term: str) -> str:
 _SUBSTRING = frozenset({CompareOperator.co, CompareOperator.sw, CompareOperator.ew})
 
 
-def _compare(attr: str, op: CompareOperator, value: str) -> str:
+def compare(attr: str, op: CompareOperator, value: str) -> str:
     """One assertion; ``value`` is already escaped.
 
     An empty ``co``, ``sw`` or ``ew`` is satisfied by every value, so it asks
@@ -103,7 +103,7 @@ def _hex(char: str) -> str:
     return "".join(f"\\{octet:02x}" for octet in char.encode("utf-8"))
 
 
-def _escape(value: str) -> str:
+def escape_value(value: str) -> str:
     """The RFC 4515 §3 form of an assertion value, which reaches the directory unchanged.
 
     Besides the characters RFC 4515 requires escaped, whitespace at either end
@@ -128,7 +128,7 @@ def _escape(value: str) -> str:
     return "".join(map(_hex, lead)) + core + "".join(map(_hex, tail))
 
 
-def _static(matches: bool, op: CompareOperator) -> str:
+def static(matches: bool, op: CompareOperator) -> str:
     return TRUE if matches != (op == CompareOperator.ne) else FALSE
 
 
@@ -138,7 +138,7 @@ def _type_test(element_type: str, present: bool, op: CompareOperator | None, val
         return TRUE
     if op not in (CompareOperator.eq, CompareOperator.ne):
         raise InvalidFilterException(detail="type supports eq and ne only")
-    return _static(str(value).lower() == element_type, op)
+    return static(str(value).lower() == element_type, op)
 
 
 class LdapFilterBuilder(FilterVisitor[str]):
@@ -159,10 +159,10 @@ class LdapFilterBuilder(FilterVisitor[str]):
 
     def visit_logical_expr(self, node: LogicalExpr) -> str:
         terms = [self.visit(term) for term in node.terms]
-        return _and(terms) if node.op == LogicalOperator.and_ else _or(terms)
+        return and_filter(terms) if node.op == LogicalOperator.and_ else or_filter(terms)
 
     def visit_not(self, node: Not) -> str:
-        return _not(self.visit(node.expr))
+        return not_filter(self.visit(node.expr))
 
     def visit_present(self, node: Present) -> str:
         """``id`` and ``meta`` are on every user (RFC 7643 §3.1), so ``pr`` on them is TRUE."""
@@ -196,8 +196,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
         branches = []
         for element_type in types:
             inner = LdapFilterBuilder(self.mapping, (attr, element_type)).visit(node.val_filter)
-            branches.append(_and([self._exists(slots, element_type), inner]))
-        return _or(branches)
+            branches.append(and_filter([self._exists(slots, element_type), inner]))
+        return or_filter(branches)
 
     def attributes_of(self, path: AttrPath) -> list[tuple[str, Slot]]:
         """The LDAP attributes, with their slots, that a comparison on ``path`` would test."""
@@ -265,9 +265,9 @@ class LdapFilterBuilder(FilterVisitor[str]):
         sub = (path.sub_attr or "").lower()
         if slots[0].is_multi:
             if sub == "type":
-                return _or(
+                return or_filter(
                     [
-                        _and([self._exists(slots, t), _type_test(t, present, op, value)])
+                        and_filter([self._exists(slots, t), _type_test(t, present, op, value)])
                         for t in sorted({s.type for s in slots if s.type})
                     ]
                 )
@@ -297,7 +297,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
         return slots
 
     def _exists(self, slots: list[Slot], element_type: str) -> str:
-        return _or(
+        return or_filter(
             [
                 f"({a}=*)"
                 for s in slots
@@ -315,7 +315,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
             if attr is None:
                 raise InvalidFilterException(detail=f"{slot.path} is not stored by this server")
             terms.append(emit(attr, slot))
-        return _or(terms)
+        return or_filter(terms)
 
     def _slot_comparison(self, attr: str, slot: Slot, node: Comparison) -> str:
         """One comparison on a stored slot.
@@ -354,7 +354,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
                     detail=f"{slot.path} does not support {op.value}: the directory attribute "
                     f"{attr} has no ORDERING rule"
                 )
-            return _compare(attr, op, str(int(str(value).strip())))
+            return compare(attr, op, str(int(str(value).strip())))
         if not isinstance(value, str):
             raise InvalidFilterException(detail=f"{slot.path} compares with strings only")
         if op in _ORDERING:
@@ -363,15 +363,15 @@ class LdapFilterBuilder(FilterVisitor[str]):
                 "eq, ne, co, sw, ew and pr only"
             )
         if value == "" and op in (CompareOperator.eq, CompareOperator.ne):
-            return _static(False, op)
-        escaped = _escape(value)
+            return static(False, op)
+        escaped = escape_value(value)
         if slot == USER_NAME and self.mapping.user_name_attribute:
             kept = self.mapping.user_name_attribute
-            positive = _compare(kept, _positive(op), escaped)
-            fallback = f"(&(!({kept}=*)){_compare(attr, _positive(op), escaped)})"
+            positive = compare(kept, _positive(op), escaped)
+            fallback = f"(&(!({kept}=*)){compare(attr, _positive(op), escaped)})"
             either = f"(|{positive}{fallback})"
-            return _not(either) if op == CompareOperator.ne else either
-        return _compare(attr, op, escaped)
+            return not_filter(either) if op == CompareOperator.ne else either
+        return compare(attr, op, escaped)
 
     @staticmethod
     def _active(attr: str, op: CompareOperator, value: object) -> str:
@@ -389,8 +389,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
         try:
             parsed = str(uuid.UUID(str(node.value)))
         except ValueError:
-            return _static(False, node.op)
-        return _compare("entryUUID", node.op, _escape(parsed))
+            return static(False, node.op)
+        return compare("entryUUID", node.op, escape_value(parsed))
 
     @staticmethod
     def _meta(node: Comparison) -> str:
@@ -398,7 +398,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
         if sub == "resourcetype":
             if node.op not in (CompareOperator.eq, CompareOperator.ne):
                 raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
-            return _static(str(node.value).lower() == "user", node.op)
+            return static(str(node.value).lower() == "user", node.op)
         attr = _META_TIMES.get(sub)
         if attr is None:
             raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
@@ -412,7 +412,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
             ) from None
         if moment.tzinfo is None:
             raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
-        return _compare(attr, node.op, generalized_time(moment))
+        return compare(attr, node.op, generalized_time(moment))
 
 
 def _positive(op: CompareOperator) -> CompareOperator:

@@ -136,7 +136,7 @@ def resource_types(
                 "endpoint": "/Groups",
                 "description": "POSIX group",
                 "schema": CORE_GROUP,
-                "schemaExtensions": [{"schema": POSIX_GROUP, "required": False}],
+                "schemaExtensions": [{"schema": POSIX_GROUP, "required": True}],
                 "meta": {
                     "resourceType": "ResourceType",
                     "location": f"{location}/ResourceTypes/Group",

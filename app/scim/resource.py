@@ -55,7 +55,9 @@ def render(record: UserRecord, users_url: str, storage: Storage) -> dict[str, An
     return doc
 
 
-def _split(paths: Iterable[str], urns: Sequence[str]) -> list[tuple[str | None, str, str | None]]:
+def _split(
+    paths: Iterable[str], urns: Sequence[str], core: str = CORE_USER
+) -> list[tuple[str | None, str, str | None]]:
     """``a.b`` / ``urn:...:a.b`` -> (schema, attribute, sub-attribute), lower-cased."""
     parsed: list[tuple[str | None, str, str | None]] = []
     for raw in paths:
@@ -63,7 +65,7 @@ def _split(paths: Iterable[str], urns: Sequence[str]) -> list[tuple[str | None, 
         if not text:
             continue
         schema = None
-        for urn in (CORE_USER, *urns):
+        for urn in (core, *urns):
             if text.lower() == urn.lower():
                 parsed.append((urn.lower(), "", None))
                 break
@@ -87,10 +89,11 @@ def _select(
     wanted: list[tuple[str | None, str, str | None]],
     keep: bool,
     urns: Sequence[str],
+    core: str = CORE_USER,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in container.items():
-        if schema == CORE_USER.lower() and key.lower() in ALWAYS_RETURNED:
+        if schema == core.lower() and key.lower() in ALWAYS_RETURNED:
             out[key] = value
             continue
         if key.lower() in (u.lower() for u in urns):
@@ -130,18 +133,19 @@ def project(
     attributes: list[str] | None,
     excluded: list[str] | None,
     urns: Sequence[str] = (),
+    core: str = CORE_USER,
 ) -> dict[str, Any]:
     """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.4.2.5, §3.9).
 
-    ``urns`` are the extension schemas a document may hold.
+    ``urns`` are the extension schemas a document may hold, ``core`` its core schema.
     """
     if not attributes and not excluded:
         return doc
     known = [*urns, *(k for k in doc if k.lower().startswith("urn:") and k not in urns)]
     urns = [u for u in known if u in doc]
     keep = bool(attributes)
-    wanted = _split(attributes if attributes else excluded or [], known)
-    out = _select(doc, CORE_USER.lower(), wanted, keep, urns)
+    wanted = _split(attributes if attributes else excluded or [], known, core)
+    out = _select(doc, core.lower(), wanted, keep, urns, core)
     for urn in urns:
         if urn not in doc:
             continue
@@ -154,7 +158,7 @@ def project(
             inner = {}
         if inner:
             out[urn] = inner
-    out["schemas"] = [CORE_USER] + [urn for urn in urns if urn in out]
+    out["schemas"] = [core] + [urn for urn in urns if urn in out]
     return out
 
 

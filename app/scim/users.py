@@ -14,6 +14,7 @@ from scim2_models import (
 from app.attributes import Slot
 from app.config import Settings
 from app.ldap.changes import UserChanges
+from app.ldap.groupentries import GroupDirectory
 from app.ldap.mapping import UserRecord
 from app.ldap.search import TRUE, translate
 from app.ldap.sorting import order_of
@@ -47,10 +48,17 @@ def _int_param(name: str, raw: str | None, default: int) -> int:
 class UserService:
     """Turns SCIM requests into directory operations and directory records into SCIM bodies."""
 
-    def __init__(self, settings: Settings, users: UserDirectory, changes: UserChanges) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        users: UserDirectory,
+        changes: UserChanges,
+        groups: GroupDirectory | None = None,
+    ) -> None:
         self.settings = settings
         self.users = users
         self.changes = changes
+        self.groups = groups
         self.catalog = users.mapping.catalog
         self.schemas = self.catalog.schemas
         self.storage = Storage(self.catalog, users.mapping.object_classes)
@@ -60,7 +68,26 @@ class UserService:
         return self.catalog.stored()
 
     def _answer(self, record: UserRecord, users_url: str) -> Written:
-        return Written(render(record, users_url, self.storage), record.version)
+        return Written(self._render(record, users_url), record.version)
+
+    def _render(self, record: UserRecord, users_url: str) -> dict[str, Any]:
+        """The user, with its read-only ``groups`` (RFC 7643 §4.1.2) from the directory."""
+        body = render(record, users_url, self.storage)
+        if self.groups is not None:
+            base = users_url.rsplit("/", 1)[0]
+            found = self.groups.groups_of_user(None, record.dn, record.login)
+            if found:
+                body["groups"] = [
+                    {
+                        "value": g.id,
+                        "$ref": f"{base}/Groups/{g.id}",
+                        "type": "direct",
+                        **({"display": g.display} if g.display else {}),
+                    }
+                    for g in found
+                ]
+                body["meta"] = body.pop("meta")
+        return body
 
     def _document(self, record: UserRecord, users_url: str) -> dict[str, Any]:
         return self.storage.join(
@@ -149,7 +176,7 @@ class UserService:
             condition = translate(self.users.mapping, node)
         page = self.users.search(condition, start, size, order)
         resources = [
-            project(render(r, users_url, self.storage), attributes, excluded, self.urns)
+            project(self._render(r, users_url), attributes, excluded, self.urns)
             for r in page.records
         ]
         return {

@@ -1,0 +1,126 @@
+"""SCIM filters over Groups (RFC 7644 §3.4.2.2) translated into one escaped LDAP filter.
+
+The attributes a group filter may name are the few a group entry holds:
+``displayName``, ``externalId``, ``id``, ``meta.created``/``meta.lastModified``
+and the POSIX ``gidNumber``. Members are not filterable: Entra never filters
+on them, and answering from the directory would mean one filter per member.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from scim2_models import InvalidFilterException
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+
+from app.ldap.mapping import generalized_time
+from app.ldap.search import TRUE, and_filter, compare, escape_value, not_filter, or_filter, static
+
+GROUP_POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:Group"
+_STRINGS = {"displayname": "displayName", "externalid": "scimExternalId"}
+_TIMES = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_ORDERING = frozenset(
+    {CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le}
+)
+
+
+class GroupFilterBuilder(FilterVisitor[str]):
+    """Emit the LDAP filter of a SCIM filter over Groups."""
+
+    def visit_logical_expr(self, node: LogicalExpr) -> str:
+        terms = [self.visit(term) for term in node.terms]
+        return and_filter(terms) if node.op == LogicalOperator.and_ else or_filter(terms)
+
+    def visit_not(self, node: Not) -> str:
+        return not_filter(self.visit(node.expr))
+
+    def visit_value_path(self, node: ValuePath) -> str:
+        raise InvalidFilterException(detail=f"{node.attr_path} cannot be filtered on")
+
+    def visit_present(self, node: Present) -> str:
+        name, sub = self._name(node.attr_path)
+        if name in ("id", "meta"):
+            return TRUE
+        if name == "gidnumber":
+            return "(gidNumber=*)"
+        if name in _STRINGS and not sub:
+            return f"({_STRINGS[name]}=*)"
+        raise InvalidFilterException(detail=f"{node.attr_path} cannot be filtered on")
+
+    def visit_comparison(self, node: Comparison) -> str:
+        name, sub = self._name(node.attr_path)
+        op, value = node.op, node.value
+        if name == "id":
+            if op not in (CompareOperator.eq, CompareOperator.ne):
+                raise InvalidFilterException(detail="id supports eq and ne only")
+            try:
+                parsed = str(uuid.UUID(str(value)))
+            except ValueError:
+                return static(False, op)
+            return compare("entryUUID", op, escape_value(parsed))
+        if name == "meta":
+            return self._meta(sub, node)
+        if name == "gidnumber":
+            if isinstance(value, bool) or not _INTEGER.fullmatch(str(value).strip()):
+                raise InvalidFilterException(detail="gidNumber compares with integers only")
+            if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+                raise InvalidFilterException(detail=f"gidNumber does not support {op.value}")
+            return compare("gidNumber", op, str(int(str(value).strip())))
+        if name not in _STRINGS or sub:
+            raise InvalidFilterException(detail=f"{node.attr_path} cannot be filtered on")
+        if not isinstance(value, str):
+            raise InvalidFilterException(detail=f"{node.attr_path} compares with strings only")
+        if op in _ORDERING:
+            raise InvalidFilterException(
+                detail=f"{node.attr_path} does not support {op.value}: strings compare with "
+                "eq, ne, co, sw, ew and pr only"
+            )
+        if value == "" and op in (CompareOperator.eq, CompareOperator.ne):
+            return static(False, op)
+        return compare(_STRINGS[name], op, escape_value(value))
+
+    @staticmethod
+    def _name(path: AttrPath) -> tuple[str, str]:
+        if path.uri is not None and path.uri.lower() == GROUP_POSIX.lower():
+            if path.attr.lower() != "gidnumber":
+                raise InvalidFilterException(detail=f"{path} cannot be filtered on")
+            return "gidnumber", ""
+        if path.uri is not None and path.uri.lower() != (
+            "urn:ietf:params:scim:schemas:core:2.0:group"
+        ):
+            raise InvalidFilterException(detail=f"unknown schema {path.uri}")
+        return path.attr.lower(), (path.sub_attr or "").lower()
+
+    @staticmethod
+    def _meta(sub: str, node: Comparison) -> str:
+        if sub == "resourcetype":
+            if node.op not in (CompareOperator.eq, CompareOperator.ne):
+                raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
+            return static(str(node.value).lower() == "group", node.op)
+        attr = _TIMES.get(sub)
+        if attr is None:
+            raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
+        if node.op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+            raise InvalidFilterException(detail=f"meta.{sub} does not support {node.op.value}")
+        try:
+            moment = datetime.fromisoformat(str(node.value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidFilterException(
+                detail=f"meta.{sub} compares with an xsd:dateTime such as 2026-01-31T12:00:00Z"
+            ) from None
+        if moment.tzinfo is None:
+            raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
+        return compare(attr, node.op, generalized_time(moment))
