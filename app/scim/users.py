@@ -67,13 +67,20 @@ class UserService:
     def stored_slots(self) -> list[Slot]:
         return self.catalog.stored()
 
-    def _answer(self, record: UserRecord, users_url: str) -> Written:
-        return Written(self._render(record, users_url), record.version)
+    def _answer(self, record: UserRecord, users_url: str, *, groups: bool = False) -> Written:
+        return Written(self._render(record, users_url, groups=groups), record.version)
 
-    def _render(self, record: UserRecord, users_url: str) -> dict[str, Any]:
-        """The user, with its read-only ``groups`` (RFC 7643 §4.1.2) from the directory."""
+    def _render(
+        self, record: UserRecord, users_url: str, *, groups: bool = False
+    ) -> dict[str, Any]:
+        """The user; with ``groups``, its read-only groups (RFC 7643 §4.1.2) from the directory.
+
+        They cost one search per user, so they are answered by ``GET /Users/{id}`` and by
+        searches that ask for them with ``attributes``, not by writes or plain listings:
+        Entra's reads (``userName eq``) and writes stay one round trip.
+        """
         body = render(record, users_url, self.storage)
-        if self.groups is not None:
+        if self.groups is not None and groups:
             base = users_url.rsplit("/", 1)[0]
             found = self.groups.groups_of_user(None, record.dn, record.login)
             if found:
@@ -102,7 +109,8 @@ class UserService:
         excluded: list[str] | None = None,
     ) -> Written:
         record = self.changes.get(user_id)
-        answer = self._answer(record, users_url)
+        wanted = not excluded or not any(p.strip().lower() == "groups" for p in excluded)
+        answer = self._answer(record, users_url, groups=wanted)
         answer.body = project(answer.body, attributes, excluded, self.urns)
         return answer
 
@@ -175,8 +183,9 @@ class UserService:
             node = parse_filter(filter_text, http.max_filter_length, http.max_filter_terms)
             condition = translate(self.users.mapping, node)
         page = self.users.search(condition, start, size, order)
+        asks_groups = any(a.strip().lower() == "groups" for a in attributes or [])
         resources = [
-            project(self._render(r, users_url), attributes, excluded, self.urns)
+            project(self._render(r, users_url, groups=asks_groups), attributes, excluded, self.urns)
             for r in page.records
         ]
         return {
