@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +19,7 @@ from app.main import create_app
 from tests.api.helpers import PATCH_OP, USERS, user_body
 from tests.api.live import live_server
 from tests.conftest import TOKEN, make_settings
+from tests.stopping import stopped
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
 IN_FLIGHT = 50
@@ -38,17 +36,6 @@ class Outcome:
 def stall_sandbox() -> Iterator[Sandbox]:
     with Sandbox() as server:
         yield server
-
-
-@contextmanager
-def stopped(sandbox: Sandbox) -> Iterator[None]:
-    """slapd stopped with SIGSTOP: connections are accepted by the kernel, never answered."""
-    pid = int((sandbox.root / "slapd.pid").read_text().strip())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def call(

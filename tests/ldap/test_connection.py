@@ -1,7 +1,5 @@
 """The shared connection pool across a directory outage: 503 while down, recovery after."""
 
-import os
-import signal
 import socket
 import ssl
 import threading
@@ -9,7 +7,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 import trustme
@@ -22,6 +19,7 @@ from app.ldap.errors import DirectoryUnavailable
 from app.ldap.sandbox import Sandbox
 from app.main import create_app
 from tests.conftest import TOKEN, make_settings
+from tests.stopping import stopped
 from tests.test_cli import run
 
 POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
@@ -113,16 +111,6 @@ def test_a_restart_between_requests_is_invisible(outage_sandbox: Sandbox) -> Non
 
 
 # ---- time and waiting bounds (issue 7, finding 4)
-
-
-@contextmanager
-def stopped(sandbox: Sandbox) -> Iterator[None]:
-    pid = int((sandbox.root / "slapd.pid").read_text().strip())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def settings_of(sandbox: Sandbox, **changes: object) -> LdapSettings:

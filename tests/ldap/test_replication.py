@@ -22,6 +22,7 @@ from app.ldap.ids import IdAllocator
 from app.ldap.sandbox import Sandbox
 from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.writes import CONSTRAINT_VIOLATION
+from tests.stopping import wait_stopped
 from tests.test_scripts import free_port
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ def test_a_hung_provider_costs_every_new_connection_the_receive_timeout(
     try:
         assert search()[0] == f"port {replicas.providers[0].directory.url.rsplit(':', 1)[1]}"
         process.send_signal(signal.SIGSTOP)
+        wait_stopped(process.pid)
         pooled = search()
         fresh = [search() for _ in range(2)]
         pool.close()
