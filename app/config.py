@@ -7,12 +7,14 @@ given in the environment win over the TOML file given with ``--config``.
 
 from __future__ import annotations
 
+import os
 import re
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,7 +67,14 @@ DEFAULT_USER_MAPPING: dict[str, str] = {
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 
 
-class LdapSettings(BaseModel):
+class Section(BaseModel):
+    """A section of the settings: a key it does not define is an error naming it (a typo such
+    as ``bind_pasword`` would otherwise leave the default in force, silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LdapSettings(Section):
     """Where the directory is and how the server binds to it."""
 
     urls: list[str] = Field(
@@ -129,7 +138,7 @@ class LdapSettings(BaseModel):
         return self
 
 
-class UserSettings(BaseModel):
+class UserSettings(Section):
     """How SCIM users become LDAP entries."""
 
     object_classes: list[str] = Field(
@@ -253,7 +262,7 @@ def _check_template(value: str) -> str:
     return value
 
 
-class IdProvider(BaseModel):
+class IdProvider(Section):
     """One provider of a multi-provider directory and the slice of uid_range it hands out."""
 
     url: str = Field(description="The provider's URL, exactly as in ldap.urls.")
@@ -276,7 +285,7 @@ class IdProvider(BaseModel):
         return PosixSettings._check_range(value)
 
 
-class PosixSettings(BaseModel):
+class PosixSettings(Section):
     """Linux account numbers, names and templates."""
 
     uid_strategy: Literal["allocate", "attribute", "hash"] = Field(
@@ -416,7 +425,7 @@ class PosixSettings(BaseModel):
 DisableAction = Literal["lock", "expire", "hide", "nologin", "strip-keys", "remove-group", "move"]
 
 
-class AccountSettings(BaseModel):
+class AccountSettings(Section):
     """Credentials and what disabling and deleting do."""
 
     password: Literal["request", "random", "none"] = Field(
@@ -466,7 +475,7 @@ class AccountSettings(BaseModel):
 GroupMembership = Literal["both", "rfc2307", "rfc2307bis"]
 
 
-class GroupSettings(BaseModel):
+class GroupSettings(Section):
     """How SCIM groups become posixGroup entries below ``ldap.groups_dn``."""
 
     membership: GroupMembership = Field(
@@ -536,7 +545,7 @@ class GroupSettings(BaseModel):
         )
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     """Bearer tokens accepted (several at once for rotation)."""
 
     tokens: list[SecretStr] = Field(default_factory=list, description="Accepted bearer tokens.")
@@ -550,7 +559,7 @@ class AuthSettings(BaseModel):
         return tokens
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(Section):
     """The HTTP side: paths, limits and the reverse proxy in front."""
 
     base_path: str = Field(default="/scim/v2", description="Path the SCIM endpoints live under.")
@@ -673,4 +682,31 @@ def load_settings(toml_file: Path | None = None, **overrides: Any) -> Settings:
         toml_file: ClassVar[Path | None] = None
 
     _FileSettings.toml_file = toml_file
+    unknown = unknown_environment(os.environ)
+    if unknown:
+        raise ValueError(
+            "unknown settings in the environment: "
+            + ", ".join(unknown)
+            + f" (known sections and keys: {', '.join(sorted(Settings.model_fields))})"
+        )
     return _FileSettings(**overrides)
+
+
+ENV_PREFIX = "SCIM_LDAP_"
+
+
+def unknown_environment(environment: Mapping[str, str]) -> list[str]:
+    """``SCIM_LDAP_*`` variables that name no setting (pydantic-settings would ignore them).
+
+    Keys inside a section (``SCIM_LDAP_LDAP__BIND_PASWORD``) are refused by the section
+    itself; this catches the top level (``SCIM_LDAP_LOG_LEVL``, ``SCIM_LDAP_LDAPP__URLS``).
+    """
+    known = {name.upper() for name in Settings.model_fields}
+    found = []
+    for name in environment:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        head = name[len(ENV_PREFIX) :].split("__", 1)[0].upper()
+        if head not in known:
+            found.append(name)
+    return sorted(found)

@@ -95,3 +95,38 @@ def test_group_settings_defaults_and_refusals() -> None:
         load_settings(posix={"default_gid_number": 70001})
     with pytest.raises(ValidationError, match="name_pattern"):
         load_settings(groups={"name_pattern": "^[A-Z]+$"})
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ("SCIM_LDAP_LDAP__BIND_PASWORD", "bind_pasword"),
+        ("SCIM_LDAP_USERS__RDN", "rdn"),
+        ("SCIM_LDAP_LOG_LEVL", "SCIM_LDAP_LOG_LEVL"),
+        ("SCIM_LDAP_LDAPP__URLS", "SCIM_LDAP_LDAPP__URLS"),
+    ],
+)
+def test_unknown_keys_in_the_environment_are_errors(
+    monkeypatch: pytest.MonkeyPatch, env: str, named: str
+) -> None:
+    monkeypatch.setenv(env, "x")
+    with pytest.raises((ValidationError, ValueError)) as caught:
+        load_settings()
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[ldap]\nbind_pasword = "x"\n', "ldap.bind_pasword"),
+        ("[posix]\nuid_rnage = [1, 2]\n", "posix.uid_rnage"),
+        ('[[posix.providers]]\nurl = "ldap://a"\nuid_range = [20000, 20010]\nslice = 1\n', "slice"),
+        ('log_levl = "info"\n', "log_levl"),
+    ],
+)
+def test_unknown_keys_in_the_file_are_errors(tmp_path: Path, toml: str, named: str) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(toml)
+    with pytest.raises(ValidationError) as caught:
+        load_settings(path)
+    assert named in str(caught.value)
