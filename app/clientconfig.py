@@ -22,6 +22,24 @@ the sshd lines for SSH keys. What each piece is for:
   every login path within seconds, and NSS answers (``getent``, ``id``) follow
   within ``--cache-timeout`` seconds.
 
+Groups (``groups.login``, ``groups.sudo``) are named by their displayName, as
+Entra shows them; the hosts know them by the POSIX name (cn) the server makes
+of it (app/ldap/groupnames.py), which is what is printed, with a comment naming
+the Entra group. That name is the first the naming rule gives: should another
+group have taken it, the server adds a hash suffix and the printed name matches
+no group, so its members are refused (never let in) until the name is fixed.
+
+- login by group: sssd's ``simple`` access provider with
+  ``simple_allow_groups`` (stock OpenLDAP has no memberOf on user entries, so
+  an ``ldap_access_filter`` cannot see groups), nslcd a ``pam_authz_search``
+  on ``memberUid``; with the simple provider sssd drops its ldap access rules,
+  so a disabled account is refused because the user search base hides it
+  (``users.active_attribute``);
+- sudo by group: sssd's sudo provider reads the sudoRole entries the server
+  keeps below ``groups.sudoers_dn`` (app/ldap/sudoroles.py); nslcd hosts would
+  need Debian's sudo-ldap, which conflicts with (replaces) the sudo package,
+  so only sssd is configured for it.
+
 Hosts talk to the directory over TLS (StartTLS or ldaps://), verified against
 the configured CA: sssd refuses password logins over plain ``ldap://`` and goes
 offline, so such a configuration is refused rather than printed, unless
@@ -34,8 +52,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ldap3.utils.conv import escape_filter_chars
+from scim2_models import InvalidValueException
 
 from app.config import Settings
+from app.ldap.groupnames import GroupNames
 
 Kind = Literal["sssd", "nslcd"]
 PARTS = ("sssd.conf", "nslcd.conf", "nsswitch.conf", "pam", "sshd_config", "ldap-ssh-keys")
@@ -90,6 +110,22 @@ class ClientConfig:
         self.ca_file = options.ca_file or (
             str(self.ldap.ca_file) if self.ldap.ca_file else SYSTEM_CA_BUNDLE
         )
+        names = GroupNames(settings.groups.rule(), self.ldap.base_dn, settings.posix.min_gid_number)
+        try:
+            self.login_groups = {
+                shown: names.candidates(shown)[0] for shown in settings.groups.login
+            }
+        except InvalidValueException as problem:
+            raise ClientConfigError(f"groups.login: {problem.detail}") from None
+        """POSIX name by displayName of the groups whose members may log in."""
+        self.sudo = bool(settings.groups.sudo)
+        if self.login_groups and "remove-group" in self.actions and not self.active_filter:
+            raise ClientConfigError(
+                "groups.login and the remove-group action both decide who may log in, and "
+                "sssd's simple provider lets in a member of any group it lists: a disabled "
+                "user still in an Entra login group would get in. Set users.active_attribute "
+                "(the hosts then hide disabled accounts) or drop remove-group"
+            )
         if not self.tls and not options.allow_plain_ldap:
             plain = ", ".join(u for u in self.uris if u.startswith("ldap://"))
             raise ClientConfigError(
@@ -113,6 +149,24 @@ class ClientConfig:
             return ""
         group = escape_filter_chars(self.settings.accounts.login_group)
         return f"(&(objectClass=posixGroup)(cn={group})(memberUid=$username))"
+
+    @property
+    def _login_groups_filter(self) -> str:
+        """Members of any ``groups.login`` group, by memberUid (what stock OpenLDAP holds)."""
+        names = [f"(cn={escape_filter_chars(n)})" for n in self.login_groups.values()]
+        if not names:
+            return ""
+        one = names[0] if len(names) == 1 else f"(|{''.join(names)})"
+        return f"(&(objectClass=posixGroup){one}(memberUid=$username))"
+
+    def _group_comments(self) -> list[str]:
+        lines = [
+            f"# groups.login: the Entra group {shown!r} is the POSIX group {name}"
+            for shown, name in self.login_groups.items()
+        ]
+        if self.sudo:
+            lines.append(f"# groups.sudo: sudoRole entries below {self.settings.groups.sudoers_dn}")
+        return lines
 
     def files(self, kind: Kind) -> dict[str, str]:
         """The parts for ``kind``, by name (see ``PARTS``)."""
@@ -163,9 +217,11 @@ class ClientConfig:
             "entry_cache_timeout": str(max(timeout, 1)),
             "refresh_expired_interval": "",
         }
-        if "remove-group" in self.actions:
+        if "remove-group" in self.actions or self.login_groups:
             domain["access_provider"] = "simple"
-            domain["simple_allow_groups"] = self.settings.accounts.login_group
+            domain["simple_allow_groups"] = ", ".join(
+                self.login_groups.values() or [self.settings.accounts.login_group]
+            )
             for name in (
                 "ldap_access_order",
                 "ldap_access_filter",
@@ -177,6 +233,9 @@ class ClientConfig:
             domain["ldap_default_bind_dn"] = self.options.bind_dn
             domain["ldap_default_authtok_type"] = "password"
             domain["ldap_default_authtok"] = self.options.bind_password or "<password>"
+        if self.sudo:
+            domain["sudo_provider"] = "ldap"
+            domain["ldap_sudo_search_base"] = self.settings.groups.sudoers_dn
         if self.start_tls:
             domain["ldap_id_use_start_tls"] = "true"
         if self._plain:
@@ -186,8 +245,9 @@ class ClientConfig:
             domain["ldap_tls_cacert"] = self.ca_file
         lines = [
             "# /etc/sssd/sssd.conf (mode 0600), generated by scim-ldap client-config",
+            *self._group_comments(),
             "[sssd]",
-            "services = nss, pam, ssh",
+            f"services = nss, pam, ssh{', sudo' if self.sudo else ''}",
             "domains = scim",
             "",
             "[nss]",
@@ -199,6 +259,7 @@ class ClientConfig:
             "",
             "[ssh]",
             "",
+            *(["[sudo]", ""] if self.sudo else []),
             "[domain/scim]",
             *(f"{name} = {value}" for name, value in domain.items() if value),
         ]
@@ -224,6 +285,15 @@ class ClientConfig:
         ]
         if group := self._login_group_filter:
             lines.append(f"pam_authz_search {group}")
+        if groups := self._login_groups_filter:
+            lines.append(f"pam_authz_search {groups}")
+        lines[1:1] = [line for line in self._group_comments() if "groups.sudo" not in line]
+        if self.sudo:
+            lines.insert(
+                1,
+                "# groups.sudo is not configured here: sudo rules from LDAP need Debian's "
+                "sudo-ldap, which replaces sudo; use sssd on hosts that need them",
+            )
         if self.options.bind_dn:
             lines += [
                 f"binddn {self.options.bind_dn}",
@@ -237,8 +307,7 @@ class ClientConfig:
             lines.insert(1, "# LAB ONLY: passwords travel over plain ldap:// (--allow-plain-ldap)")
         return "\n".join(lines) + "\n"
 
-    @staticmethod
-    def nsswitch(source: str) -> str:
+    def nsswitch(self, source: str) -> str:
         """The /etc/nsswitch.conf lines: the directory after the host's own sources.
 
         ``files systemd`` is what Debian 12 lists; a host with other sources
@@ -251,6 +320,7 @@ class ClientConfig:
                     f"passwd:         files systemd {source}",
                     f"group:          files systemd {source}",
                     f"shadow:         files systemd {source}",
+                    *(["sudoers:        files sss"] if self.sudo and source == "sss" else []),
                 ]
             )
             + "\n"

@@ -523,6 +523,40 @@ class GroupSettings(Section):
         min_length=1,
         description="Object classes of a new group entry.",
     )
+    login: list[str] = Field(
+        default_factory=list,
+        description="displayNames of the Entra groups whose members may log in to the hosts "
+        "(client-config turns them into the POSIX names the server gives them; empty: "
+        "every active account may log in).",
+    )
+    sudo: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="displayName of an Entra group -> the commands its members may run as "
+        "root with sudo (['ALL'] for any); the server keeps a sudoRole per such group "
+        "below sudoers_dn.",
+    )
+    sudoers_dn: str = Field(
+        default="", description="Container of the sudoRole entries (default ou=sudoers,<base_dn>)."
+    )
+
+    @field_validator("login")
+    @classmethod
+    def _check_login(cls, names: list[str]) -> list[str]:
+        if any(not name.strip() for name in names):
+            raise ValueError("groups.login: a displayName is empty")
+        return names
+
+    @field_validator("sudo")
+    @classmethod
+    def _check_sudo(cls, rules: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, commands in rules.items():
+            if not name.strip():
+                raise ValueError("groups.sudo: a displayName is empty")
+            if not commands or any(not c.strip() or "\n" in c for c in commands):
+                raise ValueError(
+                    f"groups.sudo: {name!r} needs a list of commands (['ALL'] for any), none empty"
+                )
+        return rules
 
     @field_validator("name_pattern")
     @classmethod
@@ -639,6 +673,7 @@ class Settings(BaseSettings):
         self.posix.id_pool_dn = self.posix.id_pool_dn or f"cn=scim-ldap-ids,{self.ldap.base_dn}"
         base = self.ldap.base_dn
         self.groups.id_pool_dn = self.groups.id_pool_dn or f"cn=scim-ldap-gids,{base}"
+        self.groups.sudoers_dn = self.groups.sudoers_dn or f"ou=sudoers,{base}"
         if same_entry(self.groups.id_pool_dn, self.posix.id_pool_dn):
             raise ValueError("groups.id_pool_dn and posix.id_pool_dn must be different entries")
         low, high = self.groups.gid_range

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.clientconfig import SYSTEM_CA_BUNDLE, ClientConfigError, ClientOptions, render
-from app.config import AccountSettings, LdapSettings, Settings
+from app.config import AccountSettings, GroupSettings, LdapSettings, Settings, UserSettings
 
 TLS = {"start_tls": True, "ca_file": Path("/etc/scim-ldap/ca.pem")}
 
@@ -172,3 +172,68 @@ def test_the_key_helper_accepts_every_login_the_server_makes(login: str, accepte
         ["sh", "-c", script, "sh", login], capture_output=True, text=True, check=False
     )
     assert (result.stdout.strip() == "accepted") == accepted, (login, result)
+
+
+def group_settings(*actions: str, **groups: object) -> Settings:
+    return Settings(
+        ldap=LdapSettings(base_dn="dc=corp,dc=example", **TLS),
+        accounts=AccountSettings(disable=list(actions)),
+        groups=GroupSettings(**groups),
+    )
+
+
+def test_login_groups_are_named_as_the_server_names_them() -> None:
+    chosen = group_settings("lock", login=["Linux Users", "2nd Line"])
+    sssd = render(chosen, "sssd", ClientOptions(), "sssd.conf")
+    assert "# groups.login: the Entra group 'Linux Users' is the POSIX group linux_users" in sssd
+    assert "access_provider = simple" in sssd
+    assert "simple_allow_groups = linux_users, g2nd_line" in sssd
+    assert "ldap_access_filter" not in sssd
+    assert "?subtree?(!(scimActive=FALSE))" in sssd
+    nslcd = render(chosen, "nslcd", ClientOptions(), "nslcd.conf")
+    assert (
+        "pam_authz_search (&(objectClass=posixGroup)(|(cn=linux_users)(cn=g2nd_line))"
+        "(memberUid=$username))" in nslcd
+    )
+    assert (
+        "pam_authz_search (&(objectClass=posixAccount)(uid=$username)(!(scimActive=FALSE)))"
+        in nslcd
+    )
+
+
+def test_login_groups_replace_the_login_group_on_sssd_and_add_to_it_on_nslcd() -> None:
+    chosen = group_settings("remove-group", login=["Linux Users"])
+    sssd = render(chosen, "sssd", ClientOptions(), "sssd.conf")
+    assert "simple_allow_groups = linux_users\n" in sssd
+    nslcd = render(chosen, "nslcd", ClientOptions(), "nslcd.conf")
+    assert "(cn=linux-login)(memberUid=$username)" in nslcd
+    assert "(cn=linux_users)(memberUid=$username)" in nslcd
+
+
+def test_login_groups_with_remove_group_need_the_active_attribute() -> None:
+    chosen = group_settings("remove-group", login=["Linux Users"])
+    chosen.users = UserSettings(active_attribute="")
+    with pytest.raises(ClientConfigError, match=r"users\.active_attribute"):
+        render(chosen, "sssd", ClientOptions(), None)
+
+
+def test_a_login_group_strict_names_refuse_is_reported() -> None:
+    chosen = group_settings(login=["Linux Users"], name_policy="strict")
+    with pytest.raises(ClientConfigError, match=r"groups\.login"):
+        render(chosen, "sssd", ClientOptions(), None)
+
+
+def test_sudo_groups_configure_sssds_sudo_provider() -> None:
+    chosen = group_settings(sudo={"Linux Admins": ["ALL"]})
+    sssd = render(chosen, "sssd", ClientOptions(), "sssd.conf")
+    assert "services = nss, pam, ssh, sudo\n" in sssd
+    assert "\n[sudo]\n" in sssd
+    assert "sudo_provider = ldap" in sssd
+    assert "ldap_sudo_search_base = ou=sudoers,dc=corp,dc=example" in sssd
+    nsswitch = render(chosen, "sssd", ClientOptions(), "nsswitch.conf")
+    assert "sudoers:        files sss" in nsswitch
+    nslcd = render(chosen, "nslcd", ClientOptions(), None)
+    assert "sudo-ldap, which replaces sudo" in nslcd
+    assert "sudoers:" not in nslcd
+    plain = render(tls_settings(), "sssd", ClientOptions(), None)
+    assert "sudo" not in plain

@@ -52,7 +52,7 @@ from app.ldap.controls import (
 )
 from app.ldap.dn import child_dn
 from app.ldap.errors import DirectoryFailure
-from app.ldap.groupedits import Changes, GroupEdits
+from app.ldap.groupedits import Changes, GroupEdits, Values
 from app.ldap.groupmembers import (
     GROUP_CLASS,
     Member,
@@ -68,6 +68,7 @@ from app.ldap.logins import values_of
 from app.ldap.mapping import OPERATIONAL, parse_generalized_time
 from app.ldap.preflight import GROUP_INDEXES, index_warnings, schema_warnings
 from app.ldap.steps import Steps
+from app.ldap.sudoroles import SudoRoles
 from app.ldap.users import POST_READ, UserDirectory
 from app.ldap.writer import version_guard
 
@@ -132,6 +133,7 @@ class GroupDirectory:
             self.resolver, self.names, self.posix_groups, self.container, self._post_read()
         )
         self.classes = ["top", *settings.groups.object_classes]
+        self.sudo = SudoRoles(settings.groups)
         self._vlv: bool | None = None
 
     # ---- reading
@@ -367,8 +369,10 @@ class GroupDirectory:
             if entry is None:
                 record = self._reread(session, dn, members=False)
                 record.members = members
-                return record
-            return self._record(entry, members)
+            else:
+                record = self._record(entry, members)
+            self.sudo.grant(session, record.name, record.display_name)
+            return record
 
     def update(
         self,
@@ -430,23 +434,55 @@ class GroupDirectory:
             added, removed = self.edits.membership(
                 session, current.dn, found, add, remove, replace_members
             )
-            with Steps() as steps:
-                result = self.edits.modify(
-                    session, steps, current.dn, changes, inverse, added, removed, guard
+            self.sudo.leaving(
+                session, (current.name, current.display_name), (new_name, display_name)
+            )
+            record = self._write(
+                session,
+                current,
+                (display_name, new_name),
+                changes,
+                inverse,
+                added,
+                removed,
+                guard,
+                members,
+            )
+            self.sudo.grant(session, record.name, record.display_name)
+            return record
+
+    def _write(
+        self,
+        session: Session,
+        current: GroupRecord,
+        new: tuple[str, str],
+        changes: Changes,
+        inverse: Changes,
+        added: Values,
+        removed: Values,
+        guard: list[Control],
+        members: bool,
+    ) -> GroupRecord:
+        """The modify, and the rename to the (displayName, name) ``new``, of ``update``:
+        both undone when one fails."""
+        display_name, new_name = new
+        with Steps() as steps:
+            result = self.edits.modify(
+                session, steps, current.dn, changes, inverse, added, removed, guard
+            )
+            dn = current.dn
+            if new_name != current.name:
+                dn = self.edits.rename(
+                    session, steps, (current.dn, current.name), display_name, new_name
                 )
-                dn = current.dn
-                if new_name != current.name:
-                    dn = self.edits.rename(
-                        session, steps, (current.dn, current.name), display_name, new_name
-                    )
-                    result = None
-                if result is not None and not members:
-                    entry = self._after(result, dn)
-                    if entry is not None:
-                        return self._record(entry, None)
-                if not changes and not added and not removed and dn == current.dn and not members:
-                    return current
-                return self._reread(session, dn, members)
+                result = None
+            if result is not None and not members:
+                entry = self._after(result, dn)
+                if entry is not None:
+                    return self._record(entry, None)
+            if not changes and not added and not removed and dn == current.dn and not members:
+                return current
+            return self._reread(session, dn, members)
 
     def delete(self, group_id: str, if_match: str | None) -> None:
         """Delete the group, then take its DN out of the groups nesting it.
@@ -456,6 +492,7 @@ class GroupDirectory:
         with self.directory.session() as session:
             record = self._records(session, [self._find(session, group_id, False)], False)[0]
             guard = version_guard(if_match, record.version)
+            self.sudo.revoke(session, record.name, record.display_name)
             writes.delete(
                 session,
                 record.dn,

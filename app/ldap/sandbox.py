@@ -11,6 +11,9 @@ nothing else. The ppolicy overlay applies ``cn=default,ou=policies,<base>`` to e
 entry: ``pwdAccountLockedTime: 000001010000Z`` locks an account until it is removed,
 and five failed binds in a row lock it as well.
 
+With ``sudo=True`` it also loads sudo's schema (app/ldap/schema/sudo.ldif, from
+Debian's sudo-ldap package) and adds ``ou=sudoers,<base>`` for sudoRole entries.
+
 With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
 development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
 it, offers StartTLS on its ldap:// URL and listens on an ldaps:// URL as well. The CA
@@ -46,6 +49,8 @@ from app.ldap.accounts import unique_uid_numbers
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 PROJECT_SCHEMAS = ("openssh-lpk", "scim-ldap")
+SUDO_SCHEMA = "sudo"
+"""sudo's own schema (sudoRole), shipped beside ours; loaded with ``Sandbox(sudo=True)``."""
 MODULE_PATH = Path("/usr/lib/ldap")
 MODULES = ("back_mdb", "sssvlv", "ppolicy", "pw-sha2", "unique")
 INSTALL_HINT = "apt-get install slapd ldap-utils"
@@ -96,6 +101,11 @@ class SandboxDirectory:
     @property
     def policies_dn(self) -> str:
         return f"ou=policies,{self.base_dn}"
+
+    @property
+    def sudoers_dn(self) -> str:
+        """Where sudoRole entries go (made, with sudo's schema, by ``Sandbox(sudo=True)``)."""
+        return f"ou=sudoers,{self.base_dn}"
 
     @property
     def password_policy_dn(self) -> str:
@@ -202,8 +212,10 @@ class Sandbox:
         port: int | None = None,
         workdir: Path | None = None,
         tls: bool = False,
+        sudo: bool = False,
     ) -> None:
         self._base_dn = base_dn
+        self._sudo = sudo
         self._port = port
         self._tls = tls
         self._ldaps_port: int | None = None
@@ -412,6 +424,7 @@ class Sandbox:
             ),
             *(_schema_ldif(SYSTEM_SCHEMA_DIR / f"{name}.ldif") for name in SYSTEM_SCHEMAS),
             *(_project_schema_ldif(name) for name in PROJECT_SCHEMAS),
+            *([_project_schema_ldif(SUDO_SCHEMA)] if self._sudo else []),
             _ldif_entry(
                 "olcDatabase={-1}frontend,cn=config",
                 [
@@ -502,6 +515,17 @@ class Sandbox:
             ),
             _ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)),
         ]
+        if self._sudo:
+            entries.append(
+                _ldif_entry(
+                    directory.sudoers_dn,
+                    [
+                        ("objectClass", "top"),
+                        ("objectClass", "organizationalUnit"),
+                        ("ou", "sudoers"),
+                    ],
+                )
+            )
         return "\n".join(entries)
 
     def _launch(self, slapd: Path) -> None:

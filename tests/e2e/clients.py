@@ -4,7 +4,7 @@ A ``ClientStack`` runs one stack the way a Linux host would, but without touchin
 host: a long-lived shell started with ``unshare --mount --propagation private`` mounts a
 private /run, /etc/nsswitch.conf, /etc/pam.d and the stack's own configuration and
 runtime directories over the real paths, then sleeps. The daemon and every command
-(getent, id, pamtester, sss_ssh_authorizedkeys, the key lookup script) run inside that
+(getent, id, pamtester, sudo, sss_ssh_authorizedkeys, the key lookup script) run inside that
 mount namespace through ``nsenter``, so they see the private files while the host keeps
 its own. Everything is undone by ``stop()``: killing the processes of the namespace
 drops its mounts.
@@ -61,6 +61,7 @@ from tests.e2e.hostfiles import (
     PAM_SSSD,
     PAM_SU_LOGIN_SERVICE,
     PAM_SU_SERVICE,
+    PAM_SUDO_SERVICE,
     PAM_TEST_SERVICE,
     SERVICE,
     SSHD_HARNESS,
@@ -363,6 +364,18 @@ class ClientStack:
         line = result.stdout.strip()
         return line if result.returncode == 0 and line else None
 
+    def getent_group(self, group: str) -> str | None:
+        """The group line NSS gives for ``group``, or None when it knows no such group."""
+        result = self.run(["getent", "group", group])
+        line = result.stdout.strip()
+        return line if result.returncode == 0 and line else None
+
+    def sudo_list(self, user: str) -> str:
+        """What root's ``sudo -ll -U USER`` says ``user`` may run (sudo's own words; the
+        long form names the LDAP role each rule comes from)."""
+        result = self.run(["sudo", "-n", "-ll", "-U", user])
+        return (result.stdout + result.stderr).strip()
+
     def authenticate(self, user: str, password: str) -> bool:
         """Whether the PAM auth phase accepts ``password`` for ``user``."""
         return self._pamtester(user, "authenticate", stdin=password + "\n")
@@ -607,6 +620,7 @@ class ClientStack:
         (pam_dir / "sshd").write_text(PAM_SSHD_SERVICE)
         (pam_dir / "su").write_text(PAM_SU_SERVICE)
         (pam_dir / "su-l").write_text(PAM_SU_LOGIN_SERVICE)
+        (pam_dir / "sudo").write_text(PAM_SUDO_SERVICE)
         (pam_dir / "other").write_text(
             "auth required pam_deny.so\naccount required pam_deny.so\n"
             "password required pam_deny.so\nsession required pam_deny.so\n"

@@ -136,6 +136,14 @@ password   include    su
 session    optional   pam_keyinit.so force revoke
 session    include    su
 """
+# Debian's /etc/pam.d/sudo (sudo), without comments: sudo runs the account phase of the
+# user who invokes it (root for ``sudo -l -U``).
+PAM_SUDO_SERVICE = """\
+session    required   pam_limits.so
+@include common-auth
+@include common-account
+@include common-session-noninteractive
+"""
 PAM_TEST_SERVICE = """\
 @include common-auth
 @include common-account

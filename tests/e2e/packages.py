@@ -16,7 +16,9 @@ from tests.e2e.processes import ClientError, host_daemons, kill
 SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
 NSLCD_PACKAGES = ("nslcd", "libnss-ldapd", "libpam-ldapd")
 TOOL_PACKAGES = ("pamtester", "ldap-utils", "openssh-server", "openssh-client")
-PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES)
+SUDO_PACKAGES = ("sudo", "libsss-sudo")
+"""sudo and its sssd plugin (sudo-ldap, for nslcd hosts, would replace sudo: not used)."""
+PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES, *SUDO_PACKAGES)
 
 NSSWITCH = Path("/etc/nsswitch.conf")
 PAM_DIR = Path("/etc/pam.d")

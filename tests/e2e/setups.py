@@ -130,16 +130,22 @@ def cli_supports(option: str) -> bool:
 
 
 def generate(
-    directory: SandboxDirectory, kind: StackKind, workdir: Path, cache_timeout: int
+    directory: SandboxDirectory,
+    kind: StackKind,
+    workdir: Path,
+    cache_timeout: int,
+    settings: Mapping[str, str] | None = None,
 ) -> Generated:
     """Every part ``client-config --for KIND`` prints for the server's settings of this
     directory, with the host's bind credentials, the CA and the cache timeout given as
-    options (the only inputs besides the server's own settings)."""
+    options (the only inputs besides the server's own settings). ``settings`` are more
+    ``SCIM_LDAP_*`` variables, the server's settings beyond the directory's."""
     secret = workdir / f"{kind}-bindpw"
     secret.write_text(directory.bind_password, encoding="utf-8")
     secret.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
     env.update(directory.environment())
+    env.update(settings or {})
     command = [
         sys.executable,
         "-m",
@@ -262,10 +268,14 @@ def _nslcd_authz(directory: SandboxDirectory, workdir: Path) -> ClientStack:
 
 
 def generated_stack(
-    directory: SandboxDirectory, kind: StackKind, workdir: Path, cache_timeout: int
+    directory: SandboxDirectory,
+    kind: StackKind,
+    workdir: Path,
+    cache_timeout: int,
+    settings: Mapping[str, str] | None = None,
 ) -> ClientStack:
     """A host that runs every part ``client-config`` printed, unchanged."""
-    generated = generate(directory, kind, workdir, cache_timeout)
+    generated = generate(directory, kind, workdir, cache_timeout, settings)
     parts = generated.parts
     daemon = "sssd.conf" if kind == "sssd" else "nslcd.conf"
     missing = [
@@ -286,12 +296,13 @@ def generated_stack(
     )
 
 
-def setups(cache_timeout: int) -> tuple[Setup, ...]:
-    """The matrix's setups; the generated ones ask client-config for ``cache_timeout``."""
+def setups(cache_timeout: int, settings: Mapping[str, str] | None = None) -> tuple[Setup, ...]:
+    """The matrix's setups; the generated ones ask client-config for ``cache_timeout``
+    with the server's ``settings`` (``SCIM_LDAP_*`` variables) beyond the directory's."""
 
     def generated(kind: StackKind) -> Callable[[SandboxDirectory, Path], ClientStack]:
         def build(directory: SandboxDirectory, workdir: Path) -> ClientStack:
-            return generated_stack(directory, kind, workdir, cache_timeout)
+            return generated_stack(directory, kind, workdir, cache_timeout, settings)
 
         return build
 
