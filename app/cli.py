@@ -18,6 +18,7 @@ from app.attributes import CORE_USER, POSIX_USER
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
+from app.ldap.groupentries import GroupDirectory
 from app.ldap.mapping import MappingError, UserMapping, read_schema, schema_problems
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
@@ -58,7 +59,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         directory.check()
     except DirectoryConfigError as exc:
         return _fail(str(exc))
-    _warn_about_directory(app.state.users.users)
+    _warn_about_directory(app.state.users.users, app.state.groups.groups)
     uvicorn.run(
         app,
         host=host,
@@ -71,9 +72,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-def _warn_about_directory(users: UserDirectory) -> None:
+def _warn_about_directory(users: UserDirectory, groups: GroupDirectory) -> None:
     try:
-        warnings = users.preflight_warnings()
+        warnings = [*users.preflight_warnings(), *groups.preflight_warnings()]
     except SCIMException:
         return
     for warning in warnings:
@@ -150,7 +151,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             directory,
             UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema),
         )
-        for warning in users.preflight_warnings():
+        groups = GroupDirectory(directory, settings, users)
+        for warning in [*users.preflight_warnings(), *groups.preflight_warnings()]:
             print(f"warning: {warning}")
         topology = read_topology(settings.ldap)
         for line in topology.describe():

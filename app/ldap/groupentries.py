@@ -263,9 +263,13 @@ class GroupDirectory:
         """What the directory lacks for groups: schema elements, then indexes."""
         uses = {"displayName": "group displayName", "scimExternalId": "group externalId"}
         uses.update({"member": "group members", "memberUid": "group members"})
+        classes = list(self.settings.object_classes)
+        if self.settings.sudo:
+            uses.update({"sudoUser": "groups.sudo", "sudoCommand": "groups.sudo"})
+            classes.append("sudoRole")
         with self.directory.session() as session:
             return [
-                *schema_warnings(session, uses, self.settings.object_classes),
+                *schema_warnings(session, uses, classes),
                 *index_warnings(session, self.container, GROUP_INDEXES),
             ]
 
