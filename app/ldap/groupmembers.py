@@ -93,11 +93,16 @@ class MemberResolver:
             mapping.rdn,
             *([mapping.user_name_attribute] if mapping.user_name_attribute else []),
         ]
+        self._containers: tuple[str, str] | None = None
+        self._keys: list[Any] = []
 
     # ---- entries to members
 
-    def _target(self, entry: Mapping[str, Any]) -> Target | None:
-        """The member an entry is, None when it is neither a SCIM user nor a SCIM group."""
+    def _target(self, entry: Mapping[str, Any], key: Any = None) -> Target | None:
+        """The member an entry is, None when it is neither a SCIM user nor a SCIM group.
+
+        ``key`` is the entry's ``dn_key`` when the caller has it already.
+        """
         dn = str(entry["dn"])
         attributes = entry["attributes"]
         member_id = canonical_id(_first(attributes, "entryUUID") or "")
@@ -107,15 +112,31 @@ class MemberResolver:
         if GROUP_CLASS.lower() in classes:
             display = _first(attributes, "displayName")
             return Target(Member(member_id, "Group", display), dn, None)
-        if not classes & _ACCOUNT_CLASSES or not self._is_user_dn(dn):
+        if not classes & _ACCOUNT_CLASSES or not self._is_user_dn(dn, key):
             return None
         login = self._login_of(dn) or _first(attributes, self.mapping.rdn)
         display = _first(attributes, self.mapping.user_name_attribute) or login
         return Target(Member(member_id, "User", display), dn, login)
 
-    def _is_user_dn(self, dn: str) -> bool:
-        containers = (self.mapping.container, self.mapping.disabled_container)
-        return any(is_under(dn, c) for c in containers)
+    def _is_user_dn(self, dn: str, key: Any = None) -> bool:
+        inner = key if key is not None else _key(dn)
+        if not isinstance(inner, tuple):
+            return any(is_under(dn, c) for c in self._user_containers())
+        for outer in self._container_keys():
+            if len(inner) >= len(outer) and inner[len(inner) - len(outer) :] == outer:
+                return True
+        return False
+
+    def _user_containers(self) -> tuple[str, str]:
+        return (self.mapping.container, self.mapping.disabled_container)
+
+    def _container_keys(self) -> list[Any]:
+        """``dn_key`` of the user containers, worked out once per container value."""
+        containers = self._user_containers()
+        if self._containers != containers:
+            self._containers = containers
+            self._keys = [_key(c) for c in containers]
+        return self._keys
 
     def _login_of(self, dn: str) -> str | None:
         for attribute, value in rdn_values(dn):
@@ -200,16 +221,20 @@ class MemberResolver:
             term = "".join(f"({a}={assertion_value(v)})" for a, v in pairs)
             terms[term if len(pairs) == 1 else f"(&{term})"] = None
         resolved: dict[Any, Member] = {}
+        exact: dict[str, Member] = {}
         for chunk in _chunks(list(terms)):
             entries = session.search(
                 self.base_dn, f"(|{''.join(chunk)})", self.attributes, action="read the members"
             )
             for entry in entries:
-                target = self._target(entry)
+                key = _key(str(entry["dn"]))
+                target = self._target(entry, key)
                 if target is not None:
-                    resolved[dn_key(target.dn)] = target.member
+                    resolved[key] = target.member
+                    exact[target.dn] = target.member
+        # a value is mostly the DN as the directory returns it: parsed only when it is not
         return [
-            [m for m in (resolved.get(_key(dn)) for dn in values) if m is not None]
+            [m for m in (exact.get(dn) or resolved.get(_key(dn)) for dn in values) if m is not None]
             for values in listed
         ]
 
