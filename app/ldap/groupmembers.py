@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import InvalidValueException
 
@@ -67,8 +68,22 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + CHUNK]
 
 
+def _values(attributes: Mapping[str, Any], name: str | None) -> list[Any]:
+    """An attribute's values in a search entry, whatever the case of its name.
+
+    ldap3's entries are case-insensitive already: looked up as they are, not
+    copied per lookup (several lookups per member of a big group).
+    """
+    if not isinstance(attributes, CaseInsensitiveDict):
+        return values_of(attributes, name)
+    found = attributes.get(name) if name else None
+    if found is None or found == []:
+        return []
+    return list(found) if isinstance(found, list) else [found]
+
+
 def _first(attributes: Mapping[str, Any], name: str | None) -> str | None:
-    found = values_of(attributes, name)
+    found = _values(attributes, name)
     return str(found[0]) if found else None
 
 
@@ -108,7 +123,7 @@ class MemberResolver:
         member_id = canonical_id(_first(attributes, "entryUUID") or "")
         if member_id is None:
             return None
-        classes = {str(c).lower() for c in values_of(attributes, "objectClass")}
+        classes = {str(c).lower() for c in _values(attributes, "objectClass")}
         if GROUP_CLASS.lower() in classes:
             display = _first(attributes, "displayName")
             return Target(Member(member_id, "Group", display), dn, None)
@@ -211,7 +226,7 @@ class MemberResolver:
         return self._by_login(session, groups)
 
     def _by_dn(self, session: Session, groups: Sequence[Mapping[str, Any]]) -> list[list[Member]]:
-        listed = [[str(v) for v in values_of(g["attributes"], "member")] for g in groups]
+        listed = [[str(v) for v in _values(g["attributes"], "member")] for g in groups]
         terms: dict[str, None] = {}
         for dn in (dn for values in listed for dn in values):
             try:
@@ -241,7 +256,7 @@ class MemberResolver:
     def _by_login(
         self, session: Session, groups: Sequence[Mapping[str, Any]]
     ) -> list[list[Member]]:
-        listed = [[str(v) for v in values_of(g["attributes"], "memberUid")] for g in groups]
+        listed = [[str(v) for v in _values(g["attributes"], "memberUid")] for g in groups]
         logins = list(dict.fromkeys(login for values in listed for login in values))
         resolved: dict[str, Member] = {}
         for chunk in _chunks(logins):
