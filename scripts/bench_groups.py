@@ -1,8 +1,9 @@
 """Benchmark: SCIM requests on big groups next to the raw LDAP operations they become.
 
-Starts a throwaway slapd, loads users with raw LDAP adds (a few connections in
-parallel), and for each group size makes a group with ``POST /Groups`` and
-gives it its members with one raw modify (``memberUid`` and ``member`` values).
+Starts a throwaway slapd, checks it has the group indexes (preflight), loads
+users with raw LDAP adds (a few connections in parallel), and for each group
+size makes a group with ``POST /Groups`` and gives it its members with raw
+modifies of 5,000 ``memberUid`` and ``member`` values each (no SCIM bulk path).
 The app runs in this process (FastAPI TestClient), so the LDAP operations of
 each request are counted (the ``Session`` methods, as tests/ldap/test_round_trips.py
 does), with the member values the searches brought back.
@@ -43,6 +44,7 @@ from functools import partial
 from typing import Any
 
 from benchlib import TOKEN
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, Connection
 from pydantic import SecretStr
@@ -51,6 +53,7 @@ import app.scim.groups as scim_groups
 from app.config import AuthSettings, HttpSettings, Settings
 from app.ldap.connection import Session
 from app.ldap.groupentries import READ
+from app.ldap.preflight import GROUP_INDEXES
 from app.ldap.sandbox import Sandbox, SandboxDirectory
 from app.main import create_app
 
@@ -376,6 +379,24 @@ def print_table(rows: Sequence[Row]) -> None:
     print("values = memberUid/member values the request's searches read back")
 
 
+def preflight(app: FastAPI, directory: SandboxDirectory) -> None:
+    """What big groups need of the directory: the group indexes, and its size limits.
+
+    ``olcSizeLimit`` bounds the entries of a search, not the values of an
+    attribute; the member resolution searches ``CHUNK`` entries at a time.
+    """
+    warnings = app.state.groups.groups.preflight_warnings()
+    if warnings:
+        raise SystemExit("the directory lacks what groups need: " + "; ".join(warnings))
+    conn = connect(directory)
+    conn.search("cn=config", "(olcSizeLimit=*)", attributes=["olcSizeLimit"])
+    limits = {str(e.entry_dn): [str(v) for v in e.olcSizeLimit.values] for e in conn.entries}
+    conn.search("cn=config", "(olcLimits=*)", attributes=["olcLimits"])
+    limits.update({str(e.entry_dn): [str(v) for v in e.olcLimits.values] for e in conn.entries})
+    conn.unbind()
+    print(f"preflight: group indexes {', '.join(sorted(GROUP_INDEXES))} present; limits {limits}")
+
+
 def check_add_is_constant(add_ops: dict[int, tuple[int, int]]) -> None:
     """Adding one member reads no member value and costs what it costs at the smallest size."""
     smallest = add_ops[min(add_ops)]
@@ -406,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level="warning",
         )
         app = create_app(settings)
+        preflight(app, directory)
         with (
             TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
             counting() as counted,
