@@ -167,3 +167,26 @@ def test_readme_first_command_runs_the_demo() -> None:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
     assert not Path(data.group(1)).exists(), "the throwaway directory was not removed"
+
+
+def test_group_benchmark_runs_at_a_tiny_size() -> None:
+    """scripts/bench_groups.py end to end on a group of 10, so it keeps working."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_groups.py"),
+            "--sizes",
+            "10",
+            "--repeats",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for operation in ("PATCH add 1 member", "PATCH Remove 1", "PATCH replace", "GET with members"):
+        assert re.search(rf"^\s+10\s+{operation}", result.stdout, re.M), result.stdout
+    assert "reads no member value" in result.stdout

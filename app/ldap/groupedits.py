@@ -40,6 +40,25 @@ def _key(attribute: str, value: str) -> Any:
         return value.lower()
 
 
+def _difference(
+    attribute: str, present: list[str], wanted: list[str]
+) -> tuple[list[str], list[str]]:
+    """The values of ``wanted`` the group lacks and those of ``present`` it should not have.
+
+    Values written as the directory returns them (most of a big group's) match
+    as they are; only the rest are compared as the directory compares them.
+    Each value in both lists names one entry, and an entry is listed once, so
+    a value matched as written cannot match another one by its form.
+    """
+    same = set(present) & set(wanted)
+    rest = {_key(attribute, v): v for v in present if v not in same}
+    target = {_key(attribute, v): v for v in wanted if v not in same}
+    return (
+        [v for k, v in target.items() if k not in rest],
+        [v for k, v in rest.items() if k not in target],
+    )
+
+
 class GroupEdits:
     """Computes and sends the modify of a group update, and renames groups."""
 
@@ -73,7 +92,7 @@ class GroupEdits:
         gone = {t.member.id for t in pick(found, remove)}
         wanted = [*(replace_members or []), *add]
         desired = [t for t in pick(found, wanted) if t.member.id not in gone]
-        if any(same_dn(t.dn, group_dn) for t in desired):
+        if any(t.member.kind == "Group" and same_dn(t.dn, group_dn) for t in desired):
             raise InvalidValueException(detail="a group cannot be a member of itself")
         if replace_members is None:
             return self.resolver.values(desired), self.resolver.values(pick(found, remove))
@@ -91,11 +110,12 @@ class GroupEdits:
         adds: Values = {}
         deletes: Values = {}
         for attribute in MEMBER_ATTRIBUTES:
-            present = {_key(attribute, str(v)): str(v) for v in values_of(have, attribute)}
-            target = {_key(attribute, v): v for v in want.get(attribute, [])}
-            if new := [v for k, v in target.items() if k not in present]:
+            new, old = _difference(
+                attribute, [str(v) for v in values_of(have, attribute)], want.get(attribute, [])
+            )
+            if new:
                 adds[attribute] = new
-            if old := [v for k, v in present.items() if k not in target]:
+            if old:
                 deletes[attribute] = old
         return adds, deletes
 

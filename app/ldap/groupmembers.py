@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import escape_filter_chars
 from scim2_models import InvalidValueException
 
@@ -67,8 +68,22 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + CHUNK]
 
 
+def _values(attributes: Mapping[str, Any], name: str | None) -> list[Any]:
+    """An attribute's values in a search entry, whatever the case of its name.
+
+    ldap3's entries are case-insensitive already: looked up as they are, not
+    copied per lookup (several lookups per member of a big group).
+    """
+    if not isinstance(attributes, CaseInsensitiveDict):
+        return values_of(attributes, name)
+    found = attributes.get(name) if name else None
+    if found is None or found == []:
+        return []
+    return list(found) if isinstance(found, list) else [found]
+
+
 def _first(attributes: Mapping[str, Any], name: str | None) -> str | None:
-    found = values_of(attributes, name)
+    found = _values(attributes, name)
     return str(found[0]) if found else None
 
 
@@ -93,29 +108,50 @@ class MemberResolver:
             mapping.rdn,
             *([mapping.user_name_attribute] if mapping.user_name_attribute else []),
         ]
+        self._containers: tuple[str, str] | None = None
+        self._keys: list[Any] = []
 
     # ---- entries to members
 
-    def _target(self, entry: Mapping[str, Any]) -> Target | None:
-        """The member an entry is, None when it is neither a SCIM user nor a SCIM group."""
+    def _target(self, entry: Mapping[str, Any], key: Any = None) -> Target | None:
+        """The member an entry is, None when it is neither a SCIM user nor a SCIM group.
+
+        ``key`` is the entry's ``dn_key`` when the caller has it already.
+        """
         dn = str(entry["dn"])
         attributes = entry["attributes"]
         member_id = canonical_id(_first(attributes, "entryUUID") or "")
         if member_id is None:
             return None
-        classes = {str(c).lower() for c in values_of(attributes, "objectClass")}
+        classes = {str(c).lower() for c in _values(attributes, "objectClass")}
         if GROUP_CLASS.lower() in classes:
             display = _first(attributes, "displayName")
             return Target(Member(member_id, "Group", display), dn, None)
-        if not classes & _ACCOUNT_CLASSES or not self._is_user_dn(dn):
+        if not classes & _ACCOUNT_CLASSES or not self._is_user_dn(dn, key):
             return None
         login = self._login_of(dn) or _first(attributes, self.mapping.rdn)
         display = _first(attributes, self.mapping.user_name_attribute) or login
         return Target(Member(member_id, "User", display), dn, login)
 
-    def _is_user_dn(self, dn: str) -> bool:
-        containers = (self.mapping.container, self.mapping.disabled_container)
-        return any(is_under(dn, c) for c in containers)
+    def _is_user_dn(self, dn: str, key: Any = None) -> bool:
+        inner = key if key is not None else _key(dn)
+        if not isinstance(inner, tuple):
+            return any(is_under(dn, c) for c in self._user_containers())
+        for outer in self._container_keys():
+            if len(inner) >= len(outer) and inner[len(inner) - len(outer) :] == outer:
+                return True
+        return False
+
+    def _user_containers(self) -> tuple[str, str]:
+        return (self.mapping.container, self.mapping.disabled_container)
+
+    def _container_keys(self) -> list[Any]:
+        """``dn_key`` of the user containers, worked out once per container value."""
+        containers = self._user_containers()
+        if self._containers != containers:
+            self._containers = containers
+            self._keys = [_key(c) for c in containers]
+        return self._keys
 
     def _login_of(self, dn: str) -> str | None:
         for attribute, value in rdn_values(dn):
@@ -190,7 +226,7 @@ class MemberResolver:
         return self._by_login(session, groups)
 
     def _by_dn(self, session: Session, groups: Sequence[Mapping[str, Any]]) -> list[list[Member]]:
-        listed = [[str(v) for v in values_of(g["attributes"], "member")] for g in groups]
+        listed = [[str(v) for v in _values(g["attributes"], "member")] for g in groups]
         terms: dict[str, None] = {}
         for dn in (dn for values in listed for dn in values):
             try:
@@ -200,23 +236,27 @@ class MemberResolver:
             term = "".join(f"({a}={assertion_value(v)})" for a, v in pairs)
             terms[term if len(pairs) == 1 else f"(&{term})"] = None
         resolved: dict[Any, Member] = {}
+        exact: dict[str, Member] = {}
         for chunk in _chunks(list(terms)):
             entries = session.search(
                 self.base_dn, f"(|{''.join(chunk)})", self.attributes, action="read the members"
             )
             for entry in entries:
-                target = self._target(entry)
+                key = _key(str(entry["dn"]))
+                target = self._target(entry, key)
                 if target is not None:
-                    resolved[dn_key(target.dn)] = target.member
+                    resolved[key] = target.member
+                    exact[target.dn] = target.member
+        # a value is mostly the DN as the directory returns it: parsed only when it is not
         return [
-            [m for m in (resolved.get(_key(dn)) for dn in values) if m is not None]
+            [m for m in (exact.get(dn) or resolved.get(_key(dn)) for dn in values) if m is not None]
             for values in listed
         ]
 
     def _by_login(
         self, session: Session, groups: Sequence[Mapping[str, Any]]
     ) -> list[list[Member]]:
-        listed = [[str(v) for v in values_of(g["attributes"], "memberUid")] for g in groups]
+        listed = [[str(v) for v in _values(g["attributes"], "memberUid")] for g in groups]
         logins = list(dict.fromkeys(login for values in listed for login in values))
         resolved: dict[str, Member] = {}
         for chunk in _chunks(logins):

@@ -294,6 +294,35 @@ def test_replacing_members_reads_the_values_once(
     assert emptied.members == []
 
 
+def test_member_values_in_another_spelling_are_the_same_members(
+    groups: GroupDirectory,
+    scratch: Scratch,
+    sandbox: Sandbox,
+    ldap: Connection,
+    users: Callable[[], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member DN written by hand (case, spaces) is read as the member and kept by a replace."""
+    alice, bob = users(), users()
+    record = groups.create("Spelled", external_id=None, gid_number=None, member_ids=[alice["id"]])
+    spelled = user_dn(sandbox, bob).upper().replace(",", " , ")
+    ldap.modify(
+        record.dn,
+        {"member": [(MODIFY_ADD, [spelled])], "memberUid": [(MODIFY_ADD, [login_of(bob)])]},
+    )
+    assert ldap.result["result"] == 0, ldap.result
+    shown = groups.get(record.id)
+    assert {m.id for m in shown.members or []} == {alice["id"], bob["id"]}
+    calls = Calls(monkeypatch)
+    same = update(groups, shown, replace_members=[alice["id"], bob["id"]])
+    assert calls.seen["modify"] == 0, "nothing to change: the spelled value is bob"
+    assert len(read(scratch, record.dn)["member"]) == 2
+    update(groups, same, replace_members=[alice["id"]])
+    assert [v.lower() for v in read(scratch, record.dn)["member"]] == [
+        user_dn(sandbox, alice).lower()
+    ]
+
+
 def test_a_nested_group_is_listed_in_member_only_and_deleting_it_cleans_up(
     groups: GroupDirectory, scratch: Scratch
 ) -> None:
