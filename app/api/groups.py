@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.api.deps import BaseUrlDep, BodyDep, IfMatch
-from app.api.responses import ScimResponse
+from app.api.responses import ScimResponse, resource_response
 from app.api.users import request_names, request_number, request_text, search_request
 from app.scim.groups import GroupService
-from app.scim.resource import etag, split_list
+from app.scim.resource import split_list
 
 router = APIRouter(tags=["Groups"])
 
@@ -23,21 +23,10 @@ def get_groups(request: Request) -> GroupService:
 GroupsDep = Annotated[GroupService, Depends(get_groups)]
 
 
-def _answer(
-    body: dict[str, Any], version: str | None, status: int = 200, location: str | None = None
-) -> ScimResponse:
-    headers = {}
-    if tag := etag(version):
-        headers["ETag"] = tag
-    if location:
-        headers["Location"] = location
-    return ScimResponse(body, status_code=status, headers=headers)
-
-
 @router.post("/Groups", operation_id="createGroup", status_code=201)
 def create_group(groups: GroupsDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     created, version = groups.create(body, base)
-    return _answer(created, version, 201, created["meta"]["location"])
+    return resource_response(created, version, 201, created["meta"]["location"])
 
 
 @router.get("/Groups", operation_id="listGroups")
@@ -73,7 +62,7 @@ def get_group(
     body, version = groups.get(
         group_id, base, split_list(attributes), split_list(excluded_attributes)
     )
-    return _answer(body, version)
+    return resource_response(body, version)
 
 
 @router.put("/Groups/{group_id}", operation_id="replaceGroup")
@@ -81,7 +70,7 @@ def replace_group(
     group_id: str, groups: GroupsDep, body: BodyDep, base: BaseUrlDep, if_match: IfMatch = None
 ) -> ScimResponse:
     replaced, version = groups.replace(group_id, body, if_match, base)
-    return _answer(replaced, version)
+    return resource_response(replaced, version)
 
 
 @router.patch("/Groups/{group_id}", operation_id="patchGroup", status_code=204)

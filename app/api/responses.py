@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from scim2_models import SCIMException
 
 from app.ldap.errors import RETRY_AFTER_SECONDS
+from app.scim.resource import etag
 
 SCIM_JSON = "application/scim+json"
 ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -15,6 +16,18 @@ ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 class ScimResponse(JSONResponse):
     media_type = SCIM_JSON
+
+
+def resource_response(
+    body: dict[str, Any], version: str | None, status: int = 200, location: str | None = None
+) -> ScimResponse:
+    """A resource with its ``ETag`` (RFC 7644 §3.14) and, for a create, its ``Location``."""
+    headers = {}
+    if tag := etag(version):
+        headers["ETag"] = tag
+    if location:
+        headers["Location"] = location
+    return ScimResponse(body, status_code=status, headers=headers)
 
 
 def error_body(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:

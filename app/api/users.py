@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query, Response
 from scim2_models import InvalidValueException
 
 from app.api.deps import BaseUrlDep, BodyDep, IfMatch, UsersDep
-from app.api.responses import ScimResponse
-from app.scim.resource import etag, split_list
+from app.api.responses import ScimResponse, resource_response
+from app.scim.resource import split_list
 from app.scim.users import UserService, Written
 
 router = APIRouter(tags=["Users"])
@@ -22,12 +22,7 @@ SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
 def _answer(written: Written, status: int = 200, location: str | None = None) -> ScimResponse:
-    headers = {}
-    if tag := etag(written.version):
-        headers["ETag"] = tag
-    if location:
-        headers["Location"] = location
-    return ScimResponse(written.body, status_code=status, headers=headers)
+    return resource_response(written.body, written.version, status, location)
 
 
 @router.post("/Users", operation_id="createUser", status_code=201)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 
 from scim2_models import InvalidFilterException
 from scim2_models.path import (
@@ -25,12 +24,19 @@ from scim2_models.path import (
     ValuePath,
 )
 
-from app.ldap.mapping import generalized_time
-from app.ldap.search import TRUE, and_filter, compare, escape_value, not_filter, or_filter, static
+from app.ldap.search import (
+    TRUE,
+    and_filter,
+    compare,
+    escape_value,
+    meta_comparison,
+    not_filter,
+    or_filter,
+    static,
+)
 
 GROUP_POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:Group"
 _STRINGS = {"displayname": "displayName", "externalid": "scimExternalId"}
-_TIMES = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _ORDERING = frozenset(
     {CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le}
@@ -72,7 +78,7 @@ class GroupFilterBuilder(FilterVisitor[str]):
                 return static(False, op)
             return compare("entryUUID", op, escape_value(parsed))
         if name == "meta":
-            return self._meta(sub, node)
+            return meta_comparison(node, "Group")
         if name == "gidnumber":
             if isinstance(value, bool) or not _INTEGER.fullmatch(str(value).strip()):
                 raise InvalidFilterException(detail="gidNumber compares with integers only")
@@ -103,24 +109,3 @@ class GroupFilterBuilder(FilterVisitor[str]):
         ):
             raise InvalidFilterException(detail=f"unknown schema {path.uri}")
         return path.attr.lower(), (path.sub_attr or "").lower()
-
-    @staticmethod
-    def _meta(sub: str, node: Comparison) -> str:
-        if sub == "resourcetype":
-            if node.op not in (CompareOperator.eq, CompareOperator.ne):
-                raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
-            return static(str(node.value).lower() == "group", node.op)
-        attr = _TIMES.get(sub)
-        if attr is None:
-            raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
-        if node.op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-            raise InvalidFilterException(detail=f"meta.{sub} does not support {node.op.value}")
-        try:
-            moment = datetime.fromisoformat(str(node.value).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidFilterException(
-                detail=f"meta.{sub} compares with an xsd:dateTime such as 2026-01-31T12:00:00Z"
-            ) from None
-        if moment.tzinfo is None:
-            raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
-        return compare(attr, node.op, generalized_time(moment))

@@ -394,25 +394,30 @@ class LdapFilterBuilder(FilterVisitor[str]):
 
     @staticmethod
     def _meta(node: Comparison) -> str:
-        sub = (node.attr_path.sub_attr or "").lower()
-        if sub == "resourcetype":
-            if node.op not in (CompareOperator.eq, CompareOperator.ne):
-                raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
-            return static(str(node.value).lower() == "user", node.op)
-        attr = _META_TIMES.get(sub)
-        if attr is None:
-            raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
-        if node.op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-            raise InvalidFilterException(detail=f"meta.{sub} does not support {node.op.value}")
-        try:
-            moment = datetime.fromisoformat(str(node.value).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidFilterException(
-                detail=f"meta.{sub} compares with an xsd:dateTime such as 2026-01-31T12:00:00Z"
-            ) from None
-        if moment.tzinfo is None:
-            raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
-        return compare(attr, node.op, generalized_time(moment))
+        return meta_comparison(node, "User")
+
+
+def meta_comparison(node: Comparison, resource_type: str) -> str:
+    """``meta.resourceType`` (decided here) and ``meta.created``/``lastModified`` (timestamps)."""
+    sub = (node.attr_path.sub_attr or "").lower()
+    if sub == "resourcetype":
+        if node.op not in (CompareOperator.eq, CompareOperator.ne):
+            raise InvalidFilterException(detail="meta.resourceType supports eq and ne only")
+        return static(str(node.value).lower() == resource_type.lower(), node.op)
+    attr = _META_TIMES.get(sub)
+    if attr is None:
+        raise InvalidFilterException(detail=f"meta.{sub} cannot be filtered on")
+    if node.op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+        raise InvalidFilterException(detail=f"meta.{sub} does not support {node.op.value}")
+    try:
+        moment = datetime.fromisoformat(str(node.value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidFilterException(
+            detail=f"meta.{sub} compares with an xsd:dateTime such as 2026-01-31T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidFilterException(detail=f"meta.{sub} needs a time zone in the date-time")
+    return compare(attr, node.op, generalized_time(moment))
 
 
 def _positive(op: CompareOperator) -> CompareOperator:

@@ -13,7 +13,6 @@ remove of the same member leave what the last of them says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from scim2_models import (
@@ -32,7 +31,7 @@ from app.ldap.search import TRUE
 from app.scim.document import MAX_STRING
 from app.scim.filters import parse_filter
 from app.scim.patch import parse_patch
-from app.scim.resource import etag, parse_if_match, project
+from app.scim.resource import int_param, meta, parse_if_match, project
 from app.scim.unstored import UNSTORED
 
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -164,14 +163,7 @@ class GroupService:
                 for m in record.members
             ]
         doc[POSIX_GROUP] = {"gidNumber": record.gid_number}
-        meta: dict[str, Any] = {"resourceType": "Group", "location": location}
-        if record.created:
-            meta["created"] = _iso(record.created)
-        if record.modified:
-            meta["lastModified"] = _iso(record.modified)
-        if record.version:
-            meta["version"] = etag(record.version)
-        doc["meta"] = meta
+        doc["meta"] = meta("Group", location, record.created, record.modified, record.version)
         return doc
 
     @staticmethod
@@ -209,8 +201,8 @@ class GroupService:
         excluded: list[str] | None,
     ) -> dict[str, Any]:
         http = self.settings.http
-        start = max(_int_param("startIndex", start_index, 1), 1)
-        size = min(max(_int_param("count", count, http.default_page_size), 0), http.max_page_size)
+        start = max(int_param("startIndex", start_index, 1), 1)
+        size = min(max(int_param("count", count, http.default_page_size), 0), http.max_page_size)
         condition = TRUE
         if filter_text is not None and filter_text.strip():
             node = parse_filter(filter_text, http.max_filter_length, http.max_filter_terms)
@@ -375,16 +367,3 @@ class GroupService:
             change.replacing(_member_ids(value) if value is not None else [])
         else:
             change.adding(_member_ids(value) if value is not None else [])
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _int_param(name: str, raw: str | None, default: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidValueException(detail=f"{name} must be an integer, not {raw!r}") from None

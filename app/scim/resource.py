@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from scim2_models import InvalidValueException
+
 from app.ldap.mapping import UserRecord
 from app.schemas import CORE_USER
 from app.scim.storage import Storage
@@ -44,15 +46,36 @@ def render(record: UserRecord, users_url: str, storage: Storage) -> dict[str, An
     extensions = [s.urn for s in storage.catalog.schemas.extensions if s.urn in body]
     doc: dict[str, Any] = {"schemas": [CORE_USER, *extensions], "id": record.id}
     doc.update(body)
-    meta: dict[str, Any] = {"resourceType": "User", "location": location}
-    if record.created:
-        meta["created"] = _iso(record.created)
-    if record.modified:
-        meta["lastModified"] = _iso(record.modified)
-    if record.version:
-        meta["version"] = etag(record.version)
-    doc["meta"] = meta
+    doc["meta"] = meta("User", location, record.created, record.modified, record.version)
     return doc
+
+
+def meta(
+    resource_type: str,
+    location: str,
+    created: datetime | None,
+    modified: datetime | None,
+    version: str | None,
+) -> dict[str, Any]:
+    """A resource's ``meta`` (RFC 7643 §3.1), with only what the directory knows."""
+    out: dict[str, Any] = {"resourceType": resource_type, "location": location}
+    if created:
+        out["created"] = _iso(created)
+    if modified:
+        out["lastModified"] = _iso(modified)
+    if version:
+        out["version"] = etag(version)
+    return out
+
+
+def int_param(name: str, raw: str | None, default: int) -> int:
+    """A query parameter such as ``startIndex`` as an integer (400 naming it otherwise)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidValueException(detail=f"{name} must be an integer, not {raw!r}") from None
 
 
 def _split(

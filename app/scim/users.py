@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim2_models import (
-    InvalidValueException,
     PreconditionFailedException,
 )
 
@@ -21,7 +20,7 @@ from app.ldap.sorting import order_of
 from app.ldap.users import UserDirectory
 from app.scim.filters import parse_filter
 from app.scim.patch import loaded, patched
-from app.scim.resource import parse_if_match, project, render
+from app.scim.resource import int_param, parse_if_match, project, render
 from app.scim.storage import State, Storage
 
 _RETRIES = 3
@@ -34,15 +33,6 @@ class Written:
 
     body: dict[str, Any]
     version: str | None
-
-
-def _int_param(name: str, raw: str | None, default: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidValueException(detail=f"{name} must be an integer, not {raw!r}") from None
 
 
 class UserService:
@@ -175,8 +165,8 @@ class UserService:
         ``sortBy``/``sortOrder`` (§3.4.2.3) are sorted by the directory, see sorting.py.
         """
         http = self.settings.http
-        start = max(_int_param("startIndex", start_index, 1), 1)
-        size = min(max(_int_param("count", count, http.default_page_size), 0), http.max_page_size)
+        start = max(int_param("startIndex", start_index, 1), 1)
+        size = min(max(int_param("count", count, http.default_page_size), 0), http.max_page_size)
         order = order_of(self.users.mapping, sort_by, sort_order)
         condition = TRUE
         if filter_text is not None and filter_text.strip():
