@@ -31,20 +31,23 @@ from scim2_models import (
 )
 from scim2_models.path import (
     AttrPath,
-    CompareOperator,
-    Comparison,
     FilterNode,
-    FilterVisitor,
-    LogicalExpr,
-    LogicalOperator,
-    Not,
     Path,
-    Present,
     ValuePath,
 )
 
 from app.schemas import CORE_USER, ECMA2HOST_USER, READ_ONLY, Attribute, UserSchemas, split_urn
 from app.scim.document import Coercion, Document, empty
+from app.scim.elements import (
+    DEFAULT_TYPE,
+    ElementMatcher,
+    covers,
+    default_element,
+    hollow,
+    one_primary,
+    pinned,
+    same_type,
+)
 from app.scim.sshkeys import identity, unique_keys
 from app.scim.unstored import UNSTORED
 
@@ -63,82 +66,6 @@ UNANNOUNCED = {
 classes, its DN and an initial password. Accepted as Microsoft's connector sends them; not
 announced in /Schemas, as they are no plain attributes (and ``-dn-`` is no name RFC 7643 §2.1
 allows). Entra does not read /Schemas: its attribute list is the administrator's."""
-_HOLLOW = frozenset({"type", "primary"})
-"""Sub-attributes that alone do not make an element worth keeping."""
-
-
-class ElementMatcher(FilterVisitor[bool]):
-    """Evaluate a value filter (``type eq "work"``) on one element of a multi-valued attribute."""
-
-    def __init__(self, element: Any) -> None:
-        if isinstance(element, dict):
-            self.element = {str(k).lower(): v for k, v in element.items()}
-        else:
-            self.element = {"value": element}
-
-    def visit_comparison(self, node: Comparison) -> bool:
-        actual = self.element.get(node.attr_path.attr.lower())
-        expected = node.value
-        if actual is None:
-            return node.op == CompareOperator.ne
-        if isinstance(actual, bool) or isinstance(expected, bool):
-            left, right = str(actual).lower(), str(expected).lower()
-        else:
-            left, right = str(actual).lower(), str(expected).lower()
-        results = {
-            CompareOperator.eq: left == right,
-            CompareOperator.ne: left != right,
-            CompareOperator.co: right in left,
-            CompareOperator.sw: left.startswith(right),
-            CompareOperator.ew: left.endswith(right),
-            CompareOperator.gt: left > right,
-            CompareOperator.ge: left >= right,
-            CompareOperator.lt: left < right,
-            CompareOperator.le: left <= right,
-        }
-        return results[node.op]
-
-    def visit_present(self, node: Present) -> bool:
-        return self.element.get(node.attr_path.attr.lower()) not in (None, "")
-
-    def visit_not(self, node: Not) -> bool:
-        return not self.visit(node.expr)
-
-    def visit_logical_expr(self, node: LogicalExpr) -> bool:
-        results = (self.visit(t) for t in node.terms)
-        return all(results) if node.op == LogicalOperator.and_ else any(results)
-
-    def visit_value_path(self, node: ValuePath) -> bool:
-        raise InvalidPathException(detail="value filters cannot be nested")
-
-
-def _pinned(node: FilterNode) -> dict[str, Any]:
-    """The sub-attribute values a filter pins with ``eq`` (``type eq "work"``, alone or in an
-    ``and``): an element a write creates when none matches has them."""
-    if isinstance(node, Comparison):
-        if node.op == CompareOperator.eq and node.value is not None:
-            return {node.attr_path.attr: node.value}
-        return {}
-    if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_:
-        pinned: dict[str, Any] = {}
-        for term in node.terms:
-            found = _pinned(term)
-            if not found:
-                return {}
-            pinned.update(found)
-        return pinned
-    return {}
-
-
-def _same_type(element: Any, element_type: str) -> bool:
-    return isinstance(element, dict) and str(element.get("type", "")).lower() == (
-        element_type.lower()
-    )
-
-
-def hollow(element: Any) -> bool:
-    """An element left with nothing but its type and primary flag."""
-    return isinstance(element, dict) and all(k in _HOLLOW for k in element)
 
 
 class DocumentWriter:
@@ -398,13 +325,13 @@ class DocumentWriter:
         if not matching:
             if op == "remove":
                 return
-            pinned = _pinned(value_filter)
-            if op == "replace" and "type" not in {k.lower() for k in pinned}:
-                pinned = {}
-            if not pinned:
+            fixed = pinned(value_filter)
+            if op == "replace" and "type" not in {k.lower() for k in fixed}:
+                fixed = {}
+            if not fixed:
                 raise NoTargetException(detail=f"no {attribute.name} element matches the filter")
             element: dict[str, Any] = {}
-            for name, pinned_value in pinned.items():
+            for name, pinned_value in fixed.items():
                 pinned_sub = attribute.sub(name)
                 if pinned_sub is None:
                     raise NoTargetException(detail=f"{attribute.name} has no sub-attribute {name}")
@@ -474,7 +401,7 @@ class DocumentWriter:
         for item in incoming:
             if isinstance(item, dict) and "type" in item:
                 index = next(
-                    (i for i, e in enumerate(result) if _same_type(e, str(item["type"]))), None
+                    (i for i, e in enumerate(result) if same_type(e, str(item["type"]))), None
                 )
                 if index is not None:
                     result[index] = {**result[index], **item}
@@ -506,7 +433,7 @@ class DocumentWriter:
             return [v for v in current if v not in gone]
         result = []
         for element in current:
-            if any(_covers(element, item) for item in gone):
+            if any(covers(element, item) for item in gone):
                 continue
             result.append(element)
         return result
@@ -520,7 +447,7 @@ class DocumentWriter:
         touched: list[Any],
     ) -> None:
         if attribute.type == "complex":
-            _one_primary(values, touched)
+            one_primary(values, touched)
         if values:
             container[attribute.name] = values
         else:
@@ -530,39 +457,6 @@ class DocumentWriter:
         if attribute.required:
             raise MutabilityException(detail=f"{attribute.name} is required and cannot be removed")
         container.pop(attribute.name, None)
-
-
-DEFAULT_TYPE = "work"
-"""The type given to an element addressed without one (Entra always sends a type)."""
-
-
-def default_element(elements: list[Any]) -> int | None:
-    """The element an unfiltered ``emails.value`` means: the work one, else the first untyped."""
-    for index, element in enumerate(elements):
-        if _same_type(element, DEFAULT_TYPE):
-            return index
-    for index, element in enumerate(elements):
-        if isinstance(element, dict) and "type" not in element:
-            return index
-    return None
-
-
-def _covers(element: Any, item: Any) -> bool:
-    """Whether a removal value names an element: every sub-attribute it gives matches."""
-    if not isinstance(element, dict) or not isinstance(item, dict):
-        return bool(element == item)
-    return all(str(element.get(k, "")).lower() == str(v).lower() for k, v in item.items())
-
-
-def _one_primary(elements: list[Any], touched: list[Any]) -> None:
-    flagged = [i for i, e in enumerate(elements) if isinstance(e, dict) and e.get("primary")]
-    if len(flagged) < 2:
-        return
-    winners = [i for i in flagged if any(elements[i] is t for t in touched)]
-    keep = winners[-1] if winners else flagged[0]
-    for index in flagged:
-        if index != keep:
-            elements[index] = {**elements[index], "primary": False}
 
 
 def parse_patch(body: Any) -> list[tuple[str, str | None, Any]]:

@@ -38,7 +38,7 @@ from app.attributes import (
 )
 from app.schemas import CORE_USER, ECMA2HOST_USER, READ_ONLY
 from app.scim.document import Document, empty
-from app.scim.patch import DEFAULT_TYPE, default_element, hollow
+from app.scim.elements import DEFAULT_TYPE, default_element, hollow
 from app.scim.unstored import UNSTORED
 
 State = dict[Slot, SlotValue]
