@@ -835,7 +835,8 @@ def test_put_replaces_everything(acme: TestClient, ldap: Connection, managers: l
         assert response.status_code == 200, response.text
         expected = expected_of(acme, smaller)
         expected[POSIX] = {"uidNumber": number}
-        assert document(acme, user_id) == expected
+        expected["active"] = True
+        assert document(acme, user_id) == expected, "the uidNumber and active are kept"
         raw = raw_of(ldap, user_id)
         for gone in ("mail", "mobile", "street", "l", "employeeNumber", "manager", "employeeType"):
             assert gone not in raw, gone

@@ -12,6 +12,7 @@ from ldap3 import Connection
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     ENTERPRISE,
+    PATCH_OP,
     POSIX,
     USERS,
     assert_error,
@@ -306,3 +307,18 @@ def test_a_taken_uid_number_is_refused(client: TestClient, ldap: Connection) -> 
             delete_quietly(client, second["id"])
     finally:
         delete_quietly(client, first["id"])
+
+
+def test_put_without_active_keeps_a_disabled_user_disabled(
+    client: TestClient, ldap: Connection, user: dict[str, Any]
+) -> None:
+    disable = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    assert client.patch(f"{USERS}/{user['id']}", json=disable).status_code == 200
+    body = put_body(user)
+    body.pop("active", None)
+    response = client.put(f"{USERS}/{user['id']}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is False
