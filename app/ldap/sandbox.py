@@ -14,6 +14,10 @@ and five failed binds in a row lock it as well.
 With ``sudo=True`` it also loads sudo's schema (app/ldap/schema/sudo.ldif, from
 Debian's sudo-ldap package) and adds ``ou=sudoers,<base>`` for sudoRole entries.
 
+With ``ppolicy=False`` it loads neither the ppolicy module nor its overlay (so the
+directory's schema has no ``pwdAccountLockedTime``) and has no default policy entry:
+a directory on which the lock action cannot work.
+
 With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
 development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
 it, offers StartTLS on its ldap:// URL and listens on an ldaps:// URL as well. The CA
@@ -213,9 +217,11 @@ class Sandbox:
         workdir: Path | None = None,
         tls: bool = False,
         sudo: bool = False,
+        ppolicy: bool = True,
     ) -> None:
         self._base_dn = base_dn
         self._sudo = sudo
+        self._ppolicy = ppolicy
         self._port = port
         self._tls = tls
         self._ldaps_port: int | None = None
@@ -392,6 +398,7 @@ class Sandbox:
             raise SandboxError(f"slapadd -n{database} failed (exit {result.returncode}): {output}")
 
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
+        unique = 2 if self._ppolicy else 1
         tls: list[tuple[str, str]] = []
         if directory.tls:
             tls = [
@@ -416,7 +423,11 @@ class Sandbox:
                     ("objectClass", "olcModuleList"),
                     ("cn", "module{0}"),
                     ("olcModulePath", str(MODULE_PATH)),
-                    *(("olcModuleLoad", module) for module in MODULES),
+                    *(
+                        ("olcModuleLoad", module)
+                        for module in MODULES
+                        if self._ppolicy or module != "ppolicy"
+                    ),
                 ],
             ),
             _ldif_entry(
@@ -477,26 +488,31 @@ class Sandbox:
                 ],
             ),
             _ldif_entry(
-                "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
-                [
-                    ("objectClass", "olcOverlayConfig"),
-                    ("objectClass", "olcPPolicyConfig"),
-                    ("olcOverlay", "{1}ppolicy"),
-                    ("olcPPolicyDefault", directory.password_policy_dn),
-                    ("olcPPolicyUseLockout", "TRUE"),
-                ],
-            ),
-            _ldif_entry(
-                "olcOverlay={2}unique,olcDatabase={1}mdb,cn=config",
+                f"olcOverlay={{{unique}}}unique,olcDatabase={{1}}mdb,cn=config",
                 [
                     ("objectClass", "olcOverlayConfig"),
                     ("objectClass", "olcUniqueConfig"),
-                    ("olcOverlay", "{2}unique"),
+                    ("olcOverlay", f"{{{unique}}}unique"),
                     ("olcUniqueURI", unique_uid_numbers(directory.base_dn)),
                 ],
             ),
         ]
+        if self._ppolicy:
+            entries.insert(-1, self._ppolicy_ldif(directory))
         return "\n".join(entry.strip() + "\n" for entry in entries)
+
+    @staticmethod
+    def _ppolicy_ldif(directory: SandboxDirectory) -> str:
+        return _ldif_entry(
+            "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
+            [
+                ("objectClass", "olcOverlayConfig"),
+                ("objectClass", "olcPPolicyConfig"),
+                ("olcOverlay", "{1}ppolicy"),
+                ("olcPPolicyDefault", directory.password_policy_dn),
+                ("olcPPolicyUseLockout", "TRUE"),
+            ],
+        )
 
     def _base_ldif(self, directory: SandboxDirectory) -> str:
         entries = [
@@ -513,8 +529,9 @@ class Sandbox:
                 directory.policies_dn,
                 [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "policies")],
             ),
-            _ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)),
         ]
+        if self._ppolicy:
+            entries.append(_ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)))
         if self._sudo:
             entries.append(
                 _ldif_entry(
