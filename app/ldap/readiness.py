@@ -134,11 +134,12 @@ def tls_findings(ldap: LdapSettings) -> Readiness:
             problem = ""
         finally:
             one.close()
-        if "TLS certificate verification failed" in problem:
+        failed = problem.find("TLS certificate verification failed")
+        if failed >= 0:
             ca = f"ldap.ca_file = {ldap.ca_file}" if ldap.ca_file else "the system's CAs"
             found.errors.append(
-                f"{url}: {problem}: the server's certificate does not verify against {ca}; "
-                "set ldap.ca_file to the CA bundle that signed it"
+                f"{url}: {problem[failed:]}: the server's certificate does not verify against "
+                f"{ca}; set ldap.ca_file to the CA bundle that signed it"
             )
         elif problem and len(ldap.urls) > 1:
             found.warnings.append(f"{url} is not reachable now ({problem})")
