@@ -184,6 +184,13 @@ class _Prober:
         )
 
     def _fix(self, code: object, where: str, setting: str) -> str:
+        if code == _INSUFFICIENT_ACCESS and setting.endswith("id_pool_dn"):
+            return (
+                f"grant {self.bind_dn} write access to the counter ({setting}) and the right to "
+                f'add it, e.g. olcAccess: to dn.base="{where}" by dn.exact="{self.bind_dn}" write, '
+                f'and olcAccess: to dn.base="{parent_of(where)}" attrs=children by '
+                f'dn.exact="{self.bind_dn}" write'
+            )
         if code == _INSUFFICIENT_ACCESS:
             return (
                 f"grant {self.bind_dn} write access below {where} ({setting}), e.g. "
@@ -686,13 +693,13 @@ class _Prober:
             self._do(
                 f"create the {pool.attribute} counter {dn} ({setting}; the first allocation "
                 "adds it)",
-                parent_of(dn),
+                dn,
                 setting,
                 lambda: self.conn.add(dn, attributes=attributes),
             )
             self._do(
                 f"delete the {pool.attribute} counter {dn} again",
-                parent_of(dn),
+                dn,
                 setting,
                 lambda: self.conn.delete(dn),
             )
