@@ -18,6 +18,10 @@ With ``ppolicy=False`` it loads neither the ppolicy module nor its overlay (so t
 directory's schema has no ``pwdAccountLockedTime``) and has no default policy entry:
 a directory on which the lock action cannot work.
 
+``access`` puts olcAccess rules (without their ``{n}``) before the sandbox's own on the
+database, e.g. to let an account added by a test write only some entries: bound as any
+account but the rootdn, the sandbox otherwise allows reading only.
+
 With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
 development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
 it, offers StartTLS on its ldap:// URL and listens on an ldaps:// URL as well. The CA
@@ -35,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -218,8 +223,10 @@ class Sandbox:
         tls: bool = False,
         sudo: bool = False,
         ppolicy: bool = True,
+        access: Sequence[str] = (),
     ) -> None:
         self._base_dn = base_dn
+        self._access = tuple(access)
         self._sudo = sudo
         self._ppolicy = ppolicy
         self._port = port
@@ -469,11 +476,16 @@ class Sandbox:
                     ("olcLimits", f'dn.exact="{directory.bind_dn}" size=unlimited time=unlimited'),
                     ("olcLastMod", "TRUE"),
                     *(("olcDbIndex", index) for index in INDEXES),
-                    (
-                        "olcAccess",
-                        "{0}to attrs=userPassword by self write by anonymous auth by * none",
+                    *(
+                        ("olcAccess", f"{{{number}}}{rule}")
+                        for number, rule in enumerate(
+                            [
+                                *self._access,
+                                "to attrs=userPassword by self write by anonymous auth by * none",
+                                "to * by users read by * none",
+                            ]
+                        )
                     ),
-                    ("olcAccess", "{1}to * by users read by * none"),
                 ],
             ),
             _ldif_entry(

@@ -318,3 +318,49 @@ def test_check_command_on_a_prepared_directory(server: Sandbox) -> None:
     )
     assert "configuration is valid" not in missing.stdout
     assert "1 problem would fail requests" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def device_writer() -> Iterator[Sandbox]:
+    """A writer that may add below ou=people only entries of class device, not accounts."""
+    base = "dc=example,dc=org"
+    writer = f"cn=writer,{base}"
+    rules = [
+        f'to dn.base="ou=people,{base}" attrs=children by dn.exact="{writer}" write by * break',
+        f'to dn.children="ou=people,{base}" filter=(objectClass=device) '
+        f'by dn.exact="{writer}" write by * break',
+    ]
+    with Sandbox(base_dn=base, access=rules) as sandbox:
+        conn = admin(sandbox.directory)
+        try:
+            conn.add(
+                writer,
+                ["top", "person"],
+                {"cn": "writer", "sn": "writer", "userPassword": READER_PASSWORD},
+            )
+            assert conn.result["result"] == 0, conn.result
+        finally:
+            conn.unbind()
+        yield sandbox
+
+
+def test_the_probe_is_an_entry_of_the_kind_the_server_writes(device_writer: Sandbox) -> None:
+    """An ACL that lets the bind DN add some entries but not accounts fails the user probe."""
+    directory = device_writer.directory
+    writer = f"cn=writer,{directory.base_dn}"
+    conn = Connection(directory.url, writer, READER_PASSWORD, auto_bind=True)
+    try:
+        conn.add(f"cn=a-device,{directory.users_dn}", ["top", "device"], {"cn": "a-device"})
+        assert conn.result["result"] == 0, conn.result
+        conn.delete(f"cn=a-device,{directory.users_dn}")
+    finally:
+        conn.unbind()
+    found = assess_with(
+        settings_for(directory, ldap={"bind_dn": writer, "bind_password": READER_PASSWORD})
+    )
+    assert errors_naming(
+        found,
+        f"cannot create a user below ldap.users_dn {directory.users_dn}: insufficientAccessRights",
+        f"grant {writer} write access below {directory.users_dn}",
+    )
+    assert probe_entries_without_login_group(directory) == []
