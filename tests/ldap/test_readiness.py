@@ -245,9 +245,12 @@ def test_an_unknown_object_class_is_an_error(server: Sandbox) -> None:
 def test_lock_needs_the_ppolicy_overlay(without_ppolicy: Sandbox) -> None:
     directory = without_ppolicy.directory
     found = assess_with(settings_for(directory))
-    assert errors_naming(
-        found, "the directory schema has no pwdAccountLockedTime", "load the ppolicy overlay"
-    )
+    assert found.errors == [
+        "the directory schema has no pwdAccountLockedTime, which the lock action of "
+        "accounts.disable writes: disabling a user would fail; load the ppolicy overlay on the "
+        "database holding ldap.users_dn (olcModuleLoad: ppolicy; an olcPPolicyConfig overlay "
+        "with olcPPolicyDefault naming a pwdPolicy entry), or remove lock from accounts.disable"
+    ]
     assert probe_entries_without_login_group(directory) == []
     quiet = assess_with(
         settings_for(directory, accounts=AccountSettings(disable=["expire", "hide"]))
