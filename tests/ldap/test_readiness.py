@@ -21,6 +21,7 @@ from app.config import (
     UserSettings,
 )
 from app.ldap.connection import Directory
+from app.ldap.dn import first_rdn
 from app.ldap.mapping import read_schema
 from app.ldap.readiness import PROBE_PREFIX, Readiness, assess, connection_findings, leftovers
 from app.ldap.sandbox import Sandbox, SandboxDirectory
@@ -325,23 +326,28 @@ def test_check_command_on_a_prepared_directory(server: Sandbox) -> None:
 
 @pytest.fixture(scope="module")
 def device_writer() -> Iterator[Sandbox]:
-    """A writer that may add below ou=people only entries of class device, not accounts."""
+    """cn=writer may add below ou=people only entries of class device, not accounts;
+    cn=adder may add groups but neither rename nor delete them."""
     base = "dc=example,dc=org"
-    writer = f"cn=writer,{base}"
+    writer, adder = f"cn=writer,{base}", f"cn=adder,{base}"
     rules = [
         f'to dn.base="ou=people,{base}" attrs=children by dn.exact="{writer}" write by * break',
         f'to dn.children="ou=people,{base}" filter=(objectClass=device) '
         f'by dn.exact="{writer}" write by * break',
+        f'to dn.base="ou=groups,{base}" attrs=children by dn.exact="{adder}" =rscxa by * break',
+        f'to dn.children="ou=groups,{base}" by dn.exact="{adder}" write by * break',
     ]
     with Sandbox(base_dn=base, access=rules) as sandbox:
         conn = admin(sandbox.directory)
         try:
-            conn.add(
-                writer,
-                ["top", "person"],
-                {"cn": "writer", "sn": "writer", "userPassword": READER_PASSWORD},
-            )
-            assert conn.result["result"] == 0, conn.result
+            for dn in (writer, adder):
+                name = first_rdn(dn).split("=")[1]
+                conn.add(
+                    dn,
+                    ["top", "person"],
+                    {"cn": name, "sn": name, "userPassword": READER_PASSWORD},
+                )
+                assert conn.result["result"] == 0, conn.result
         finally:
             conn.unbind()
         yield sandbox
@@ -367,3 +373,27 @@ def test_the_probe_is_an_entry_of_the_kind_the_server_writes(device_writer: Sand
         f"grant {writer} write access below {directory.users_dn}",
     )
     assert probe_entries_without_login_group(directory) == []
+
+
+def test_a_probe_that_cannot_be_deleted_is_reported(device_writer: Sandbox) -> None:
+    directory = device_writer.directory
+    adder = f"cn=adder,{directory.base_dn}"
+    found = assess_with(
+        settings_for(directory, ldap={"bind_dn": adder, "bind_password": READER_PASSWORD})
+    )
+    left = probe_entries_without_login_group(directory)
+    conn = admin(directory)
+    try:
+        for dn in left:
+            conn.delete(dn)
+    finally:
+        conn.unbind()
+    groups = [dn for dn in left if dn.endswith(f",{directory.groups_dn}")]
+    assert len(groups) == 1, left
+    assert errors_naming(found, "cannot rename a group (groups.rename)", "insufficientAccessRights")
+    assert errors_naming(
+        found,
+        f"the probe entry {groups[0]} is left in the directory (cannot delete it: "
+        "insufficientAccessRights",
+        "delete it by hand",
+    )
