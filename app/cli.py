@@ -19,7 +19,8 @@ from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.groupentries import GroupDirectory
-from app.ldap.mapping import MappingError, UserMapping, read_schema, schema_problems
+from app.ldap.mapping import MappingError, read_schema
+from app.ldap.readiness import Readiness, assess, connection_findings
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.users import UserDirectory
@@ -142,31 +143,43 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         problem = directory.check()
         if problem:
+            found = connection_findings(settings)
+            if found.errors:
+                return _report(found)
             return _fail(f"cannot reach the directory: {problem}")
         schema = read_schema(directory)
-        problems = schema_problems(settings.users, schema) if schema else []
-        if problems:
-            return _fail("\n".join(problems))
-        users = UserDirectory(
-            directory,
-            UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema),
-        )
-        groups = GroupDirectory(directory, settings, users)
-        for warning in [*users.preflight_warnings(), *groups.preflight_warnings()]:
-            print(f"warning: {warning}")
+        try:
+            found = assess(settings, directory, schema)
+        except MappingError as exc:
+            return _fail(str(exc))
         topology = read_topology(settings.ldap)
         for line in topology.describe():
             print(line)
-        for warning in replication_warnings(
+        found.warnings += replication_warnings(
             topology, settings.posix, settings.accounts, settings.ldap.base_dn
-        ):
-            print(f"warning: {warning}")
+        )
     except DirectoryConfigError as exc:
         return _fail(str(exc))
     except SCIMException as exc:
         return _fail(f"the directory cannot be checked: {exc.detail}")
     finally:
         directory.close()
+    return _report(found)
+
+
+def _report(found: Readiness) -> int:
+    """Print warnings and errors; 0 and "configuration is valid" when there is no error."""
+    for warning in found.warnings:
+        print(f"warning: {warning}")
+    for error in found.errors:
+        print(f"error: {error}")
+    if found.errors:
+        count = len(found.errors)
+        print(
+            f"scim-ldap: {count} problem{'s' if count > 1 else ''} would fail requests",
+            file=sys.stderr,
+        )
+        return 1
     print("configuration is valid")
     return 0
 

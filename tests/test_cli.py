@@ -67,11 +67,21 @@ def test_check_accepts_the_right_bind(sandbox: Sandbox) -> None:
             "SCIM_LDAP_LDAP__URLS": f'["{directory.url}"]',
             "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
             "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
+            "SCIM_LDAP_AUTH__TOKENS": '["test-token-0123456789abcdef"]',
         },
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "configuration is valid" in result.stdout
     assert f"{directory.url}: serverID none; single provider" in result.stdout
+
+
+def test_check_without_a_token_fails(sandbox: Sandbox) -> None:
+    """Every request would be 401: check says so instead of "configuration is valid"."""
+    result = run("check", env=sandbox.directory.environment())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: auth.tokens is empty: every request would be answered 401" in result.stdout
+    assert "configuration is valid" not in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_client_config_for_a_directory_without_tls_is_refused(sandbox: Sandbox) -> None:

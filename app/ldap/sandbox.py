@@ -14,6 +14,14 @@ and five failed binds in a row lock it as well.
 With ``sudo=True`` it also loads sudo's schema (app/ldap/schema/sudo.ldif, from
 Debian's sudo-ldap package) and adds ``ou=sudoers,<base>`` for sudoRole entries.
 
+With ``ppolicy=False`` it loads neither the ppolicy module nor its overlay (so the
+directory's schema has no ``pwdAccountLockedTime``) and has no default policy entry:
+a directory on which the lock action cannot work.
+
+``access`` puts olcAccess rules (without their ``{n}``) before the sandbox's own on the
+database, e.g. to let an account added by a test write only some entries: bound as any
+account but the rootdn, the sandbox otherwise allows reading only.
+
 With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
 development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
 it, offers StartTLS on its ldap:// URL and listens on an ldaps:// URL as well. The CA
@@ -31,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -213,9 +222,13 @@ class Sandbox:
         workdir: Path | None = None,
         tls: bool = False,
         sudo: bool = False,
+        ppolicy: bool = True,
+        access: Sequence[str] = (),
     ) -> None:
         self._base_dn = base_dn
+        self._access = tuple(access)
         self._sudo = sudo
+        self._ppolicy = ppolicy
         self._port = port
         self._tls = tls
         self._ldaps_port: int | None = None
@@ -392,6 +405,7 @@ class Sandbox:
             raise SandboxError(f"slapadd -n{database} failed (exit {result.returncode}): {output}")
 
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
+        unique = 2 if self._ppolicy else 1
         tls: list[tuple[str, str]] = []
         if directory.tls:
             tls = [
@@ -416,7 +430,11 @@ class Sandbox:
                     ("objectClass", "olcModuleList"),
                     ("cn", "module{0}"),
                     ("olcModulePath", str(MODULE_PATH)),
-                    *(("olcModuleLoad", module) for module in MODULES),
+                    *(
+                        ("olcModuleLoad", module)
+                        for module in MODULES
+                        if self._ppolicy or module != "ppolicy"
+                    ),
                 ],
             ),
             _ldif_entry(
@@ -458,11 +476,16 @@ class Sandbox:
                     ("olcLimits", f'dn.exact="{directory.bind_dn}" size=unlimited time=unlimited'),
                     ("olcLastMod", "TRUE"),
                     *(("olcDbIndex", index) for index in INDEXES),
-                    (
-                        "olcAccess",
-                        "{0}to attrs=userPassword by self write by anonymous auth by * none",
+                    *(
+                        ("olcAccess", f"{{{number}}}{rule}")
+                        for number, rule in enumerate(
+                            [
+                                *self._access,
+                                "to attrs=userPassword by self write by anonymous auth by * none",
+                                "to * by users read by * none",
+                            ]
+                        )
                     ),
-                    ("olcAccess", "{1}to * by users read by * none"),
                 ],
             ),
             _ldif_entry(
@@ -477,26 +500,31 @@ class Sandbox:
                 ],
             ),
             _ldif_entry(
-                "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
-                [
-                    ("objectClass", "olcOverlayConfig"),
-                    ("objectClass", "olcPPolicyConfig"),
-                    ("olcOverlay", "{1}ppolicy"),
-                    ("olcPPolicyDefault", directory.password_policy_dn),
-                    ("olcPPolicyUseLockout", "TRUE"),
-                ],
-            ),
-            _ldif_entry(
-                "olcOverlay={2}unique,olcDatabase={1}mdb,cn=config",
+                f"olcOverlay={{{unique}}}unique,olcDatabase={{1}}mdb,cn=config",
                 [
                     ("objectClass", "olcOverlayConfig"),
                     ("objectClass", "olcUniqueConfig"),
-                    ("olcOverlay", "{2}unique"),
+                    ("olcOverlay", f"{{{unique}}}unique"),
                     ("olcUniqueURI", unique_uid_numbers(directory.base_dn)),
                 ],
             ),
         ]
+        if self._ppolicy:
+            entries.insert(-1, self._ppolicy_ldif(directory))
         return "\n".join(entry.strip() + "\n" for entry in entries)
+
+    @staticmethod
+    def _ppolicy_ldif(directory: SandboxDirectory) -> str:
+        return _ldif_entry(
+            "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
+            [
+                ("objectClass", "olcOverlayConfig"),
+                ("objectClass", "olcPPolicyConfig"),
+                ("olcOverlay", "{1}ppolicy"),
+                ("olcPPolicyDefault", directory.password_policy_dn),
+                ("olcPPolicyUseLockout", "TRUE"),
+            ],
+        )
 
     def _base_ldif(self, directory: SandboxDirectory) -> str:
         entries = [
@@ -513,8 +541,9 @@ class Sandbox:
                 directory.policies_dn,
                 [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "policies")],
             ),
-            _ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)),
         ]
+        if self._ppolicy:
+            entries.append(_ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)))
         if self._sudo:
             entries.append(
                 _ldif_entry(

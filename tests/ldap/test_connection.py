@@ -232,7 +232,9 @@ def test_a_certificate_verification_failure_is_named(
 
 
 def test_check_names_a_certificate_verification_failure(tls_listener: int) -> None:
-    result = run("check", env={"SCIM_LDAP_LDAP__URLS": f'["ldaps://127.0.0.1:{tls_listener}"]'})
-    assert result.returncode == 2
-    assert "TLS certificate verification failed" in result.stderr, result.stderr
+    url = f"ldaps://127.0.0.1:{tls_listener}"
+    result = run("check", env={"SCIM_LDAP_LDAP__URLS": f'["{url}"]'})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"error: {url}: TLS certificate verification failed" in result.stdout
+    assert "set ldap.ca_file to the CA bundle that signed it" in result.stdout
     assert "Traceback" not in result.stderr
