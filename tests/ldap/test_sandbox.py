@@ -1,4 +1,6 @@
+import itertools
 import ssl
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,8 +43,13 @@ def conn(directory: SandboxDirectory) -> Iterator[Connection]:
         connection.unbind()
 
 
+_NUMBERS = itertools.count(400_000 + uuid.uuid4().int % 100_000)
+"""uidNumbers no other test of the session holds (the directory's unique overlay refuses twins)."""
+
+
 def add_user(conn: Connection, directory: SandboxDirectory, uid: str) -> str:
     dn = f"uid={uid},{directory.users_dn}"
+    number = next(_NUMBERS)
     ok = conn.add(
         dn,
         ["inetOrgPerson", "posixAccount", "shadowAccount", "scimUser", "ldapPublicKey"],
@@ -50,8 +57,8 @@ def add_user(conn: Connection, directory: SandboxDirectory, uid: str) -> str:
             "cn": "Alice Smith",
             "sn": "Smith",
             "givenName": "Alice",
-            "uidNumber": 10001,
-            "gidNumber": 10001,
+            "uidNumber": number,
+            "gidNumber": number,
             "homeDirectory": f"/home/{uid}",
             "loginShell": "/bin/bash",
             "scimUserName": f"{uid}.Smith@Example.COM",
