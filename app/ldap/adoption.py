@@ -31,12 +31,21 @@ from typing import Any
 
 from scim2_models import SCIMException, UniquenessException
 
-from app.attributes import UID_NUMBER, WORK_EMAIL
+from app.attributes import (
+    ACTIVE,
+    GECOS,
+    GID_NUMBER,
+    HOME_DIRECTORY,
+    LOGIN_SHELL,
+    UID_NUMBER,
+    USER_NAME,
+    WORK_EMAIL,
+)
 from app.config import PosixSettings
 from app.ldap.connection import Session
 from app.ldap.ids import Slice, slices
 from app.ldap.logins import assertion_value, folded, values_of
-from app.ldap.mapping import UserMapping
+from app.ldap.mapping import UserMapping, UserRecord
 
 MARKER_CLASS = "scimUser"
 REQUIRED = ("uidNumber", "gidNumber", "homeDirectory")
@@ -120,6 +129,44 @@ def refuse_create(session: Session, mapping: UserMapping, user_name: str) -> Non
             f'userName eq "{user_name}" finds it, and the next PATCH or PUT takes it over), '
             "not created again"
         )
+
+
+def is_unmarked(mapping: UserMapping, record: UserRecord) -> bool:
+    """Whether a record read is of an entry to adopt: no marker class, userName, defaults."""
+    if not adopts(mapping):
+        return False
+    marker = MARKER_CLASS.lower()
+    if any(c.lower() == marker for c in mapping.object_classes) and any(
+        c.lower() == marker for c in record.live_classes
+    ):
+        return False
+    return (
+        str(record.values.get(USER_NAME)) == record.login
+        and not record.defaults
+        and ACTIVE not in record.values
+    )
+
+
+def kept_defaults(mapping: UserMapping, record: UserRecord) -> dict[str, list[str]]:
+    """The defaults a write of ``record`` keeps: for an entry to adopt, what it holds now.
+
+    The attributes templates fill (gidNumber, homeDirectory, loginShell, gecos,
+    sn) keep the values the entry was made with when a write (a PUT) leaves them
+    out, instead of getting the templates' values; they are then listed as
+    defaults like those this server assigns.
+    """
+    if not is_unmarked(mapping, record):
+        return record.defaults
+    now = mapping.attributes(record.values, record.login, record.manager_dn, record.defaults)
+    lowered = {name.lower(): values for name, values in now.items()}
+    names = ["sn"]
+    names += [
+        mapping.by_slot[s]
+        for s in (GID_NUMBER, HOME_DIRECTORY, LOGIN_SHELL, GECOS)
+        if s in mapping.by_slot
+    ]
+    held = {n.lower(): list(lowered[n.lower()]) for n in names if n.lower() in lowered}
+    return {**held, **record.defaults}
 
 
 # ---- the report
