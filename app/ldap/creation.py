@@ -73,7 +73,11 @@ class AccountCreation(AccountWriter):
                 )
             except UserNameTaken as taken:
                 return self._create_again(session, taken, plaintext)
-            if not requested:
+            except UniquenessException:
+                if not requested:
+                    refuse_create(session, self.mapping, user_name)
+                raise
+            if not requested and login != self.mapping.logins.candidates(user_name)[0]:
                 refuse_create(session, self.mapping, user_name)
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from ldap3 import Connection
 
 from app.cli import main
-from app.config import UserSettings
+from app.config import PosixSettings, UserSettings
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     CORE,
@@ -329,3 +329,16 @@ def test_adoption_report(sandbox: Sandbox, ldap: Connection, tmp_path: Path) -> 
     finally:
         for dn in dns:
             ldap.delete(dn)
+
+
+def test_post_under_strict_names_the_account_to_adopt(
+    sandbox: Sandbox, gina: tuple[str, str, str]
+) -> None:
+    _login, mail, dn = gina
+    with configured_client(sandbox, posix=PosixSettings(login_policy="strict")) as client:
+        response = client.post(
+            USERS,
+            json={"schemas": [CORE], "userName": mail, POSIX_EXT: {"uidNumber": uid_number()}},
+        )
+        detail = assert_error(response, 409, "uniqueness")["detail"]
+        assert dn in detail and "adopted by matching" in detail
