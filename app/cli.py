@@ -184,6 +184,34 @@ def _report(found: Readiness) -> int:
     return 0
 
 
+def cmd_adoption_report(args: argparse.Namespace) -> int:
+    """Print, read-only, what adoption (users.adopt) would match, claim and skip."""
+    from app.ldap.adoption import report
+
+    settings = _settings(args.config)
+    if isinstance(settings, str):
+        return _fail(settings)
+    directory = Directory(settings.ldap)
+    try:
+        problem = directory.check()
+        if problem:
+            return _fail(f"cannot reach the directory: {problem}")
+        mapping = UserMapping(
+            settings.users, settings.ldap, settings.posix, settings.accounts, read_schema(directory)
+        )
+        with directory.session() as session:
+            lines = report(session, mapping, settings.posix, settings.ldap.base_dn)
+    except DirectoryConfigError as exc:
+        return _fail(str(exc))
+    except SCIMException as exc:
+        return _fail(f"the directory cannot be read: {exc.detail}")
+    finally:
+        directory.close()
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_client_config(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if isinstance(settings, str):
@@ -258,6 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate the configuration and the directory")
     check.add_argument("--config", type=Path, help="TOML configuration file")
     check.set_defaults(func=cmd_check)
+
+    adoption = commands.add_parser(
+        "adoption-report",
+        help="list, read-only, the existing accounts users.adopt would match and the conflicts",
+    )
+    adoption.add_argument("--config", type=Path, help="TOML configuration file")
+    adoption.set_defaults(func=cmd_adoption_report)
 
     client = commands.add_parser(
         "client-config", help="print the sssd or nslcd configuration for Linux hosts"

@@ -189,6 +189,17 @@ class UserSettings(Section):
         description="Expose every attribute of users.object_classes under Microsoft's "
         "ECMA2Host namespace with its LDAP name, as Microsoft's LDAP connector does.",
     )
+    adopt: Literal["off", "match"] = Field(
+        default="match",
+        description="Accounts under the users' container this server did not make (no scimUser "
+        "class, no userName attribute): match (Entra's matching filter userName eq finds one "
+        "whose uid is the login the userName gets, and its first write takes it over; a POST "
+        "of that userName is 409) or off (they are found by their stored values only).",
+    )
+    adopt_filter: str = Field(
+        default="(objectClass=posixAccount)",
+        description="LDAP filter an existing account must match to be adopted.",
+    )
     mapping: dict[str, str | None] = Field(
         default_factory=dict,
         description="Overrides of the SCIM path -> LDAP attribute mapping; null/empty unmaps. "
@@ -210,6 +221,14 @@ class UserSettings(Section):
         if value and not _ATTRIBUTE_NAME.match(value):
             raise ValueError(f"{value!r} is not an LDAP attribute name")
         return value or None
+
+    @field_validator("adopt_filter")
+    @classmethod
+    def _check_adopt_filter(cls, value: str) -> str:
+        text = value.strip()
+        if not (text.startswith("(") and text.endswith(")")) or text.count("(") != text.count(")"):
+            raise ValueError(f"{value!r} is not an LDAP filter in parentheses")
+        return text
 
     @field_validator("mapping")
     @classmethod

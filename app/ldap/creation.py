@@ -26,6 +26,7 @@ from app.attributes import (
     Slot,
     SlotValue,
 )
+from app.ldap.adoption import refuse_create
 from app.ldap.connection import Session
 from app.ldap.dn import child_dn
 from app.ldap.errors import DirectoryUnavailable, ValueNotUnique
@@ -72,6 +73,12 @@ class AccountCreation(AccountWriter):
                 )
             except UserNameTaken as taken:
                 return self._create_again(session, taken, plaintext)
+            except UniquenessException:
+                if not requested:
+                    refuse_create(session, self.mapping, user_name)
+                raise
+            if not requested and login != self.mapping.logins.candidates(user_name)[0]:
+                refuse_create(session, self.mapping, user_name)
             self.ids.check(session, values, None)
             if self.posix.gid_strategy == "default-group" and GID_NUMBER not in values:
                 self.groups.ensure_default(session)

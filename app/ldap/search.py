@@ -29,6 +29,7 @@ from scim2_models.path import (
 )
 
 from app.attributes import ACTIVE, CORE_USER, USER_NAME, Slot
+from app.ldap.adoption import login_term
 from app.ldap.mapping import UserMapping, generalized_time
 
 TRUE = "(&)"
@@ -369,7 +370,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
             kept = self.mapping.user_name_attribute
             positive = compare(kept, _positive(op), escaped)
             fallback = f"(&(!({kept}=*)){compare(attr, _positive(op), escaped)})"
-            either = f"(|{positive}{fallback})"
+            adopted = login_term(self.mapping, value) if op == CompareOperator.eq else None
+            either = f"(|{positive}{fallback}{adopted or ''})"
             return not_filter(either) if op == CompareOperator.ne else either
         return compare(attr, op, escaped)
 

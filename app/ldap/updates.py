@@ -24,6 +24,7 @@ from app.attributes import (
     SlotValue,
 )
 from app.ldap import writes
+from app.ldap.adoption import kept_defaults
 from app.ldap.connection import Control, Session
 from app.ldap.dn import child_dn, parent_of, rdn_of, same_dn
 from app.ldap.errors import ValueNotUnique
@@ -347,18 +348,19 @@ class AccountUpdate(AccountWriter):
         The object classes the entry lacks come with any change.
         """
         classes = current.object_classes
+        defaults = kept_defaults(self.mapping, current)
         before = self.mapping.attributes(
             current.values,
             current.login,
             current.manager_dn,
-            current.defaults,
+            defaults,
             current.extra,
             classes,
         )
 
         def after(classes: Sequence[str], home: str | None = None) -> LdapValues:
             return self.mapping.attributes(
-                values, new_login, new_manager, current.defaults, current.extra, classes, home
+                values, new_login, new_manager, defaults, current.extra, classes, home
             )
 
         home = (

@@ -25,10 +25,19 @@ def user_name(assertion: str) -> str:
     return f"(|(scimUserName{assertion})(&(!(scimUserName=*))(uid{assertion})))"
 
 
+UNMARKED = "(!(objectClass=scimUser))(!(scimUserName=*))(!(scimActive=*))(!(scimDefaulted=*))"
+
+
+def adopted(assertion: str, login: str) -> str:
+    """userName eq with adoption on: also an unmarked posixAccount named by the derived login."""
+    plain = user_name(assertion)
+    return f"{plain[:-1]}(&{UNMARKED}(objectClass=posixAccount)(uid={login})))"
+
+
 @pytest.mark.parametrize(
     ("scim", "expected"),
     [
-        ('userName eq "Alice@Contoso.com"', user_name("=Alice@Contoso.com")),
+        ('userName eq "Alice@Contoso.com"', adopted("=Alice@Contoso.com", "alice")),
         ('USERNAME EQ "a"', user_name("=a")),
         ('userName sw "pg"', user_name("=pg*")),
         ('userName co "x"', user_name("=*x*")),
@@ -197,8 +206,8 @@ def test_nul_is_escaped() -> None:
 @pytest.mark.parametrize(
     ("scim", "expected"),
     [
-        ('userName eq "*"', user_name("=\\2a")),
-        ('userName eq "a)(uid=*"', user_name("=a\\29\\28uid=\\2a")),
+        ('userName eq "*"', adopted("=\\2a", "u-684888")),
+        ('userName eq "a)(uid=*"', adopted("=a\\29\\28uid=\\2a", "a_uid")),
         ('externalId eq "\\\\"', "(scimExternalId=\\5c)"),
         ('title co "(x)"', "(title=*\\28x\\29*)"),
         ('emails[type eq "work"].value eq "*"', "(&(mail=*)(mail=\\2a))"),
@@ -270,3 +279,30 @@ def test_mapping_overrides() -> None:
     assert ldap_filter('emails[type eq "work"].value eq "x"', mapping) == "(&(email=*)(email=x))"
     with pytest.raises(InvalidFilterException):
         ldap_filter('title eq "x"', mapping)
+
+
+def test_adoption_off_keeps_the_user_name_test() -> None:
+    off = UserMapping(UserSettings(adopt="off"), LdapSettings())
+    assert ldap_filter('userName eq "gina@example.com"', off) == user_name("=gina@example.com")
+
+
+def test_adoption_adds_the_derived_login_to_eq_only() -> None:
+    assert ldap_filter('userName eq "gina@example.com"') == adopted("=gina@example.com", "gina")
+    assert ldap_filter('userName ne "gina@example.com"') == f"(!{user_name('=gina@example.com')})"
+    assert ldap_filter('userName sw "gina@"') == user_name("=gina@*")
+
+
+def test_adoption_filter_limits_the_adopted_entries() -> None:
+    settings = UserSettings(adopt_filter="(&(objectClass=posixAccount)(uidNumber>=1000))")
+    text = ldap_filter('userName eq "gina@example.com"', UserMapping(settings, LdapSettings()))
+    assert text.endswith(f"(&{UNMARKED}(&(objectClass=posixAccount)(uidNumber>=1000))(uid=gina)))")
+
+
+def test_no_adoption_by_login_without_a_user_name_attribute() -> None:
+    bare = UserMapping(UserSettings(user_name_attribute=None), LdapSettings())
+    assert ldap_filter('userName eq "gina@example.com"', bare) == "(uid=gina@example.com)"
+
+
+def test_adopt_filter_must_be_a_filter() -> None:
+    with pytest.raises(ValueError, match="LDAP filter"):
+        UserSettings(adopt_filter="objectClass=posixAccount")
