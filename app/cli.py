@@ -19,7 +19,7 @@ from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.groupentries import GroupDirectory
-from app.ldap.mapping import MappingError, read_schema
+from app.ldap.mapping import MappingError, UserMapping, read_schema
 from app.ldap.readiness import Readiness, assess, connection_findings
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
