@@ -39,12 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def _kept_numbers(current: UserRecord, values: Mapping[Slot, SlotValue]) -> dict[Slot, SlotValue]:
-    """What a replacement that omits it keeps: the uidNumber, the server's to keep, and
-    ``active``, so that a PUT without it never enables a disabled account by omission."""
+    """The uidNumber is the server's to keep: a replacement without one keeps the current."""
     kept = dict(values)
-    for slot in (UID_NUMBER, ACTIVE):
-        if slot not in kept and slot in current.values:
-            kept[slot] = current.values[slot]
+    if UID_NUMBER not in kept and UID_NUMBER in current.values:
+        kept[UID_NUMBER] = current.values[UID_NUMBER]
     return kept
 
 

@@ -10,7 +10,7 @@ from scim2_models import (
     PreconditionFailedException,
 )
 
-from app.attributes import Slot
+from app.attributes import ACTIVE, Slot
 from app.config import Settings
 from app.ldap.changes import UserChanges
 from app.ldap.groupentries import GroupDirectory
@@ -110,7 +110,15 @@ class UserService:
 
     def replace(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
         state = self.storage.split(loaded(self.schemas, body))
-        return self._update(user_id, lambda _current: state, if_match, users_url)
+
+        def replacement(current: UserRecord) -> State:
+            """A PUT that omits ``active`` keeps it: no disabled account is enabled by omission
+            (a PATCH ``remove`` of ``active`` still removes it)."""
+            if ACTIVE not in state and ACTIVE in current.values:
+                return {**state, ACTIVE: current.values[ACTIVE]}
+            return state
+
+        return self._update(user_id, replacement, if_match, users_url)
 
     def patch(self, user_id: str, body: Any, if_match: str | None, users_url: str) -> Written:
         def change(current: UserRecord) -> State:
