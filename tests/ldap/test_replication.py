@@ -332,15 +332,17 @@ def test_delta_syncrepl_keeps_every_member_added_through_two_providers(
 def test_plain_syncrepl_loses_members_added_through_two_providers(plain: Replicas) -> None:
     """Measurement: whole-entry replication keeps one of two concurrent versions of a group.
 
-    Why the login group (remove-group) needs delta-syncrepl on multi-provider directories.
+    Why the login group (remove-group) and SCIM groups need delta-syncrepl on
+    multi-provider directories. The two providers may even end with different
+    memberships: whole entries race, so no count is asserted but the loss.
     """
     kept = join_at_once(plain)
     print(
         f"\nplain syncrepl, {MEMBERS} memberUid adds through each provider at once: "
         f"{kept} members kept of {2 * MEMBERS}"
     )
-    assert kept[0] == kept[1]
-    if kept[0] == 2 * MEMBERS:
+    assert all(count <= 2 * MEMBERS for count in kept)
+    if kept == [2 * MEMBERS, 2 * MEMBERS]:
         pytest.skip("no membership lost in this run: the race was not hit")
 
 
