@@ -26,11 +26,13 @@ RUN pip install --no-cache-dir --no-deps . \
 USER 10001:10001
 WORKDIR /home/scim
 
+ENV PORT=8080
 EXPOSE 8080
 
-# No curl in the slim image; bypass any HTTP(S)_PROXY set in the environment.
+# No curl in the slim image; bypass any HTTP(S)_PROXY set in the environment. The server
+# and the check both listen on / ask $PORT, so `-e PORT=9000` moves both.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-  CMD ["python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8080/healthz', timeout=4)"]
+  CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(f\"http://127.0.0.1:{os.environ.get('PORT', '8080')}/healthz\", timeout=4)"]
 
 ENTRYPOINT ["python", "-m", "app"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
+CMD ["serve", "--host", "0.0.0.0"]

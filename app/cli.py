@@ -1,10 +1,11 @@
-"""``python -m app`` / ``scim-ldap``: serve, demo, check, openapi."""
+"""The scim-ldap command line (``python -m app``): the server, its checks and what it generates."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from app.ldap.readiness import Readiness, assess, connection_findings
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
 from app.ldap.users import UserDirectory
+from app.version import VERSION
 
 log = logging.getLogger("app")
 
@@ -269,13 +271,24 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scim-ldap", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="scim-ldap",
+        description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory: run the "
+        "server, check a directory, report what adoption would do, print host or API "
+        "configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"scim-ldap {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the SCIM server against the configured LDAP")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 8080),
+        help="port to listen on (default: $PORT, else 8080)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = commands.add_parser("demo", help="run against a throwaway local OpenLDAP")

@@ -21,6 +21,7 @@ from app.ldap.users import UserDirectory
 from app.scim.groups import GroupService
 from app.scim.users import UserService
 from app.sweeper import Sweeper
+from app.version import VERSION
 
 
 def create_app(settings: Settings, *, read_directory_schema: bool = True) -> FastAPI:
@@ -59,7 +60,7 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
 
     app = FastAPI(
         title="scim-ldap",
-        version="0.1.0",
+        version=VERSION,
         description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory.",
         lifespan=lifespan,
     )

@@ -97,3 +97,15 @@ def test_client_config_for_a_directory_without_tls_is_refused(sandbox: Sandbox) 
     lab = run("client-config", "--for", "sssd", "--allow-plain-ldap", env=env)
     assert lab.returncode == 0, lab.stderr
     assert "LAB ONLY" in lab.stdout
+
+
+def test_version_and_help() -> None:
+    from app.version import VERSION
+
+    run = [sys.executable, "-m", "app"]
+    shown = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == f"scim-ldap {VERSION}"
+    helped = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True)
+    assert "``" not in helped.stdout
+    for command in ("serve", "demo", "check", "adoption-report", "client-config", "openapi"):
+        assert command in helped.stdout
