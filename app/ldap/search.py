@@ -178,7 +178,7 @@ class LdapFilterBuilder(FilterVisitor[str]):
         path = node.attr_path
         name = path.attr.lower()
         if self.element is None and path.uri is None and name == "id":
-            return self._id(node)
+            return id_comparison(node)
         if self.element is None and path.uri is None and name == "meta":
             return self._meta(node)
 
@@ -341,28 +341,15 @@ class LdapFilterBuilder(FilterVisitor[str]):
         if value is None:
             raise InvalidFilterException(detail=f"{node.attr_path} cannot be compared with null")
         if slot.kind == "integer":
-            if isinstance(value, bool) or not _INTEGER.fullmatch(str(value).strip()):
-                raise InvalidFilterException(detail=f"{slot.path} compares with integers only")
-            if len(str(value).strip().lstrip("-")) > _MAX_DIGITS:
-                raise InvalidFilterException(
-                    detail=f"{slot.path} compares with integers of at most {_MAX_DIGITS} digits"
-                )
-            if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-                raise InvalidFilterException(detail=f"{slot.path} does not support {op.value}")
+            number = integer_assertion(slot.path, op, value)
             orderable = self.mapping.orderable
             if op in _ORDERING and orderable is not None and attr.lower() not in orderable:
                 raise InvalidFilterException(
                     detail=f"{slot.path} does not support {op.value}: the directory attribute "
                     f"{attr} has no ORDERING rule"
                 )
-            return compare(attr, op, str(int(str(value).strip())))
-        if not isinstance(value, str):
-            raise InvalidFilterException(detail=f"{slot.path} compares with strings only")
-        if op in _ORDERING:
-            raise InvalidFilterException(
-                detail=f"{slot.path} does not support {op.value}: strings compare with "
-                "eq, ne, co, sw, ew and pr only"
-            )
+            return compare(attr, op, number)
+        value = string_assertion(slot.path, op, value)
         if value == "" and op in (CompareOperator.eq, CompareOperator.ne):
             return static(False, op)
         escaped = escape_value(value)
@@ -385,18 +372,45 @@ class LdapFilterBuilder(FilterVisitor[str]):
         return f"(!({attr}=FALSE))" if wanted else f"({attr}=FALSE)"
 
     @staticmethod
-    def _id(node: Comparison) -> str:
-        if node.op not in (CompareOperator.eq, CompareOperator.ne):
-            raise InvalidFilterException(detail="id supports eq and ne only")
-        try:
-            parsed = str(uuid.UUID(str(node.value)))
-        except ValueError:
-            return static(False, node.op)
-        return compare("entryUUID", node.op, escape_value(parsed))
-
-    @staticmethod
     def _meta(node: Comparison) -> str:
         return meta_comparison(node, "User")
+
+
+def id_comparison(node: Comparison) -> str:
+    """``id eq``/``ne``: the entryUUID; an id that is no UUID names no resource."""
+    if node.op not in (CompareOperator.eq, CompareOperator.ne):
+        raise InvalidFilterException(detail="id supports eq and ne only")
+    try:
+        parsed = str(uuid.UUID(str(node.value)))
+    except ValueError:
+        return static(False, node.op)
+    return compare("entryUUID", node.op, escape_value(parsed))
+
+
+def integer_assertion(name: str, op: CompareOperator, value: object) -> str:
+    """The assertion value of a comparison on an integer attribute, in canonical digits."""
+    if isinstance(value, bool) or not _INTEGER.fullmatch(str(value).strip()):
+        raise InvalidFilterException(detail=f"{name} compares with integers only")
+    if len(str(value).strip().lstrip("-")) > _MAX_DIGITS:
+        raise InvalidFilterException(
+            detail=f"{name} compares with integers of at most {_MAX_DIGITS} digits"
+        )
+    if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+        raise InvalidFilterException(detail=f"{name} does not support {op.value}")
+    return str(int(str(value).strip()))
+
+
+def string_assertion(name: str, op: CompareOperator, value: object) -> str:
+    """The value of a comparison on a string attribute; ordering is refused (see
+    ``LdapFilterBuilder._slot_comparison``)."""
+    if not isinstance(value, str):
+        raise InvalidFilterException(detail=f"{name} compares with strings only")
+    if op in _ORDERING:
+        raise InvalidFilterException(
+            detail=f"{name} does not support {op.value}: strings compare with "
+            "eq, ne, co, sw, ew and pr only"
+        )
+    return value
 
 
 def meta_comparison(node: Comparison, resource_type: str) -> str:
