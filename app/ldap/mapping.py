@@ -14,7 +14,6 @@ from scim2_models import InvalidValueException, SCIMException
 
 from app.attributes import (
     ACTIVE,
-    ECMA2HOST_USER,
     GECOS,
     GID_NUMBER,
     HOME_DIRECTORY,
@@ -311,9 +310,6 @@ class UserMapping:
                 values[slot] = moment.isoformat().replace("+00:00", "Z") if moment else raw
             else:
                 values[slot] = raw
-        cn = self.catalog.by_path(f"{ECMA2HOST_USER}:cn")
-        if cn is not None and values.get(cn) == (self._cn(values, login),):
-            del values[cn]
         return UserRecord(
             id=_first(attrs, "entryUUID") or "",
             dn=str(entry["dn"]),

@@ -43,7 +43,6 @@ from app.scim.unstored import UNSTORED
 
 State = dict[Slot, SlotValue]
 
-_SECRET_KEYS = frozenset({"password"})
 MAX_UNMAPPED = 64 * 1024
 """Largest unmapped rest kept for one user, in bytes of JSON."""
 
@@ -88,7 +87,7 @@ class Storage:
         if isinstance(rest.get("active"), bool):
             state[ACTIVE] = rest.pop("active")
         rest.pop("userName", None)
-        for key in [*READ_ONLY, "schemas", *_SECRET_KEYS]:
+        for key in [*READ_ONLY, "schemas"]:
             rest.pop(key, None)
         if aliases:
             rest[ECMA2HOST_USER] = {**rest.get(ECMA2HOST_USER, {}), **dict.fromkeys(aliases)}
