@@ -179,9 +179,11 @@ class Catalog:
         owned = {r.lower() for r in reserved}
         ecma = [n for n in ecma2host if n.lower() not in owned and not n.lower().startswith("scim")]
         self.schemas = UserSchemas.build(custom, info, ecma)
-        self.by_slot: dict[Slot, str] = {}
-        for path, attribute in attribute_map.items():
-            self.by_slot[parse_slot(path, self.schemas)] = attribute
+        self.mapped: dict[Slot, str] = {
+            parse_slot(path, self.schemas): attribute for path, attribute in attribute_map.items()
+        }
+        """The slots the mapping names (not ECMA2Host's own, not the unmapped one)."""
+        self.by_slot: dict[Slot, str] = dict(self.mapped)
         self._by_ldap: dict[str, Slot] = {}
         for slot, attribute in self.by_slot.items():
             self._by_ldap.setdefault(attribute.lower(), slot)

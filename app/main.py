@@ -36,14 +36,11 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
     schema = read_schema(directory) if read_directory_schema else None
-    if schema is not None and (problems := schema_problems(settings.users, schema)):
+    mapping = UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema)
+    if schema is not None and (problems := schema_problems(mapping, schema)):
         directory.close()
         raise MappingError("; ".join(problems))
-    user_directory = UserDirectory(
-        directory,
-        UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema),
-        small_search=settings.http.max_page_size,
-    )
+    user_directory = UserDirectory(directory, mapping, small_search=settings.http.max_page_size)
 
     changes = UserChanges(user_directory, settings.accounts)
     group_directory = GroupDirectory(directory, settings, user_directory)

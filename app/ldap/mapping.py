@@ -195,9 +195,10 @@ class UserMapping:
             if a
         ]
         ecma2host = ecma2host_attributes(schema, users.object_classes) if users.ecma2host else []
+        attribute_map = users.attribute_map()
         self.catalog = Catalog(
-            users.attribute_map(),
-            ldap=_attribute_infos(schema, [*users.attribute_map().values(), *ecma2host]),
+            attribute_map,
+            ldap=_attribute_infos(schema, [*attribute_map.values(), *ecma2host]),
             ecma2host=ecma2host,
             unmapped_attribute=users.unmapped_attribute,
             reserved=own,
@@ -448,13 +449,13 @@ class MappingError(ValueError):
     """The mapping does not fit the directory's schema; the message names each mapping."""
 
 
-def schema_problems(users: UserSettings, schema: Subschema) -> list[str]:
-    """Mappings the directory's schema cannot hold: unknown attributes, types, multiplicity."""
-    catalog = Catalog(
-        users.attribute_map(), ldap=_attribute_infos(schema, users.attribute_map().values())
-    )
+def schema_problems(mapping: UserMapping, schema: Subschema) -> list[str]:
+    """Mappings the directory's schema cannot hold: unknown attributes, types, multiplicity.
+
+    ``mapping`` is built with ``schema``, so custom attributes carry its types.
+    """
     problems = []
-    for slot, name in catalog.by_slot.items():
+    for slot, name in mapping.catalog.mapped.items():
         found = schema.attribute(name)
         where = f"users.mapping {slot.path!r} -> {name}"
         if found is None:

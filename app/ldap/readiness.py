@@ -803,9 +803,9 @@ def _preflight(users: UserDirectory, groups: GroupDirectory) -> Readiness:
 def assess(settings: Settings, directory: Directory, schema: Subschema | None) -> Readiness:
     """Everything that would make the first writes fail with the current settings."""
     found = connection_findings(settings)
-    if schema is not None:
-        found.errors += schema_problems(settings.users, schema)
     mapping = UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema)
+    if schema is not None:
+        found.errors += schema_problems(mapping, schema)
     users = UserDirectory(directory, mapping)
     groups = GroupDirectory(directory, settings, users)
     found.extend(_preflight(users, groups))
