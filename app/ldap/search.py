@@ -298,6 +298,8 @@ class LdapFilterBuilder(FilterVisitor[str]):
         """
         if path.uri is None or path.uri.lower() != ECMA2HOST_USER.lower() or path.sub_attr:
             return None
+        if self.catalog.schemas.named(ECMA2HOST_USER) is None:
+            return None
         if path.attr.lower() == LOGIN.attr:
             return emit(self.mapping.rdn, LOGIN)
         if self.catalog.schemas.resolve(ECMA2HOST_USER, path.attr) is None:

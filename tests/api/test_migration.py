@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from ldap3 import SUBTREE, Connection
+from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
 from app.config import UserSettings
@@ -391,3 +391,54 @@ def test_adoption_off_leaves_them_to_the_matching_attributes(
         old_id_is_gone(client, person)
         assert listed(client, f'userName eq "{person.upn}"') == []
         rematch(client, f'emails[type eq "work"].value eq "{person.upn}"', person)
+
+
+def entry_uuid(ldap: Connection, dn: str) -> str:
+    raw = entry(ldap, dn)
+    assert raw is not None
+    return raw["entryUUID"][0]
+
+
+def test_an_entry_uuid_anchor_is_this_servers_id(
+    client: TestClient, ldap: Connection, sandbox: Sandbox, people: list[Person]
+) -> None:
+    """A connector set up with entryUUID as its anchor returned ids this server answers."""
+    person = people[0]
+    before = kept(ldap, person.dn)
+    old_id = entry_uuid(ldap, person.dn)
+    response = client.get(f"{USERS}/{old_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == old_id
+    adopted = send_patch(client, old_id, core_operations(person, "compliant"))
+    assert adopted.status_code == 200, adopted.text
+    assert kept(ldap, person.dn) == before
+    assert holders(ldap, sandbox, person) == [person.dn]
+
+
+def test_an_entry_the_adopt_filter_excludes_is_out_of_reach(
+    sandbox: Sandbox, ldap: Connection, people: list[Person]
+) -> None:
+    """Not matched by any filter, not by its id: a service account stays the directory's."""
+    service = connector_entry(ldap, sandbox, unique("svc"), "Service")
+    assert ldap.modify(service.dn, {"gidNumber": [(MODIFY_REPLACE, ["20000"])]}), ldap.result
+    try:
+        before = entry(ldap, service.dn)
+        service_id = entry_uuid(ldap, service.dn)
+        users = UserSettings(adopt_filter=f"(&(objectClass=posixAccount)(gidNumber={GID}))")
+        with configured_client(sandbox, users=users) as client:
+            for scim_filter in (
+                f'userName eq "{service.upn}"',
+                f'{ECMA2HOST}:mail eq "{service.upn}"',
+                f'emails[type eq "work"].value eq "{service.upn}"',
+                f'{ECMA2HOST}:uid eq "{service.login}"',
+            ):
+                assert listed(client, scim_filter) == [], scim_filter
+            assert_error(client.get(f"{USERS}/{service_id}"), 404)
+            off = send_patch(client, service_id, [{"op": "replace", "path": "active", "value": False}])
+            assert_error(off, 404)
+            assert_error(client.delete(f"{USERS}/{service_id}"), 404)
+            assert entry(ldap, service.dn) == before
+            person = people[0]
+            rematch(client, f'{ECMA2HOST}:mail eq "{person.upn}"', person)
+    finally:
+        ldap.delete(service.dn)
