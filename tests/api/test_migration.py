@@ -50,6 +50,7 @@ from tests.api.helpers import (
 KEPT = ("uidNumber", "gidNumber", "homeDirectory", "loginShell", "userPassword")
 CLASSES = ["inetOrgPerson", "posixAccount", "shadowAccount"]
 GID = "10000"
+DISABLE = [{"op": "replace", "path": "active", "value": False}]
 
 
 def ssha(password: str) -> str:
@@ -177,9 +178,7 @@ def core_operations(person: Person, dialect: str) -> list[dict[str, Any]]:
     ]
 
 
-def ecma2host_operations(
-    person: Person, dialect: str, uid_number_now: str
-) -> list[dict[str, Any]]:
+def ecma2host_operations(person: Person, dialect: str, uid_number_now: str) -> list[dict[str, Any]]:
     """Entra's update when the admin kept the tutorial's ECMA2Host mappings (and added userName).
 
     ``-dn-``, ``objectClass`` and ``userPassword`` are mapped "only during object
@@ -235,7 +234,7 @@ def test_an_old_id_reaches_nothing(
     for person in people:
         before = entry(ldap, person.dn)
         old_id_is_gone(client, person)
-        off = send_patch(client, person.old_id, [{"op": "replace", "path": "active", "value": False}])
+        off = send_patch(client, person.old_id, DISABLE)
         assert_error(off, 404)
         assert_error(client.delete(f"{USERS}/{quote(person.old_id, safe='')}"), 404)
         assert entry(ldap, person.dn) == before
@@ -434,7 +433,7 @@ def test_an_entry_the_adopt_filter_excludes_is_out_of_reach(
             ):
                 assert listed(client, scim_filter) == [], scim_filter
             assert_error(client.get(f"{USERS}/{service_id}"), 404)
-            off = send_patch(client, service_id, [{"op": "replace", "path": "active", "value": False}])
+            off = send_patch(client, service_id, DISABLE)
             assert_error(off, 404)
             assert_error(client.delete(f"{USERS}/{service_id}"), 404)
             assert entry(ldap, service.dn) == before
