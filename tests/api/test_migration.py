@@ -12,8 +12,8 @@ ECMA2Host namespace), then PATCHes, in either dialect.
 
 What must hold: every person is matched and managed, none duplicated (no
 second entry, the same uidNumber, gidNumber, home and password), none lost;
-an old id reaches nothing (GET, PATCH and DELETE by it are 404 and change
-nothing); disable, enable and delete work on the adopted accounts.
+an old id reaches nothing (GET, PATCH, PUT and DELETE by it are 404 and
+change nothing); disable, enable and delete work on the adopted accounts.
 """
 
 from __future__ import annotations
@@ -210,6 +210,7 @@ def old_id_is_gone(client: TestClient, person: Person) -> None:
     """What Entra sees first when it uses the id it stored: 404, a SCIM error."""
     for form in (person.old_id, person.old_id.upper()):
         assert_error(client.get(f"{USERS}/{quote(form, safe='')}"), 404)
+    assert_error(client.get(f"{USERS}/{person.old_id}"), 404)
 
 
 def rematch(client: TestClient, scim_filter: str, person: Person) -> dict[str, Any]:
@@ -230,12 +231,14 @@ def test_test_connection_still_answers_an_empty_list(client: TestClient) -> None
 def test_an_old_id_reaches_nothing(
     client: TestClient, ldap: Connection, sandbox: Sandbox, people: list[Person]
 ) -> None:
-    """GET, PATCH and DELETE by the connector's id are 404, and the entry stays as it was."""
+    """GET, PATCH, PUT and DELETE by the connector's id are 404; the entry stays as it was."""
     for person in people:
         before = entry(ldap, person.dn)
         old_id_is_gone(client, person)
         off = send_patch(client, person.old_id, DISABLE)
         assert_error(off, 404)
+        put = {"schemas": [CORE], "userName": person.upn, "active": False}
+        assert_error(client.put(f"{USERS}/{quote(person.old_id, safe='')}", json=put), 404)
         assert_error(client.delete(f"{USERS}/{quote(person.old_id, safe='')}"), 404)
         assert entry(ldap, person.dn) == before
         assert binds(sandbox, person.dn, person.password)
