@@ -444,3 +444,16 @@ def test_an_entry_the_adopt_filter_excludes_is_out_of_reach(
             rematch(client, f'{ECMA2HOST}:mail eq "{person.upn}"', person)
     finally:
         ldap.delete(service.dn)
+
+
+def test_the_tutorials_cn_dn_expression_is_refused(client: TestClient, sandbox: Sandbox) -> None:
+    """``Join("", "CN=", Word([userPrincipalName], 1, "@"), ",DC=Contoso,DC=lab")``: 400."""
+    local = unique("enew")
+    body = {
+        "schemas": [CORE, ECMA2HOST],
+        "userName": f"{local}@contoso.com",
+        ECMA2HOST: {"-dn-": f"CN={local},{sandbox.directory.base_dn}", "uid": local},
+    }
+    detail = assert_error(client.post(USERS, json=body), 400, "invalidValue")["detail"]
+    assert "-dn-" in detail
+    assert listed(client, f'userName eq "{local}@contoso.com"') == []
