@@ -231,7 +231,10 @@ def test_test_connection_still_answers_an_empty_list(client: TestClient) -> None
 def test_an_old_id_reaches_nothing(
     client: TestClient, ldap: Connection, sandbox: Sandbox, people: list[Person]
 ) -> None:
-    """GET, PATCH, PUT and DELETE by the connector's id are 404; the entry stays as it was."""
+    """GET, PATCH, PUT and DELETE by the connector's id are 404; the entry stays as it was.
+
+    Should Entra create the user again after the 404, the POST is 409 naming the entry.
+    """
     for person in people:
         before = entry(ldap, person.dn)
         old_id_is_gone(client, person)
@@ -240,7 +243,11 @@ def test_an_old_id_reaches_nothing(
         put = {"schemas": [CORE], "userName": person.upn, "active": False}
         assert_error(client.put(f"{USERS}/{quote(person.old_id, safe='')}", json=put), 404)
         assert_error(client.delete(f"{USERS}/{quote(person.old_id, safe='')}"), 404)
+        again = {"schemas": [CORE], "userName": person.upn, "displayName": person.display}
+        detail = assert_error(client.post(USERS, json=again), 409, "uniqueness")["detail"]
+        assert person.dn in detail, "a create after the 404 names the entry to match"
         assert entry(ldap, person.dn) == before
+        assert holders(ldap, sandbox, person) == [person.dn]
         assert binds(sandbox, person.dn, person.password)
     admin = sandbox.directory.bind_dn
     assert_error(client.get(f"{USERS}/{quote(admin, safe='')}"), 404)
