@@ -17,7 +17,9 @@ userName gets the login of such an entry is 409 ``uniqueness`` naming the entry:
 the server never makes a second account (``gina-1a2b3c``) beside a person's
 existing one. A marked entry is never found by a derived login, only by its
 stored userName. With ``"off"`` unmarked entries are found by their stored
-values only, and a POST takes the next free login as before.
+values only, and a POST takes the next free login as before. In either mode an
+unmarked entry ``users.adopt_filter`` excludes is out of reach: no filter finds
+it and its id is 404 (``reachable_filter``).
 
 ``report`` is what ``python -m app adoption-report`` prints.
 """
@@ -70,6 +72,20 @@ def unmarked_filter(mapping: UserMapping) -> str | None:
         if attribute:
             terms.append(f"(!({attribute}=*))")
     return "(&" + "".join(terms) + ")"
+
+
+def reachable_filter(mapping: UserMapping) -> str | None:
+    """The entries requests may reach: marked ones, and unmarked ones ``users.adopt_filter`` allows.
+
+    An unmarked entry the filter excludes is no user of this server's: no
+    filter finds it (not the work e-mail either) and its id is 404, so neither
+    Entra's matching nor an id held from elsewhere (Microsoft's connector
+    anchored on entryUUID) takes it over. None when no entry can be told apart.
+    """
+    unmarked = unmarked_filter(mapping)
+    if unmarked is None:
+        return None
+    return f"(|(!{unmarked}){mapping.settings.adopt_filter})"
 
 
 def adopts(mapping: UserMapping) -> bool:

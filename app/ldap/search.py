@@ -28,7 +28,7 @@ from scim2_models.path import (
     ValuePath,
 )
 
-from app.attributes import ACTIVE, CORE_USER, USER_NAME, Slot
+from app.attributes import ACTIVE, CORE_USER, ECMA2HOST_USER, LOGIN, USER_NAME, Slot
 from app.ldap.adoption import login_term
 from app.ldap.mapping import UserMapping, generalized_time
 
@@ -249,6 +249,10 @@ class LdapFilterBuilder(FilterVisitor[str]):
         value: object = None,
     ) -> str:
         """Translate an assertion on a path into an OR over the slots it designates."""
+        if self.element is None:
+            raw = self._ecma2host(path, emit)
+            if raw is not None:
+                return raw
         if self.element is not None:
             multi, element_type = self.element
             if path.attr.lower() == "type":
@@ -282,6 +286,30 @@ class LdapFilterBuilder(FilterVisitor[str]):
         elif sub and not (slots[0].attr == "manager" and sub == "value"):
             raise InvalidFilterException(detail=f"{path.attr} has no sub-attribute {sub}")
         return self._emit_all(slots, emit, str(path))
+
+    def _ecma2host(self, path: AttrPath, emit: Callable[[str, Slot], str]) -> str | None:
+        """An ECMA2Host name is the LDAP attribute of that name (ENTRA.md §4).
+
+        Microsoft's LDAP tutorial matches users on ``mail`` under this namespace,
+        and an administrator who keeps its mappings keeps that matching filter:
+        ``...:ECMA2Host:2.0:User:mail eq "<upn>"`` tests the ``mail`` attribute,
+        whichever SCIM path the mapping stores it under, and ``uid`` the login (the
+        RDN). None when the path is not an ECMA2Host attribute this server offers.
+        """
+        if path.uri is None or path.uri.lower() != ECMA2HOST_USER.lower() or path.sub_attr:
+            return None
+        if self.catalog.schemas.named(ECMA2HOST_USER) is None:
+            return None
+        if path.attr.lower() == LOGIN.attr:
+            return emit(self.mapping.rdn, LOGIN)
+        if self.catalog.schemas.resolve(ECMA2HOST_USER, path.attr) is None:
+            return None
+        own = self.catalog.slots_of(path.attr, ECMA2HOST_USER)
+        slot = own[0] if own else self.catalog.slot_of_ldap(path.attr)
+        attr = self.mapping.attribute_of(slot) if slot is not None else None
+        if slot is None or attr is None or slot in (USER_NAME, ACTIVE):
+            return None
+        return emit(attr, slot)
 
     def _top_slots(self, path: AttrPath) -> list[Slot]:
         schema = CORE_USER

@@ -25,6 +25,7 @@ from app.attributes import (
     WORK_EMAIL,
     SlotValue,
 )
+from app.ldap.adoption import reachable_filter
 from app.ldap.connection import Control, Directory, Session
 from app.ldap.mapping import UserMapping, UserRecord
 from app.ldap.pages import Page, PageReader
@@ -50,6 +51,9 @@ class UserDirectory:
 
     def _filter(self, condition: str) -> str:
         base = self.mapping.search_filter
+        reachable = reachable_filter(self.mapping)
+        if reachable is not None:
+            base = f"(&{base}{reachable})"
         return base if condition == TRUE else f"(&{base}{condition})"
 
     def find(self, session: Session, user_id: str) -> UserRecord:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from scim2_models import InvalidFilterException
 from scim2_models.path import AttrPath, CompareOperator, Comparison, ScimFilter
 
 from app.config import LdapSettings, UserSettings
+from app.ldap.connection import Directory
 from app.ldap.controls import encode_filter
 from app.ldap.mapping import UserMapping
+from app.ldap.sandbox import Sandbox
 from app.ldap.search import FALSE, TRUE, translate
+from app.ldap.subschema import Subschema
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 POSIX = "urn:ietf:params:scim:schemas:extension:posix:2.0:User"
@@ -306,3 +311,62 @@ def test_no_adoption_by_login_without_a_user_name_attribute() -> None:
 def test_adopt_filter_must_be_a_filter() -> None:
     with pytest.raises(ValueError, match="LDAP filter"):
         UserSettings(adopt_filter="objectClass=posixAccount")
+
+
+ECMA2HOST = "urn:ietf:params:scim:schemas:extension:ECMA2Host:2.0:User"
+
+
+@pytest.fixture(scope="module")
+def ecma2host(sandbox: Sandbox) -> Iterator[UserMapping]:
+    """The default mapping with the ECMA2Host namespace, built from a real slapd's schema."""
+    pool = Directory(sandbox.directory.ldap_settings())
+    try:
+        with pool.session() as session:
+            schema = Subschema.read(session)
+    finally:
+        pool.close()
+    yield UserMapping(UserSettings(), LdapSettings(), schema=schema)
+
+
+@pytest.mark.parametrize(
+    ("scim", "expected"),
+    [
+        ('mail eq "bsimon@contoso.com"', "(mail=bsimon@contoso.com)"),
+        ('MAIL eq "B*"', "(mail=B\\2a)"),
+        ('uid eq "bsimon"', "(uid=bsimon)"),
+        ('sn eq "Simon"', "(sn=Simon)"),
+        ('cn eq "B Simon"', "(cn=B Simon)"),
+        ('gidNumber eq "10000"', "(gidNumber=10000)"),
+        ('homeDirectory eq "/home/bsimon"', "(homeDirectory=/home/bsimon)"),
+        ("mail pr", "(mail=*)"),
+    ],
+)
+def test_ecma2host_names_are_their_ldap_attributes(
+    ecma2host: UserMapping, scim: str, expected: str
+) -> None:
+    """Microsoft's LDAP tutorial matches on ECMA2Host ``mail``: the attribute of that name."""
+    assert ldap_filter(f"{ECMA2HOST}:{scim}", ecma2host) == expected
+
+
+@pytest.mark.parametrize(
+    "scim",
+    [
+        'userPassword eq "x"',
+        'objectClass eq "posixAccount"',
+        'scimUserName eq "x"',
+        'gidNumber eq "ten"',
+        'noSuchAttribute eq "x"',
+    ],
+)
+def test_ecma2host_names_without_a_plain_value_are_refused(
+    ecma2host: UserMapping, scim: str
+) -> None:
+    with pytest.raises(InvalidFilterException):
+        ldap_filter(f"{ECMA2HOST}:{scim}", ecma2host)
+
+
+@pytest.mark.parametrize("scim", ['mail eq "a@b"', 'uid eq "a"'])
+def test_ecma2host_filters_need_the_namespace_offered(scim: str) -> None:
+    off = UserMapping(UserSettings(ecma2host=False), LdapSettings())
+    with pytest.raises(InvalidFilterException, match="unknown schema"):
+        ldap_filter(f"{ECMA2HOST}:{scim}", off)
