@@ -104,9 +104,7 @@ BAD_KEYS = [
     pytest.param(f'command="x" {ED25519}', "option prefix", id="option-prefix"),
     pytest.param("ssh-ed25519 AAAA$$$$ pat", "not valid base64", id="bad-base64"),
     pytest.param(f"ssh-rsa {ED25519.split()[1]}", "not a ssh-rsa key", id="type-mismatch"),
-    pytest.param(
-        f"ssh-ed25519 {blob(b'ssh-ed25519', b'12345')}", "32 bytes", id="5-byte-ed25519"
-    ),
+    pytest.param(f"ssh-ed25519 {blob(b'ssh-ed25519', b'12345')}", "32 bytes", id="5-byte-ed25519"),
     pytest.param(
         f"ecdsa-sha2-nistp256 {blob(b'ecdsa-sha2-nistp256', b'nistp256', P384_POINT)}",
         "not a well-formed ecdsa-sha2-nistp256 key",
