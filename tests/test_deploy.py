@@ -75,7 +75,8 @@ def test_the_unit_is_rated_well_sandboxed(unit: Path) -> None:
 
 def test_the_unit_runs_serve_sandboxed_with_credentials() -> None:
     found = directives(UNIT.read_text(encoding="utf-8"))
-    assert found["Service.ExecStart"] == [f"{INSTALLED} serve --config /etc/scim-ldap/scim-ldap.toml"]
+    command = f"{INSTALLED} serve --config /etc/scim-ldap/scim-ldap.toml"
+    assert found["Service.ExecStart"] == [command]
     for key, value in {
         "DynamicUser": "yes",
         "ProtectSystem": "strict",
