@@ -103,7 +103,7 @@ def validate_key(line: str, position: int = 1) -> str:
         raise InvalidValueException(detail=f"{name}: the key data is not a {key_type} key")
     try:
         key = load_ssh_public_key(f"{key_type} {encoded}".encode("ascii"))
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError) as exc:
         raise InvalidValueException(
             detail=f"{name} is not a well-formed {key_type} key ({_reason(exc)})"
         ) from None

@@ -24,6 +24,7 @@ ED25519_POINT = fields(ED25519)[1]
 P256_POINT = fields(ECDSA)[2]
 P384_POINT = fields(ECDSA_384)[2]
 NOT_ON_P256 = b"\x04" + b"\x01" * 64
+COMPRESSED = bytes([2 + P256_POINT[-1] % 2]) + P256_POINT[1:33]
 EVEN_EXPONENT = blob(b"ssh-rsa", b"\x02", ((1 << 2047) | 1).to_bytes(257, "big"))
 
 
@@ -102,6 +103,10 @@ def test_the_same_key_twice_is_kept_once() -> None:
         (
             f"ecdsa-sha2-nistp256 {blob(b'ecdsa-sha2-nistp256', b'nistp256', P256_POINT[:-1])}",
             "Invalid EC key",
+        ),
+        (
+            f"ecdsa-sha2-nistp256 {blob(b'ecdsa-sha2-nistp256', b'nistp256', COMPRESSED)}",
+            "Need uncompressed point",
         ),
         (sk_key("ed25519", b"web:example"), "does not start with b'ssh:'"),
         (sk_key("ecdsa", b""), "does not start with b'ssh:'"),
