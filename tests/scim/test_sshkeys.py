@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scim2_models import InvalidValueException
 
-from app.scim.sshkeys import validate_key, validate_keys
+from app.scim.sshkeys import KEY_TYPES, validate_key, validate_keys
 from tests.keys import blob, fields, public_key, rsa_key, sk_key
 
 ED25519 = public_key("ed25519")
@@ -171,3 +173,32 @@ def test_a_huge_key_is_refused() -> None:
 @pytest.mark.parametrize("value", [42, {"value": ED25519}, [ED25519, 42], [[ED25519]], True])
 def test_a_value_that_is_not_strings_is_refused(value: object) -> None:
     assert "list of strings" in refused(value)
+
+
+FIELD = st.one_of(
+    st.sampled_from([b"nistp256", b"nistp384", b"nistp521", b"ssh:", b"\x01\x00\x01", b""]),
+    st.builds(
+        lambda prefix, body: bytes([prefix]) + body,
+        st.sampled_from([0, 2, 3, 4]),
+        st.binary(max_size=140),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key_type=st.sampled_from(sorted(KEY_TYPES)),
+    fields=st.lists(FIELD, max_size=4),
+    tail=st.binary(max_size=6),
+)
+def test_any_key_data_is_accepted_or_refused_clearly(
+    key_type: str, fields: list[bytes], tail: bytes
+) -> None:
+    """Whatever follows a known type name, the answer is a key or a 400, never a crash."""
+    encoded = base64.b64encode(base64.b64decode(blob(key_type.encode(), *fields)) + tail).decode()
+    try:
+        validate_key(f"{key_type} {encoded}")
+    except InvalidValueException as exc:
+        assert exc.scim_type == "invalidValue"
+        assert len(str(exc.detail)) < 250
+        assert "memory at" not in str(exc.detail)
