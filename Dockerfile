@@ -11,14 +11,13 @@ RUN groupadd --system --gid 10001 scim \
 
 WORKDIR /src
 
-# Dependencies first, so this layer is reused as long as pyproject.toml is unchanged.
-COPY pyproject.toml README.md* ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+# Dependencies first, from the lock file: every package pinned and checked against its
+# sha256 (scripts/lock.sh regenerates it). This layer is reused while the lock is unchanged.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
-# Then the application itself (no dependency resolution needed any more).
+# Then the application itself, with no dependency resolution left to do.
+COPY pyproject.toml README.md* ./
 COPY app/ ./app/
 RUN pip install --no-cache-dir --no-deps . \
  && cd / && rm -rf /src

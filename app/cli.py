@@ -270,7 +270,8 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scim-ldap`` parser: every command and option carries its help text."""
     parser = argparse.ArgumentParser(
         prog="scim-ldap",
         description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory: run the "
@@ -282,7 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the SCIM server against the configured LDAP")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
     serve.add_argument(
         "--port",
         type=int,
@@ -292,8 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
 
     demo = commands.add_parser("demo", help="run against a throwaway local OpenLDAP")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     demo.set_defaults(func=cmd_demo)
 
     check = commands.add_parser("check", help="validate the configuration and the directory")
@@ -310,7 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = commands.add_parser(
         "client-config", help="print the sssd or nslcd configuration for Linux hosts"
     )
-    client.add_argument("--for", dest="kind", choices=["sssd", "nslcd"], required=True)
+    client.add_argument(
+        "--for",
+        dest="kind",
+        choices=["sssd", "nslcd"],
+        required=True,
+        help="the client daemon the hosts run",
+    )
     client.add_argument("--config", type=Path, help="TOML configuration file")
     client.add_argument("--part", choices=PARTS, help="print only this part")
     client.add_argument("--bind-dn", help="DN the hosts bind as (read-only account)")
@@ -338,8 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--output", help="write to this file instead of stdout")
     openapi.set_defaults(func=cmd_openapi)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     code: int = args.func(args)
     return code

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api import discovery, errors, groups, health, openapi, search, users
 from app.api.deps import require_token
@@ -23,6 +24,9 @@ from app.scim.users import UserService
 from app.sweeper import Sweeper
 from app.version import VERSION
 
+DOCS_ASSETS = "/docs/assets"
+"""Where the Swagger UI of ``/docs`` loads its script and style from: this server, no CDN."""
+
 
 def create_app(settings: Settings, *, read_directory_schema: bool = True) -> FastAPI:
     """Build the app; the directory pool opens in the lifespan and closes with it.
@@ -31,7 +35,9 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     the ECMA2Host namespace, and a mapping it cannot hold stops the start
     (``MappingError``).
 
-    The app's loggers (``app.*``) log at ``settings.log_level``.
+    The app's loggers (``app.*``) log at ``settings.log_level``. ``/docs`` serves
+    Swagger UI from files shipped in a package, so a host without internet access
+    (or a browser that blocks third-party scripts) still shows it.
     """
     logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
@@ -55,11 +61,13 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
             sweeper.stop()
             directory.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="scim-ldap",
         version=VERSION,
         description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory.",
         lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.state.directory = directory

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a machine for scim-ldap: the Debian packages it needs (slapd, ldap-utils, curl)
-# and a virtualenv in .venv with the Python dependencies (plus the dev extras with --dev).
+# and a virtualenv in .venv with the Python dependencies at the versions requirements.lock
+# pins (plus the dev extras with --dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +47,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed${extras}"
 [ -z "$extras" ] && [ -f ".venv/.installed[dev]" ] && [ ! -f "$stamp" ] && stamp=".venv/.installed[dev]"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    # The locked runtime versions first (what the image ships), then the app and its extras.
+    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
     .venv/bin/python -m pip install -q -e ".${extras}"
     touch "$stamp"
 fi

@@ -1,5 +1,6 @@
 """The command line: clear messages, never a traceback."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -109,3 +110,20 @@ def test_version_and_help() -> None:
     assert "``" not in helped.stdout
     for command in ("serve", "demo", "check", "adoption-report", "client-config", "openapi"):
         assert command in helped.stdout
+
+
+def test_every_command_and_option_has_help() -> None:
+    from app.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helped = {choice.dest for choice in commands._choices_actions if choice.help}
+    assert helped == set(commands.choices)
+    for name, command in commands.choices.items():
+        options = [a for a in command._actions if not isinstance(a, argparse._HelpAction)]
+        assert options, name
+        for option in options:
+            assert option.help and option.help != argparse.SUPPRESS, (name, option.option_strings)
+        usage = run(name, "--help")
+        assert usage.returncode == 0
+        assert "``" not in usage.stdout

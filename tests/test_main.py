@@ -1,7 +1,10 @@
 """The app factory and the OpenAPI document kept in openapi/."""
 
 import json
+import re
 from pathlib import Path
+
+from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
@@ -82,3 +85,24 @@ def test_scim_bodies_are_application_scim_json_with_schemas() -> None:
                     operation["operationId"],
                     status,
                 )
+
+
+def test_docs_load_swagger_ui_from_this_server() -> None:
+    """/docs works offline: every script and style it names is served here, none from a CDN."""
+    client = TestClient(create_app(Settings(), read_directory_schema=False))
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    urls += re.findall(r"""url: ?["']([^"']+)["']""", page.text)
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(urls)
+    assert "/openapi.json" in urls
+    assert not [url for url in urls if "//" in url], urls
+    assert "cdn" not in page.text.lower()
+    script = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert "SwaggerUIBundle" in script.text
+    assert "text/css" in client.get("/docs/assets/swagger-ui.css").headers["content-type"]
+    assert client.get("/openapi.json").json()["info"]["title"] == "scim-ldap"
+    assert client.get("/redoc").status_code == 404

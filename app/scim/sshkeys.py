@@ -4,6 +4,12 @@ Keys land in ``sshPublicKey`` and reach sshd through ``AuthorizedKeysCommand``
 (sss_ssh_authorizedkeys), so a malformed value would silently lock a user out,
 and an option prefix (``command=...``, ``from=...``) would change what a key
 may do: both are refused with a 400 naming the key.
+
+The key material is read by ``cryptography``'s OpenSSH loader, which holds each
+type to its wire format (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4, OpenSSH
+PROTOCOL.u2f): a 32-byte Ed25519 key, an EC point on the curve the type names,
+an RSA exponent below the modulus, a FIDO application string starting with
+``ssh:``, and nothing after the last field.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import struct
 from collections.abc import Iterable
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from scim2_models import InvalidValueException
 
 KEY_TYPES = frozenset(
@@ -29,23 +37,23 @@ KEY_TYPES = frozenset(
 )
 MIN_RSA_BITS = 2048
 MAX_KEY_LENGTH = 16384
+MAX_REASON_LENGTH = 80
 _COMMENT = re.compile("^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$")
 
 
-def _strings(blob: bytes) -> list[bytes]:
-    """The length-prefixed fields of an SSH wire-format key (RFC 4253 §6.6)."""
-    fields = []
-    offset = 0
-    while offset < len(blob):
-        if offset + 4 > len(blob):
-            raise ValueError("truncated")
-        (length,) = struct.unpack(">I", blob[offset : offset + 4])
-        offset += 4
-        if offset + length > len(blob):
-            raise ValueError("truncated")
-        fields.append(blob[offset : offset + length])
-        offset += length
-    return fields
+def _declared_type(blob: bytes) -> bytes | None:
+    """The key type the wire format names in its first string (RFC 4253 §6.6)."""
+    if len(blob) < 4:
+        return None
+    length = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + length] if 4 + length <= len(blob) else None
+
+
+def _reason(exc: Exception) -> str:
+    """The library's reason, cut before any repr of the key bytes and kept short."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.split(" (<", 1)[0].rstrip(". ")
+    return text if len(text) <= MAX_REASON_LENGTH else f"{text[: MAX_REASON_LENGTH - 3]}..."
 
 
 def _describe(position: int, line: str) -> str:
@@ -84,18 +92,26 @@ def validate_key(line: str, position: int = 1) -> str:
         )
     try:
         blob = base64.b64decode(encoded, validate=True)
-        fields = _strings(blob)
-    except (binascii.Error, ValueError):
+    except binascii.Error:
         raise InvalidValueException(detail=f"{name} is not valid base64 key data") from None
-    if not fields or fields[0] != key_type.encode():
+    declared = _declared_type(blob)
+    if declared is None:
+        raise InvalidValueException(
+            detail=f"{name} is not a well-formed {key_type} key (the key data is cut short)"
+        )
+    if declared != key_type.encode():
         raise InvalidValueException(detail=f"{name}: the key data is not a {key_type} key")
-    if key_type == "ssh-rsa":
-        modulus = fields[2] if len(fields) > 2 else b""
-        bits = int.from_bytes(modulus, "big").bit_length()
-        if bits < MIN_RSA_BITS:
-            raise InvalidValueException(
-                detail=f"{name} is a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required"
-            )
+    try:
+        key = load_ssh_public_key(f"{key_type} {encoded}".encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError) as exc:
+        raise InvalidValueException(
+            detail=f"{name} is not a well-formed {key_type} key ({_reason(exc)})"
+        ) from None
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise InvalidValueException(
+            detail=f"{name} is a {key.key_size}-bit RSA key; at least {MIN_RSA_BITS} bits are "
+            "required"
+        )
     if not _COMMENT.match(comment):
         raise InvalidValueException(detail=f"{name} has control characters in its comment")
     return " ".join(part for part in (key_type, encoded, comment) if part)

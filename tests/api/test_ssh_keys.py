@@ -21,13 +21,14 @@ from tests.api.helpers import (
     unique,
     user_body,
 )
-from tests.keys import public_key, rsa_key
+from tests.keys import blob, fields, public_key, rsa_key, sk_key
 
 KEYS = f"{POSIX}:sshPublicKeys"
 ED25519 = public_key("ed25519")
 OTHER = public_key("ed25519", index=1)
 ECDSA = public_key("ecdsa")
 RSA = public_key("rsa", 2048)
+P384_POINT = fields(public_key("ecdsa", 384))[2]
 
 
 def raw(ldap: Connection, user_id: str) -> dict[str, list[str]]:
@@ -54,6 +55,16 @@ def user(client: TestClient) -> Iterator[dict[str, Any]]:
     )
     yield created
     delete_quietly(client, created["id"])
+
+
+def test_fido_keys_are_stored(client: TestClient, ldap: Connection) -> None:
+    sent = [f"{sk_key('ed25519')} pat@yubikey", sk_key("ecdsa")]
+    created = new_user(client, **{POSIX: {"uidNumber": uid_number(), "sshPublicKeys": sent}})
+    try:
+        assert keys_of(created) == sent
+        assert sorted(raw(ldap, created["id"])["sshPublicKey"]) == sorted(sent)
+    finally:
+        delete_quietly(client, created["id"])
 
 
 def test_create_with_a_list_of_keys(client: TestClient, ldap: Connection) -> None:
@@ -93,6 +104,13 @@ BAD_KEYS = [
     pytest.param(f'command="x" {ED25519}', "option prefix", id="option-prefix"),
     pytest.param("ssh-ed25519 AAAA$$$$ pat", "not valid base64", id="bad-base64"),
     pytest.param(f"ssh-rsa {ED25519.split()[1]}", "not a ssh-rsa key", id="type-mismatch"),
+    pytest.param(f"ssh-ed25519 {blob(b'ssh-ed25519', b'12345')}", "32 bytes", id="5-byte-ed25519"),
+    pytest.param(
+        f"ecdsa-sha2-nistp256 {blob(b'ecdsa-sha2-nistp256', b'nistp256', P384_POINT)}",
+        "not a well-formed ecdsa-sha2-nistp256 key",
+        id="p384-point-as-p256",
+    ),
+    pytest.param(f"{ED25519}AAAA", "unparsed data", id="trailing-data"),
     pytest.param(public_key("rsa", 1024), "1024-bit RSA key", id="short-rsa"),
     pytest.param(rsa_key(2047), "2047-bit RSA key", id="2047-bit-rsa"),
     pytest.param(f"{ED25519} pat\x1b[2J", "control characters", id="control-characters"),
