@@ -4,7 +4,8 @@
 updates, disables, enables, renames, deletes and archives would succeed, and
 names what is missing with its fix:
 
-- at least one bearer token (``auth.tokens``), else every request is 401;
+- at least one bearer token (``auth.tokens``) or OAuth client (``auth.oauth.clients``), else
+  every request is 401;
 - TLS: every URL of ``ldap.urls`` that uses TLS verifies against ``ldap.ca_file``;
 - the schema holds every class and attribute the server writes (errors) and
   the directory indexes what it searches (warnings);
@@ -70,8 +71,8 @@ _SCHEMA_CODES = {17, 18, 21, 64, 65, 69}
 objectClassViolation, objectClassModsProhibited."""
 
 _NO_TOKEN = (
-    "auth.tokens is empty: every request would be answered 401; set at least one bearer token "
-    "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')"
+    "auth.tokens is empty and auth.oauth.clients too: every request would be answered 401; set "
+    "at least one bearer token (SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]') or OAuth client"
 )
 
 
@@ -108,7 +109,7 @@ def _loopback(url: str) -> bool:
 def connection_findings(settings: Settings) -> Readiness:
     """Tokens and TLS: what needs no directory, or only a connection to each URL."""
     found = Readiness()
-    if not settings.auth.tokens:
+    if not settings.auth.configured:
         found.errors.append(_NO_TOKEN)
     found.extend(tls_findings(settings.ldap))
     return found
