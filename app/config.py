@@ -969,10 +969,10 @@ def _file_kind(field: FieldInfo | None) -> FileKind | None:
     if field is None:
         return None
     annotation = field.annotation
+    if get_origin(annotation) is list:
+        return "lines" if get_args(annotation)[0] in (SecretStr, StaticToken) else None
     if annotation is SecretStr or SecretStr in get_args(annotation):
         return "text"
-    if get_origin(annotation) is list and get_args(annotation)[0] in (SecretStr, StaticToken):
-        return "lines"
     return None
 
 

@@ -90,10 +90,8 @@ class AccessTokens:
         if not self._keys:
             raise AccessTokenError("no access tokens are accepted")
         decoded = self._decode(token)
-        if decoded["header"].get("typ", "").lower() not in (
-            TOKEN_TYPE,
-            f"application/{TOKEN_TYPE}",
-        ):
+        typ = str(decoded["header"].get("typ", "")).lower()
+        if typ not in (TOKEN_TYPE, f"application/{TOKEN_TYPE}"):
             raise AccessTokenError("the token is not an access token (typ)")
         claims: dict[str, Any] = decoded["payload"]
         client = self._clients.get(str(claims["client_id"]))
