@@ -115,6 +115,8 @@ class AccessTokens:
                 continue
             except jwt.ExpiredSignatureError:
                 raise AccessTokenError("the access token has expired") from None
+            except jwt.ImmatureSignatureError:
+                raise AccessTokenError("the access token is not valid yet (iat)") from None
             except jwt.InvalidAudienceError:
                 raise AccessTokenError("the access token is for another audience") from None
             except jwt.InvalidIssuerError:

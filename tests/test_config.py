@@ -142,24 +142,23 @@ KEY = "k" * 32
 def test_tokens_are_named_by_position_or_by_their_name(tmp_path: Path) -> None:
     config = tmp_path / "scim-ldap.toml"
     config.write_text(
-        """
+        f"""
 [auth]
-tokens = ["0123456789abcdef0", { name = "monitoring", token = "fedcba98765432100" }]
+tokens = ["0123456789abcdef0", {{ name = "monitoring", token = "fedcba98765432100" }}]
 
 [[auth.oauth.clients]]
 client_id = "entra-prod"
-secret_hashes = ["%s"]
+secret_hashes = ["{HASH}"]
 
 [[auth.oauth.clients]]
 client_id = "3f1c-client"
 name = "entra-staging"
-secret_hashes = ["%s", "%s"]
+secret_hashes = ["{HASH}", "{HASH}"]
 
 [auth.oauth]
-signing_key = "%s"
+signing_key = "{KEY}"
 token_lifetime = 7200
-"""
-        % (HASH, HASH, HASH, KEY),
+""",
         encoding="utf-8",
     )
     auth = load_settings(config).auth
@@ -397,7 +396,7 @@ def test_a_secret_and_its_file_in_one_place_are_refused(
     password = secret_file(tmp_path, "bind", "from-the-file")
     monkeypatch.setenv("SCIM_LDAP_LDAP__BIND_PASSWORD", "from-the-variable")
     monkeypatch.setenv("SCIM_LDAP_LDAP__BIND_PASSWORD_FILE", str(password))
-    with pytest.raises(SecretFileError, match="ldap.bind_password and ldap.bind_password_file"):
+    with pytest.raises(SecretFileError, match=r"ldap\.bind_password and ldap\.bind_password_file"):
         load_settings()
 
 
