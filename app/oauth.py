@@ -54,6 +54,10 @@ class AccessTokens:
     def enabled(self) -> bool:
         return bool(self._clients)
 
+    def client(self, client_id: str) -> OAuthClient | None:
+        """The configured client of this id, or None."""
+        return self._clients.get(client_id)
+
     def authenticate(self, client_id: str, secret: str) -> OAuthClient | None:
         """The client whose id and secret these are, or None.
 

@@ -192,7 +192,9 @@ async def issue_token(request: Request) -> JSONResponse:
             tokens.authenticate, client_id, secret, limiter=checks
         )
         if client is None:
-            log.warning("token request refused: unknown client or wrong secret")
+            known = tokens.client(client_id)
+            reason = f"wrong secret for {known.name}" if known else "unknown client_id"
+            log.warning("token request refused: %s", reason)
             raise _invalid_client("Unknown client or wrong secret")
     except _RefusedError as refused:
         return _answer(refused)

@@ -350,7 +350,8 @@ def test_no_secret_reaches_a_log_or_a_response(
         answers.append(anonymous.get(USERS, headers=bearer(expired)))
         answers.append(anonymous.get(USERS, headers=bearer(STATIC + "x")))
     assert "access token issued to entra" in caplog.text
-    assert "unknown client or wrong secret" in caplog.text
+    assert "token request refused: wrong secret for entra" in caplog.text
+    assert "token request refused: unknown client_id" in caplog.text
     assert "has expired" in caplog.text
     logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
     for secret in (*SECRETS, ENTRA_SECRETS[1] + "x", STATIC + "x", token, expired):
