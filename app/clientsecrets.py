@@ -48,6 +48,12 @@ def hash_problem(hashed: str) -> str | None:
     return None
 
 
+def rounds_of(hashed: str) -> int:
+    """The iterations of a hash ``hash_problem`` accepts."""
+    rounds: int = pbkdf2_sha256.from_string(hashed).rounds
+    return rounds
+
+
 def matches(secret: str, hashes: list[str]) -> bool:
     """Whether ``secret`` matches one of ``hashes``; every hash is checked, whichever matches."""
     matched = False

@@ -3,6 +3,11 @@
 Nested sections use ``__`` in environment variables, for example
 ``SCIM_LDAP_LDAP__BIND_DN`` or ``SCIM_LDAP_AUTH__TOKENS='["t1","t2"]'``. Values
 given in the environment win over the TOML file given with ``--config``.
+
+Every secret can come from a file: a ``<secret>_file`` key (``ldap.bind_password_file``),
+its variable (``SCIM_LDAP_LDAP__BIND_PASSWORD_FILE``), or a file named like the variable
+in the secrets directory (``$SCIM_LDAP_SECRETS_DIR``, else systemd's
+``$CREDENTIALS_DIRECTORY``).
 """
 
 from __future__ import annotations
@@ -931,8 +936,10 @@ ENV_PREFIX = "SCIM_LDAP_"
 def unknown_environment(environment: Mapping[str, str]) -> list[str]:
     """``SCIM_LDAP_*`` variables that name no setting (pydantic-settings would ignore them).
 
-    Keys inside a section (``SCIM_LDAP_LDAP__BIND_PASWORD``) are refused by the section
-    itself; this catches the top level (``SCIM_LDAP_LOG_LEVL``, ``SCIM_LDAP_LDAPP__URLS``).
+    Keys inside a section (``SCIM_LDAP_LDAP__BIND_PASWORD``, ``..._BIND_PASWORD_FILE``) are
+    refused by the section itself, and a ``_FILE`` of a secret is read as that secret; this
+    catches the top level (``SCIM_LDAP_LOG_LEVL``, ``SCIM_LDAP_LDAPP__URLS``).
+    ``SCIM_LDAP_SECRETS_DIR`` names the secrets directory.
     """
     known = {name.upper() for name in Settings.model_fields}
     found = []

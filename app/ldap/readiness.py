@@ -44,6 +44,7 @@ from ldap3 import BASE, LEVEL, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connec
 from ldap3.core.exceptions import LDAPException
 from scim2_models import SCIMException
 
+from app.clientsecrets import ROUNDS, rounds_of
 from app.config import LdapSettings, Settings
 from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED, hidden_classes
 from app.ldap.connection import Directory, DirectoryConfigError, Session
@@ -111,8 +112,23 @@ def connection_findings(settings: Settings) -> Readiness:
     found = Readiness()
     if not settings.auth.configured:
         found.errors.append(_NO_TOKEN)
+    found.warnings += secret_hash_warnings(settings)
     found.extend(tls_findings(settings.ldap))
     return found
+
+
+def secret_hash_warnings(settings: Settings) -> list[str]:
+    """Client secret hashes cheaper to guess against than the ones ``hash-secret`` makes."""
+    warnings = []
+    for client in settings.auth.oauth.clients:
+        for position, hashed in enumerate(client.secret_hashes, 1):
+            rounds = rounds_of(hashed.get_secret_value())
+            if rounds < ROUNDS:
+                warnings.append(
+                    f"auth.oauth.clients {client.name}: secret hash {position} has {rounds} "
+                    f"PBKDF2 rounds; python -m app hash-secret makes one of {ROUNDS}"
+                )
+    return warnings
 
 
 def tls_findings(ldap: LdapSettings) -> Readiness:
