@@ -686,9 +686,6 @@ class OAuthClient(Section):
         return self
 
 
-_Keys = SecretStr | list[SecretStr] | None
-
-
 class OAuthSettings(Section):
     """The token endpoint (``POST /oauth/token``): OAuth 2.0 client credentials, RFC 6749 §4.4.
 
@@ -1017,8 +1014,9 @@ def read_secret_files(
 ) -> dict[str, Any]:
     """``data`` with every ``<secret>_file`` key replaced by ``<secret>`` read from that file.
 
-    A secret that is a list (``auth.tokens``) has one value per line of its file. A ``_file``
-    key of a setting that is no secret is left for the section to refuse by name.
+    A secret that is a list (``auth.tokens``) has one value per non-empty line of its file,
+    without the spaces around it. A ``_file`` key of a setting that is no secret is left
+    for the section to refuse by name.
     """
     resolved = dict(data)
     for key in [k for k in resolved if isinstance(k, str) and k.endswith("_file")]:
@@ -1029,8 +1027,8 @@ def read_secret_files(
         if stem in resolved:
             raise SecretFileError(f"{where}{stem} and {where}{key} are both given; keep one")
         text = read_secret_file(resolved.pop(key), f"{where}{key}")
-        lines = [line.rstrip("\r") for line in text.splitlines()]
-        resolved[stem] = text if kind == "text" else [line for line in lines if line.strip()]
+        lines = [line.strip() for line in text.splitlines()]
+        resolved[stem] = text if kind == "text" else [line for line in lines if line]
     for key, value in resolved.items():
         section = _section_of(model.model_fields.get(key))
         if section is None:

@@ -273,7 +273,7 @@ def secret_file(tmp_path: Path, name: str, text: str) -> Path:
 @pytest.mark.usefixtures("no_secrets_dir")
 def test_secrets_from_file_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     password = secret_file(tmp_path, "bind", "pass word with spaces \n")
-    tokens = secret_file(tmp_path, "tokens", "0123456789abcdef0\n\nfedcba98765432100\r\n")
+    tokens = secret_file(tmp_path, "tokens", "0123456789abcdef0\n\n  fedcba98765432100 \r\n")
     key = secret_file(tmp_path, "key", KEY + "\n")
     monkeypatch.setenv("SCIM_LDAP_LDAP__BIND_PASSWORD_FILE", str(password))
     monkeypatch.setenv("SCIM_LDAP_AUTH__TOKENS_FILE", str(tokens))
