@@ -82,7 +82,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _credentials(authorization: str | None, form: dict[str, str]) -> tuple[str, str]:
-    """The client id and secret, from HTTP Basic or the body; one way only (§2.3)."""
+    """The client id and secret, from HTTP Basic or the body (§2.3.1).
+
+    §2.3 asks a client to use one way only; one that repeats the same credentials in the body
+    is let through, one whose two disagree is refused.
+    """
     if authorization is None:
         if "client_id" not in form or "client_secret" not in form:
             raise _invalid_client(
@@ -100,10 +104,10 @@ def _credentials(authorization: str | None, form: dict[str, str]) -> tuple[str, 
     if not colon:
         raise _invalid_client("The Basic credentials are not base64 of id:secret")
     client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
-    if "client_secret" in form:
-        raise _invalid_request("The client authenticated twice: HTTP Basic and client_secret")
-    if form.get("client_id", client_id) != client_id:
-        raise _invalid_request("client_id in the body is not the one of HTTP Basic")
+    if (form.get("client_id", client_id), form.get("client_secret", secret)) != (client_id, secret):
+        raise _invalid_request(
+            "The client authenticated twice, HTTP Basic and the body, differently"
+        )
     return client_id, secret
 
 

@@ -231,9 +231,16 @@ def test_malformed_requests_are_invalid_request(anonymous: TestClient) -> None:
     )
     assert_oauth_error(repeated, 400, "invalid_request")
     twice = request_token(
-        anonymous, ENTRA_ID, ENTRA_SECRETS[0], basic=True, client_secret=ENTRA_SECRETS[0]
+        anonymous, ENTRA_ID, ENTRA_SECRETS[0], basic=True, client_secret=ENTRA_SECRETS[1]
     )
     assert_oauth_error(twice, 400, "invalid_request")
+    basic = (ENTRA_ID, ENTRA_SECRETS[0])
+    grant = {"grant_type": "client_credentials"}
+    other_id = anonymous.post(TOKEN_URL, data={**grant, "client_id": OTHER_ID}, auth=basic)
+    assert_oauth_error(other_id, 400, "invalid_request")
+    repeated_alike = {**grant, "client_id": ENTRA_ID, "client_secret": ENTRA_SECRETS[0]}
+    same = anonymous.post(TOKEN_URL, data=repeated_alike, auth=basic)
+    assert same.status_code == 200, same.text
     huge = anonymous.post(TOKEN_URL, data={"grant_type": "client_credentials", "x": "y" * 20000})
     assert_oauth_error(huge, 400, "invalid_request")
 
