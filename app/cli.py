@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from scim2_models import SCIMException
 
 from app.attributes import CORE_USER, POSIX_USER
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
+from app.clientsecrets import hash_secret, secret_problem
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.groupentries import GroupDirectory
@@ -88,12 +90,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if isinstance(settings, str):
         return _fail(settings)
-    if not settings.auth.tokens:
+    if not settings.auth.configured:
         return _fail(
-            "auth.tokens: at least one bearer token is required "
-            "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')"
+            "auth.tokens or auth.oauth.clients: at least one bearer token or OAuth client is "
+            "required (SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]', or see docs/oauth.md)"
         )
     return _serve(settings, args.host, args.port)
+
+
+def cmd_hash_secret(_args: argparse.Namespace) -> int:
+    """Read a client secret from standard input and print its hash, for secret_hashes."""
+    if sys.stdin.isatty():
+        secret = getpass.getpass("client secret (not shown): ")
+    else:
+        secret = sys.stdin.read().rstrip("\r\n")
+    problem = secret_problem(secret)
+    if problem:
+        return _fail(problem)
+    print(hash_secret(secret))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -275,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scim-ldap",
         description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory: run the "
-        "server, check a directory, report what adoption would do, print host or API "
-        "configuration.",
+        "server, check a directory, report what adoption would do, hash an OAuth client "
+        "secret, print host or API configuration.",
     )
     parser.add_argument("--version", action="version", version=f"scim-ldap {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -345,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--mkhomedir", action="store_true", help="add pam_mkhomedir to the session lines"
     )
     client.set_defaults(func=cmd_client_config)
+
+    hashing = commands.add_parser(
+        "hash-secret",
+        help="read an OAuth client secret from standard input and print the hash to put in "
+        "auth.oauth.clients[].secret_hashes",
+    )
+    hashing.set_defaults(func=cmd_hash_secret)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--output", help="write to this file instead of stdout")

@@ -3,6 +3,11 @@
 Nested sections use ``__`` in environment variables, for example
 ``SCIM_LDAP_LDAP__BIND_DN`` or ``SCIM_LDAP_AUTH__TOKENS='["t1","t2"]'``. Values
 given in the environment win over the TOML file given with ``--config``.
+
+Every secret can come from a file: a ``<secret>_file`` key (``ldap.bind_password_file``),
+its variable (``SCIM_LDAP_LDAP__BIND_PASSWORD_FILE``), or a file named like the variable
+in the secrets directory (``$SCIM_LDAP_SECRETS_DIR``, else systemd's
+``$CREDENTIALS_DIRECTORY``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import (
     AnyHttpUrl,
@@ -23,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +37,7 @@ from pydantic_settings import (
 )
 
 from app.attributes import UnknownPathError, parse_slot
+from app.clientsecrets import hash_problem
 from app.ldap.logins import LoginPolicy, LoginRule
 from app.schemas import (
     CORE_USER,
@@ -606,18 +613,176 @@ class GroupSettings(Section):
         )
 
 
-class AuthSettings(Section):
-    """Bearer tokens accepted (several at once for rotation)."""
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~@-]{0,127}$")
+"""Names of tokens and OAuth clients, and client ids: safe in a log line and a metric label."""
 
-    tokens: list[SecretStr] = Field(default_factory=list, description="Accepted bearer tokens.")
+MIN_SIGNING_KEY_BYTES = 32
+"""RFC 7518 §3.2: an HS256 key has at least as many bits as the hash, 256."""
 
-    @field_validator("tokens")
+
+def _valid_name(value: str, what: str) -> str:
+    if value and not TOKEN_NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-128 letters, digits or . _ ~ @ -, starting with a "
+            "letter or a digit"
+        )
+    return value
+
+
+class StaticToken(Section):
+    """A bearer token and the name logs, metrics and the audit trail know it by."""
+
+    name: str = Field(default="", description="Name of the token (default token-<position>).")
+    token: SecretStr = Field(description="The token itself, at least 16 characters.")
+
+    @field_validator("name")
     @classmethod
-    def _check_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
-        for token in tokens:
-            if len(token.get_secret_value()) < 16:
-                raise ValueError("every token must be at least 16 characters long")
-        return tokens
+    def _check_name(cls, value: str) -> str:
+        return _valid_name(value, "token name")
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr) -> SecretStr:
+        if len(token.get_secret_value()) < 16:
+            raise ValueError("every token must be at least 16 characters long")
+        return token
+
+
+class OAuthClient(Section):
+    """A client of the token endpoint (RFC 6749 §4.4), such as an Entra provisioning job."""
+
+    client_id: str = Field(description="The client identifier given to the client.")
+    name: str = Field(
+        default="", description="Name in logs, metrics and audit (default client_id)."
+    )
+    secret_hashes: list[SecretStr] = Field(
+        min_length=1,
+        description="Hashes of the client's secrets (python -m app hash-secret); several at "
+        "once while a secret is rotated.",
+    )
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        return _valid_name(value or " ", "client_id")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _valid_name(value, "client name")
+
+    @field_validator("secret_hashes")
+    @classmethod
+    def _check_hashes(cls, hashes: list[SecretStr]) -> list[SecretStr]:
+        for position, hashed in enumerate(hashes, 1):
+            problem = hash_problem(hashed.get_secret_value())
+            if problem:
+                raise ValueError(f"secret hash {position} {problem}")
+        return hashes
+
+    @model_validator(mode="after")
+    def _default_name(self) -> OAuthClient:
+        self.name = self.name or self.client_id
+        return self
+
+
+class OAuthSettings(Section):
+    """The token endpoint (``POST /oauth/token``): OAuth 2.0 client credentials, RFC 6749 §4.4.
+
+    Access tokens are JWTs (RFC 9068) signed with HS256; every server that answers for the same
+    name must hold the same ``signing_key``, so none is ever generated.
+    """
+
+    clients: list[OAuthClient] = Field(
+        default_factory=list, description="Clients allowed to get access tokens."
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="HS256 key signing the access tokens, at least 32 bytes "
+        "(`openssl rand -base64 48`); required with clients.",
+    )
+    previous_signing_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys that signed before signing_key: their tokens are accepted until they "
+        "expire, so the key can be changed without refusing a token already handed out.",
+    )
+    issuer: str = Field(
+        default="scim-ldap",
+        min_length=1,
+        description="iss of the tokens, checked on every request (e.g. https://scim.example.com).",
+    )
+    audience: str = Field(
+        default="scim-ldap",
+        min_length=1,
+        description="aud of the tokens, checked on every request (e.g. the SCIM base URL).",
+    )
+    token_lifetime: int = Field(
+        default=3600,
+        ge=300,
+        le=21600,
+        description="Seconds an access token is valid (5 minutes to 6 hours).",
+    )
+
+    @field_validator("signing_key", "previous_signing_keys")
+    @classmethod
+    def _check_key(
+        cls, key: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
+        for one in key if isinstance(key, list) else [key] if key else []:
+            if len(one.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES:
+                raise ValueError(f"a signing key must be at least {MIN_SIGNING_KEY_BYTES} bytes")
+        return key
+
+    @model_validator(mode="after")
+    def _check_clients(self) -> OAuthSettings:
+        if self.clients and self.signing_key is None:
+            raise ValueError(
+                "auth.oauth.clients need auth.oauth.signing_key (or signing_key_file): the same "
+                "key on every server, so that a token one issues, all accept"
+            )
+        seen: set[str] = set()
+        for client in self.clients:
+            if client.client_id in seen:
+                raise ValueError(f"client_id {client.client_id!r} is listed twice")
+            seen.add(client.client_id)
+        return self
+
+
+class AuthSettings(Section):
+    """Who may call the SCIM endpoints: static bearer tokens and OAuth clients.
+
+    ``tokens`` takes plain strings (named ``token-1``, ``token-2``... by position) or
+    ``{name, token}`` tables; several at once for rotation.
+    """
+
+    tokens: list[StaticToken] = Field(default_factory=list, description="Accepted bearer tokens.")
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _plain_tokens(cls, tokens: Any) -> Any:
+        if not isinstance(tokens, list):
+            return tokens
+        return [{"token": t} if isinstance(t, str | SecretStr) else t for t in tokens]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthSettings:
+        for position, token in enumerate(self.tokens, 1):
+            token.name = token.name or f"token-{position}"
+        seen: set[str] = set()
+        for name in [t.name for t in self.tokens] + [c.name for c in self.oauth.clients]:
+            if name in seen:
+                raise ValueError(
+                    f"the name {name!r} is given to two tokens or clients; logs and the audit "
+                    "trail need to tell them apart"
+                )
+            seen.add(name)
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether any caller can authenticate at all."""
+        return bool(self.tokens or self.oauth.clients)
 
 
 class HttpSettings(Section):
@@ -677,6 +842,7 @@ class Settings(BaseSettings):
         extra="forbid",
     )
     toml_file: ClassVar[Path | None] = None
+    secrets_dir: ClassVar[Path | None] = None
 
     ldap: LdapSettings = Field(default_factory=LdapSettings)
     users: UserSettings = Field(default_factory=UserSettings)
@@ -727,9 +893,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.secrets_dir is not None:
+            sources.append(SecretsDirectory(settings_cls, cls.secrets_dir))
         if cls.toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
-        return tuple(sources)
+        return tuple(SecretFiles(settings_cls, source) for source in sources)
 
 
 def same_entry(left: str, right: str) -> bool:
@@ -738,12 +906,17 @@ def same_entry(left: str, right: str) -> bool:
 
 
 def load_settings(toml_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings from the environment and, when given, a TOML file."""
+    """Read settings from the environment, the secrets directory and, when given, a TOML file.
+
+    A file a secret is read from that cannot be read is a ``SecretFileError`` naming it.
+    """
 
     class _FileSettings(Settings):
         toml_file: ClassVar[Path | None] = None
+        secrets_dir: ClassVar[Path | None] = None
 
     _FileSettings.toml_file = toml_file
+    _FileSettings.secrets_dir = secrets_directory(os.environ)
     unknown = unknown_environment(os.environ)
     if unknown:
         raise ValueError(
@@ -760,15 +933,186 @@ ENV_PREFIX = "SCIM_LDAP_"
 def unknown_environment(environment: Mapping[str, str]) -> list[str]:
     """``SCIM_LDAP_*`` variables that name no setting (pydantic-settings would ignore them).
 
-    Keys inside a section (``SCIM_LDAP_LDAP__BIND_PASWORD``) are refused by the section
-    itself; this catches the top level (``SCIM_LDAP_LOG_LEVL``, ``SCIM_LDAP_LDAPP__URLS``).
+    Keys inside a section (``SCIM_LDAP_LDAP__BIND_PASWORD``, ``..._BIND_PASWORD_FILE``) are
+    refused by the section itself, and a ``_FILE`` of a secret is read as that secret; this
+    catches the top level (``SCIM_LDAP_LOG_LEVL``, ``SCIM_LDAP_LDAPP__URLS``).
+    ``SCIM_LDAP_SECRETS_DIR`` names the secrets directory.
     """
     known = {name.upper() for name in Settings.model_fields}
     found = []
     for name in environment:
-        if not name.upper().startswith(ENV_PREFIX):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == SECRETS_DIR_VARIABLE:
             continue
         head = name[len(ENV_PREFIX) :].split("__", 1)[0].upper()
         if head not in known:
             found.append(name)
     return sorted(found)
+
+
+# ---- secrets read from files
+
+SECRETS_DIR_VARIABLE = "SCIM_LDAP_SECRETS_DIR"
+CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
+"""Set by systemd for a unit with ``LoadCredential=`` or ``SetCredential=``."""
+
+FileKind = Literal["text", "lines"]
+
+
+class SecretFileError(ValueError):
+    """A file a secret is to be read from cannot be; the message names the file, never content."""
+
+
+def secrets_directory(environment: Mapping[str, str]) -> Path | None:
+    """``$SCIM_LDAP_SECRETS_DIR``, else systemd's ``$CREDENTIALS_DIRECTORY``, else none."""
+    chosen = environment.get(SECRETS_DIR_VARIABLE) or environment.get(CREDENTIALS_DIRECTORY)
+    return Path(chosen) if chosen else None
+
+
+def _file_kind(field: FieldInfo | None) -> FileKind | None:
+    """How a secret setting is read from a file: the whole text, or one value per line."""
+    if field is None:
+        return None
+    annotation = field.annotation
+    if get_origin(annotation) is list:
+        return "lines" if get_args(annotation)[0] in (SecretStr, StaticToken) else None
+    if annotation is SecretStr or SecretStr in get_args(annotation):
+        return "text"
+    return None
+
+
+def _section_of(field: FieldInfo | None) -> tuple[type[BaseModel], bool] | None:
+    """The section a field holds, and whether it holds a list of them."""
+    if field is None:
+        return None
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item, True
+    return None
+
+
+def read_secret_file(path: str | Path, where: str) -> str:
+    """The text of a secret file, without its trailing newline."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SecretFileError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{where}: {path} is not UTF-8 text") from None
+    if not text:
+        raise SecretFileError(f"{where}: {path} is empty")
+    return text
+
+
+def read_secret_files(
+    model: type[BaseModel], data: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """``data`` with every ``<secret>_file`` key replaced by ``<secret>`` read from that file.
+
+    A secret that is a list (``auth.tokens``) has one value per non-empty line of its file,
+    without the spaces around it. A ``_file`` key of a setting that is no secret is left
+    for the section to refuse by name.
+    """
+    resolved = dict(data)
+    for key in [k for k in resolved if isinstance(k, str) and k.endswith("_file")]:
+        stem = key.removesuffix("_file")
+        kind = _file_kind(model.model_fields.get(stem))
+        if kind is None:
+            continue
+        if stem in resolved:
+            raise SecretFileError(f"{where}{stem} and {where}{key} are both given; keep one")
+        text = read_secret_file(resolved.pop(key), f"{where}{key}")
+        lines = [line.strip() for line in text.splitlines()]
+        resolved[stem] = text if kind == "text" else [line for line in lines if line]
+    for key, value in resolved.items():
+        section = _section_of(model.model_fields.get(key))
+        if section is None:
+            continue
+        inner, many = section
+        if not many and isinstance(value, Mapping):
+            resolved[key] = read_secret_files(inner, value, f"{where}{key}.")
+        elif many and isinstance(value, list):
+            resolved[key] = [
+                read_secret_files(inner, item, f"{where}{key}[{position}].")
+                if isinstance(item, Mapping)
+                else item
+                for position, item in enumerate(value)
+            ]
+    return resolved
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """Another source's values with the secrets its ``*_file`` keys name read in.
+
+    Each source is read on its own, so a ``SCIM_LDAP_LDAP__BIND_PASSWORD_FILE`` in the
+    environment wins over a ``bind_password`` in the TOML file like any other variable.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.inner = inner
+        self.__name__ = getattr(inner, "__name__", type(inner).__name__)
+
+    def _set_current_state(self, state: dict[str, Any]) -> None:
+        super()._set_current_state(state)
+        self.inner._set_current_state(state)
+
+    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
+        super()._set_settings_sources_data(states)
+        self.inner._set_settings_sources_data(states)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return read_secret_files(self.settings_cls, self.inner(), "")
+
+
+class SecretsDirectory(PydanticBaseSettingsSource):
+    """Secrets as files named like their variables (``SCIM_LDAP_LDAP__BIND_PASSWORD``) in one
+    directory, as systemd's credentials (``$CREDENTIALS_DIRECTORY``) and container secrets
+    provide them. Files not named ``SCIM_LDAP_*`` are not read; one naming a setting that is
+    not a secret is an error naming the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], directory: Path) -> None:
+        super().__init__(settings_cls)
+        self.directory = directory
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            entries = sorted(self.directory.iterdir())
+        except OSError as exc:
+            raise SecretFileError(
+                f"secrets directory {self.directory}: cannot read it: {exc.strerror or exc}"
+            ) from None
+        found: dict[str, Any] = {}
+        for entry in entries:
+            if not entry.name.upper().startswith(ENV_PREFIX) or entry.is_dir():
+                continue
+            keys = entry.name[len(ENV_PREFIX) :].lower().split("__")
+            model: type[BaseModel] = self.settings_cls
+            node = found
+            for key in keys[:-1]:
+                section = _section_of(model.model_fields.get(key))
+                if section is None or section[1]:
+                    break
+                model = section[0]
+                node = node.setdefault(key, {})
+            else:
+                if _file_kind(model.model_fields.get(keys[-1])) is not None:
+                    node[f"{keys[-1]}_file"] = str(entry)
+                    continue
+            raise SecretFileError(
+                f"{entry}: {'.'.join(keys)} is not a secret setting (a file in the secrets "
+                f"directory is named like the variable of a secret, e.g. "
+                f"{ENV_PREFIX}LDAP__BIND_PASSWORD)"
+            )
+        return found

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api import discovery, errors, groups, health, openapi, search, users
+from app.api import discovery, errors, groups, health, oauth, openapi, search, users
 from app.api.deps import require_token
 from app.api.guard import RequestGuard
 from app.auth import BearerAuth
@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     scim.include_router(discovery.router)
     app.include_router(scim)
     app.include_router(health.router)
+    app.include_router(oauth.router)
     errors.install(app)
     app.add_middleware(RequestGuard, timeout=settings.http.request_timeout)
     app.openapi = openapi.generator(app)  # type: ignore[method-assign]

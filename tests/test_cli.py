@@ -1,22 +1,27 @@
 """The command line: clear messages, never a traceback."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from app.clientsecrets import matches
 from app.ldap.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         cwd=ROOT,
         env={**clean, **(env or {})},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -80,8 +85,65 @@ def test_check_without_a_token_fails(sandbox: Sandbox) -> None:
     """Every request would be 401: check says so instead of "configuration is valid"."""
     result = run("check", env=sandbox.directory.environment())
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "error: auth.tokens is empty: every request would be answered 401" in result.stdout
+    assert (
+        "error: auth.tokens is empty and auth.oauth.clients too: every request would be answered "
+        "401" in result.stdout
+    )
     assert "configuration is valid" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_check_accepts_oauth_clients_instead_of_tokens(sandbox: Sandbox, tmp_path: Path) -> None:
+    key = tmp_path / "signing-key"
+    key.write_text("k" * 40 + "\n")
+    hashed = run("hash-secret", stdin="a-client-secret-0123456789\n").stdout.strip()
+    clients = json.dumps([{"client_id": "entra", "secret_hashes": [hashed]}])
+    env = {
+        **sandbox.directory.environment(),
+        "SCIM_LDAP_AUTH__OAUTH__CLIENTS": clients,
+        "SCIM_LDAP_AUTH__OAUTH__SIGNING_KEY_FILE": str(key),
+    }
+    result = run("check", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configuration is valid" in result.stdout
+
+
+def test_hash_secret_reads_standard_input() -> None:
+    secret = "a-client-secret-0123456789"
+    result = run("hash-secret", stdin=secret + "\n")
+    assert result.returncode == 0, result.stderr
+    hashed = result.stdout.strip()
+    assert hashed.startswith("$pbkdf2-sha256$600000$")
+    assert matches(secret, [hashed])
+    assert secret not in result.stdout + result.stderr
+    for weak in ("short", "has+plus-0123456789"):
+        refused = run("hash-secret", stdin=weak)
+        assert refused.returncode == 2
+        assert refused.stdout == ""
+        assert weak not in refused.stderr
+
+
+def test_a_plain_secret_where_a_hash_belongs_is_not_shown() -> None:
+    secret = "a-plain-client-secret-0123456789"
+    clients = json.dumps([{"client_id": "entra", "secret_hashes": [secret]}])
+    result = run(
+        "serve",
+        env={
+            "SCIM_LDAP_AUTH__OAUTH__CLIENTS": clients,
+            "SCIM_LDAP_AUTH__OAUTH__SIGNING_KEY": "k" * 32,
+        },
+    )
+    assert result.returncode == 2
+    assert "auth.oauth.clients.0.secret_hashes" in result.stderr
+    assert "hash-secret" in result.stderr
+    assert secret not in result.stderr
+
+
+def test_an_unreadable_secret_file_stops_the_start(tmp_path: Path) -> None:
+    missing = tmp_path / "bind-password"
+    result = run("serve", env={"SCIM_LDAP_LDAP__BIND_PASSWORD_FILE": str(missing)})
+    assert result.returncode == 2
+    assert f"ldap.bind_password_file: cannot read {missing}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -108,7 +170,8 @@ def test_version_and_help() -> None:
     assert shown.stdout.strip() == f"scim-ldap {VERSION}"
     helped = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True)
     assert "``" not in helped.stdout
-    for command in ("serve", "demo", "check", "adoption-report", "client-config", "openapi"):
+    commands = ("serve", "demo", "check", "adoption-report", "client-config", "hash-secret")
+    for command in (*commands, "openapi"):
         assert command in helped.stdout
 
 

@@ -23,8 +23,10 @@ def get_users(request: Request) -> UserService:
 
 
 def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """401 unless a valid bearer token came; ``request.state.token_name`` names it (never the
+    secret), for the logs, the metrics and the audit trail."""
     auth: BearerAuth = request.app.state.auth
-    auth.check(authorization)
+    request.state.token_name = auth.check(authorization)
 
 
 async def read_body(request: Request) -> Any:

@@ -4,7 +4,8 @@
 updates, disables, enables, renames, deletes and archives would succeed, and
 names what is missing with its fix:
 
-- at least one bearer token (``auth.tokens``), else every request is 401;
+- at least one bearer token (``auth.tokens``) or OAuth client (``auth.oauth.clients``), else
+  every request is 401;
 - TLS: every URL of ``ldap.urls`` that uses TLS verifies against ``ldap.ca_file``;
 - the schema holds every class and attribute the server writes (errors) and
   the directory indexes what it searches (warnings);
@@ -43,6 +44,7 @@ from ldap3 import BASE, LEVEL, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connec
 from ldap3.core.exceptions import LDAPException
 from scim2_models import SCIMException
 
+from app.clientsecrets import ROUNDS, rounds_of
 from app.config import LdapSettings, Settings
 from app.ldap.accounts import LOCK_ATTRIBUTE, LOCKED, hidden_classes
 from app.ldap.connection import Directory, DirectoryConfigError, Session
@@ -70,8 +72,8 @@ _SCHEMA_CODES = {17, 18, 21, 64, 65, 69}
 objectClassViolation, objectClassModsProhibited."""
 
 _NO_TOKEN = (
-    "auth.tokens is empty: every request would be answered 401; set at least one bearer token "
-    "(SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]')"
+    "auth.tokens is empty and auth.oauth.clients too: every request would be answered 401; set "
+    "at least one bearer token (SCIM_LDAP_AUTH__TOKENS='[\"<token>\"]') or OAuth client"
 )
 
 
@@ -108,10 +110,25 @@ def _loopback(url: str) -> bool:
 def connection_findings(settings: Settings) -> Readiness:
     """Tokens and TLS: what needs no directory, or only a connection to each URL."""
     found = Readiness()
-    if not settings.auth.tokens:
+    if not settings.auth.configured:
         found.errors.append(_NO_TOKEN)
+    found.warnings += secret_hash_warnings(settings)
     found.extend(tls_findings(settings.ldap))
     return found
+
+
+def secret_hash_warnings(settings: Settings) -> list[str]:
+    """Client secret hashes cheaper to guess against than the ones ``hash-secret`` makes."""
+    warnings = []
+    for client in settings.auth.oauth.clients:
+        for position, hashed in enumerate(client.secret_hashes, 1):
+            rounds = rounds_of(hashed.get_secret_value())
+            if rounds < ROUNDS:
+                warnings.append(
+                    f"auth.oauth.clients {client.name}: secret hash {position} has {rounds} "
+                    f"PBKDF2 rounds; python -m app hash-secret makes one of {ROUNDS}"
+                )
+    return warnings
 
 
 def tls_findings(ldap: LdapSettings) -> Readiness:

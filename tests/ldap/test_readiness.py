@@ -11,11 +11,14 @@ import trustme
 from ldap3 import BASE, Connection
 from pydantic import SecretStr
 
+from app.clientsecrets import hash_secret
 from app.config import (
     AccountSettings,
     AuthSettings,
     GroupSettings,
     LdapSettings,
+    OAuthClient,
+    OAuthSettings,
     PosixSettings,
     Settings,
     UserSettings,
@@ -233,7 +236,29 @@ def test_a_missing_archive_is_named(server: Sandbox) -> None:
 def test_no_token_is_an_error(server: Sandbox) -> None:
     found = assess_with(settings_for(server.directory, tokens=[]))
     assert len(found.errors) == 1
-    assert found.errors[0].startswith("auth.tokens is empty: every request would be answered 401")
+    assert found.errors[0].startswith(
+        "auth.tokens is empty and auth.oauth.clients too: every request would be answered 401"
+    )
+
+
+def test_oauth_clients_without_a_token_are_enough(server: Sandbox) -> None:
+    settings = settings_for(server.directory, tokens=[])
+    settings.auth = AuthSettings(
+        oauth=OAuthSettings(
+            clients=[
+                OAuthClient(
+                    client_id="entra", secret_hashes=[SecretStr(hash_secret(TOKEN, rounds=1000))]
+                )
+            ],
+            signing_key=SecretStr("k" * 32),
+        )
+    )
+    found = connection_findings(settings)
+    assert found.errors == []
+    assert found.warnings == [
+        "auth.oauth.clients entra: secret hash 1 has 1000 PBKDF2 rounds; python -m app "
+        "hash-secret makes one of 600000"
+    ]
 
 
 def test_an_unknown_object_class_is_an_error(server: Sandbox) -> None:
