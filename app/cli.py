@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 from scim2_models import SCIMException
 
+from app import logs
 from app.attributes import CORE_USER, POSIX_USER
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
@@ -53,6 +54,7 @@ def _settings(config: Path | None) -> Settings | str:
 def _serve(settings: Settings, host: str, port: int) -> int:
     from app.main import create_app
 
+    log_config = logs.configure(settings.log_format, settings.log_level)
     try:
         app = create_app(settings)
     except MappingError as exc:
@@ -68,6 +70,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        log_config=log_config,
         access_log=False,
         proxy_headers=False,
         server_header=False,
