@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -42,19 +42,46 @@ def request_id_from(header: str | None) -> str:
     return new_request_id()
 
 
+Describe = Callable[[Mapping[str, Any]], tuple[str, str | None]]
+"""The operation name and resource id of a request, read from its ASGI scope."""
+
+
 @dataclass
 class RequestContext:
-    """The request (or background job) on whose behalf the server is working."""
+    """The request (or background job) on whose behalf the server is working.
+
+    A request's operation and resource id are read from its ASGI scope when
+    asked, so they are known once the router has matched a route; an
+    operation given here (``sweep``, ``allocate``) wins.
+    """
 
     request_id: str | None = None
-    operation: str = NONE
-    resource_id: str | None = None
-    state: MutableMapping[str, Any] = field(default_factory=dict)
-    """The request's ``request.state`` storage; the auth dependency puts ``token_name`` there."""
+    given_operation: str | None = None
+    given_resource: str | None = None
+    scope: Mapping[str, Any] = field(default_factory=dict)
+    describe: Describe | None = None
+
+    @property
+    def operation(self) -> str:
+        if self.given_operation is not None:
+            return self.given_operation
+        return self.describe(self.scope)[0] if self.describe is not None else NONE
+
+    @property
+    def resource_id(self) -> str | None:
+        if self.given_resource is not None:
+            return self.given_resource
+        return self.describe(self.scope)[1] if self.describe is not None else None
+
+    @resource_id.setter
+    def resource_id(self, value: str | None) -> None:
+        self.given_resource = value
 
     @property
     def token_name(self) -> str:
-        name = self.state.get("token_name")
+        """The name the auth dependency put in ``request.state.token_name``, else "-"."""
+        state = self.scope.get("state")
+        name = state.get("token_name") if isinstance(state, Mapping) else None
         return name if isinstance(name, str) and name else NONE
 
 
@@ -80,6 +107,8 @@ def opened(context: RequestContext) -> Iterator[RequestContext]:
 def acting_as(operation: str) -> Iterator[RequestContext]:
     """Run the code inside as ``operation`` (``allocate``), keeping the request and token."""
     outer = current()
-    inner = RequestContext(outer.request_id, operation, outer.resource_id, outer.state)
+    inner = RequestContext(
+        outer.request_id, operation, outer.given_resource, outer.scope, outer.describe
+    )
     with opened(inner):
         yield inner

@@ -46,7 +46,7 @@ class Sweeper:
         A failure never ends the schedule: the next round tries again.
         """
         try:
-            with context.opened(context.RequestContext(operation="sweep")):
+            with context.opened(context.RequestContext(given_operation="sweep")):
                 done = self.changes.sweep(self.grace, self.settle)
         except SCIMException as exc:
             log.warning("the sweep of unfinished writes could not run: %s", exc.detail)

@@ -24,9 +24,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import context, metrics
@@ -70,18 +70,16 @@ OPERATIONS = {
 RESOURCE_PARAMS = ("user_id", "group_id")
 
 
-def _route(scope: Scope) -> tuple[str, str | None]:
-    """The operation name and resource id of the route the request goes to."""
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, child = route.matches(scope)
-        if match == Match.FULL:
-            operation_id = getattr(route, "operation_id", None) or getattr(route, "name", None)
-            params = child.get("path_params", {})
-            resource = next((params[p] for p in RESOURCE_PARAMS if p in params), None)
-            name = OPERATIONS.get(operation_id or "", operation_id or context.NONE)
-            return name, resource if isinstance(resource, str) else None
-    return context.NONE, None
+def describe(scope: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The operation name and resource id of the route the router matched, if any."""
+    route = scope.get("route")
+    if route is None:
+        return context.NONE, None
+    operation_id = getattr(route, "operation_id", None) or getattr(route, "name", None)
+    params = scope.get("path_params") or {}
+    resource = next((params[p] for p in RESOURCE_PARAMS if p in params), None)
+    name = OPERATIONS.get(operation_id or "", operation_id or context.NONE)
+    return name, resource if isinstance(resource, str) else None
 
 
 class _Reply:
@@ -135,10 +133,8 @@ class RequestGuard:
         request_id = context.request_id_from(
             headers.get(REQUEST_ID.encode(), b"").decode("latin-1") or None
         )
-        operation, resource = _route(scope)
-        work = context.RequestContext(
-            request_id, operation, resource, scope.setdefault("state", {})
-        )
+        scope.setdefault("state", {})
+        work = context.RequestContext(request_id, scope=scope, describe=describe)
         with context.opened(work):
             await self._guard(scope, receive, _Reply(send, request_id), work, started)
 
