@@ -193,6 +193,7 @@ class RequestGuard:
         metrics.REQUESTS.labels(work.operation, str(status)).inc()
         metrics.LATENCY.labels(work.operation).observe(seconds)
         fields: dict[str, Any] = {
+            "request_id": work.request_id,
             "method": scope["method"],
             "path": scope["path"],
             "status": status,
