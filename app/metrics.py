@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 PREFIX = "scim_ldap"
+
+disable_created_metrics()
 
 REQUESTS = Counter(
     f"{PREFIX}_http_requests",
