@@ -38,6 +38,10 @@ DELETE = "delete"
 PASSWORD = "passwordModify"
 
 
+class AuditSinkError(RuntimeError):
+    """The configured sink cannot be opened: the server does not start without its trail."""
+
+
 class _Line(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return record.getMessage()
@@ -53,22 +57,33 @@ def configure(settings: AuditSettings) -> None:
         log.disabled = True
         return
     log.disabled = False
-    if settings.sink == "file":
-        assert settings.path is not None
-        handler = logging.handlers.WatchedFileHandler(settings.path, encoding="utf-8")
-    elif settings.sink == "syslog":
-        address: str | tuple[str, int] = settings.syslog_address
-        if ":" in settings.syslog_address and not settings.syslog_address.startswith("/"):
-            host, _, port = settings.syslog_address.rpartition(":")
-            address = (host, int(port))
-        handler = logging.handlers.SysLogHandler(
-            address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV
-        )
-        handler.ident = "scim-ldap: "
-    else:
-        handler = logging.StreamHandler(sys.stdout)
+    try:
+        if settings.sink == "file":
+            assert settings.path is not None
+            handler = logging.handlers.WatchedFileHandler(settings.path, encoding="utf-8")
+        elif settings.sink == "syslog":
+            handler = logging.handlers.SysLogHandler(
+                _syslog_address(settings.syslog_address),
+                facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV,
+            )
+            handler.ident = "scim-ldap: "
+        else:
+            handler = logging.StreamHandler(sys.stdout)
+    except OSError as exc:
+        target = settings.path if settings.sink == "file" else settings.syslog_address
+        raise AuditSinkError(
+            f"audit.sink {settings.sink}: cannot open {target}: {exc.strerror or exc}"
+        ) from None
     handler.setFormatter(_Line())
     log.addHandler(handler)
+
+
+def _syslog_address(address: str) -> str | tuple[str, int]:
+    """A socket path, or ``host:port`` (UDP)."""
+    if address.startswith("/") or ":" not in address:
+        return address
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port))
 
 
 def record(

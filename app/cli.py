@@ -17,6 +17,7 @@ from scim2_models import SCIMException
 
 from app import logs
 from app.attributes import CORE_USER, POSIX_USER
+from app.audit import AuditSinkError
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
@@ -57,7 +58,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     log_config = logs.configure(settings.log_format, settings.log_level)
     try:
         app = create_app(settings)
-    except MappingError as exc:
+    except (MappingError, AuditSinkError) as exc:
         return _fail(str(exc))
     directory: Directory = app.state.directory
     try:

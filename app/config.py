@@ -636,6 +636,16 @@ class AuditSettings(Section):
         description="Syslog socket path, or host:port (UDP), when audit.sink is 'syslog'.",
     )
 
+    @field_validator("syslog_address")
+    @classmethod
+    def _check_syslog_address(cls, value: str) -> str:
+        if value.startswith("/"):
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be a socket path (/dev/log) or host:port")
+        return value
+
     @model_validator(mode="after")
     def _check_path(self) -> AuditSettings:
         if self.sink == "file" and self.path is None:

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 PREFIX = "scim_ldap"
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REQUESTS = Counter(
     f"{PREFIX}_http_requests",
@@ -61,6 +61,8 @@ for operation in ("search", "add", "modify", "modrdn", "delete", "compare", "ext
     LDAP_LATENCY.labels(operation)
 DELETES.labels("User")
 DELETES.labels("Group")
+ALLOCATION_RETRIES.labels("uidNumber")
+ALLOCATION_RETRIES.labels("gidNumber")
 
 
 def observe_pool(in_use: Callable[[], int], waiting: Callable[[], int], size: int) -> None:
