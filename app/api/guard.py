@@ -101,7 +101,7 @@ class _Reply:
         await self.send(message)
 
     def reason(self) -> dict[str, str]:
-        """The SCIM error's ``detail`` and ``scimType``, when the body is one."""
+        """The SCIM error's ``detail`` and ``scimType``; a health probe's ``status`` as detail."""
         try:
             body = json.loads(bytes(self.body))
         except ValueError:
@@ -113,6 +113,9 @@ class _Reply:
             value = body.get(key)
             if isinstance(value, str) and value:
                 found[name] = value
+        status = body.get("status")
+        if "detail" not in found and isinstance(status, str) and not status.isdigit():
+            found["detail"] = status
         return found
 
 

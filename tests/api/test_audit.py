@@ -205,7 +205,11 @@ def touch(request: Request, _name: Annotated[None, Depends(named)]) -> dict[str,
 
 
 def test_the_token_name_set_by_authentication_reaches_the_trail(
-    audited_app: FastAPI, trail: Path, sandbox: Sandbox, ldap: Connection
+    audited_app: FastAPI,
+    trail: Path,
+    sandbox: Sandbox,
+    ldap: Connection,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The auth dependency names the token in ``request.state.token_name``."""
     dn = f"ou=audited,{sandbox.directory.base_dn}"
@@ -219,6 +223,13 @@ def test_the_token_name_set_by_authentication_reaches_the_trail(
     [line] = of(trail, "touch-1")
     assert (line["token"], line["operation"], line["dn"]) == ("entra-prod", "touch", dn)
     assert line["attributes"] == ["description"]
+    [access] = [r for r in caplog.records if r.name == "app.access"]
+    fields = json.loads(JsonFormatter().format(access))
+    assert (fields["token"], fields["operation"], fields["request_id"]) == (
+        "entra-prod",
+        "touch",
+        "touch-1",
+    )
 
 
 def test_the_sweep_writes_without_a_request_id(

@@ -153,6 +153,8 @@ def test_the_access_line_is_one_json_object_with_every_field(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.pop("time"))
     assert 0 < line.pop("duration_ms") < 20_000
     assert re.fullmatch(r"testclient:\d+", line.pop("client"))
+    token = line.pop("token")
+    assert isinstance(token, str) and token and TOKEN not in token
     assert line == {
         "level": "info",
         "logger": "app.access",
@@ -161,7 +163,6 @@ def test_the_access_line_is_one_json_object_with_every_field(
         "method": "POST",
         "path": USERS,
         "status": 201,
-        "token": "-",
         "operation": "Users.create",
         "resource_id": created.json()["id"],
     }
@@ -289,3 +290,20 @@ def test_the_served_process_logs_json_and_audits_on_stdout_without_secrets(
     for secret in (TOKEN, password, directory.bind_password):
         assert secret not in out.decode()
         assert secret not in err.decode()
+
+
+def test_an_unready_probe_logs_why(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(sandbox.directory)
+    settings.ldap.urls = ["ldap://127.0.0.1:9"]
+    app = create_app(settings, read_directory_schema=False)
+    with TestClient(app) as client:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="app.access"):
+            assert client.get("/readyz").status_code == 503
+    [line] = access_lines(caplog)
+    assert (line["operation"], line["status"], line["detail"]) == (
+        "readiness",
+        503,
+        "directory unavailable",
+    )
+    assert line["level"] == "warning"
