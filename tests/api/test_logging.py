@@ -246,12 +246,14 @@ def test_the_served_process_logs_json_and_audits_on_stdout_without_secrets(
     )
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(port)],
+            stdout=out,
+            stderr=err_file,
+            env=env,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -274,7 +276,8 @@ def test_the_served_process_logs_json_and_audits_on_stdout_without_secrets(
         assert gone.status_code == 204
     finally:
         server.send_signal(signal.SIGTERM)
-        out, err = server.communicate(timeout=30)
+        server.wait(timeout=30)
+    out, err = stdout.read_bytes(), stderr.read_bytes()
     logs = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
     trail = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert any(
