@@ -247,10 +247,10 @@ def test_the_served_process_logs_json_and_audits_on_stdout_without_secrets(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
-    with stdout.open("wb") as out, stderr.open("wb") as err_file:
+    with stdout.open("wb") as out_file, stderr.open("wb") as err_file:
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(port)],
-            stdout=out,
+            stdout=out_file,
             stderr=err_file,
             env=env,
         )
