@@ -62,7 +62,8 @@ class _Reply:
         await self.send(message)
 
     def reason(self) -> dict[str, str]:
-        """The SCIM error's ``detail`` and ``scimType``; a health probe's ``status`` as detail."""
+        """The SCIM error's ``detail`` and ``scimType`` (RFC 7644 §3.12), an OAuth error's
+        ``error`` and ``error_description`` (RFC 6749 §5.2), a health probe's ``status``."""
         try:
             body = json.loads(bytes(self.body))
         except ValueError:
@@ -70,9 +71,14 @@ class _Reply:
         if not isinstance(body, dict):
             return {}
         found = {}
-        for key, name in (("detail", "detail"), ("scimType", "scim_type")):
+        for key, name in (
+            ("detail", "detail"),
+            ("scimType", "scim_type"),
+            ("error_description", "detail"),
+            ("error", "error"),
+        ):
             value = body.get(key)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value and name not in found:
                 found[name] = value
         status = body.get("status")
         if "detail" not in found and isinstance(status, str) and not status.isdigit():

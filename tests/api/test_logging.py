@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from app.ldap.sandbox import Sandbox
@@ -310,3 +311,25 @@ def test_an_unready_probe_logs_why(sandbox: Sandbox, caplog: pytest.LogCaptureFi
         "directory unavailable",
     )
     assert line["level"] == "warning"
+
+
+def _oauth_refusal() -> JSONResponse:
+    return JSONResponse(
+        {"error": "invalid_client", "error_description": "the client is not known"},
+        status_code=401,
+    )
+
+
+def test_an_oauth_refusal_logs_its_error(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token endpoint answers RFC 6749 §5.2 errors; the access line names them too."""
+    app = create_app(make_settings(sandbox.directory))
+    app.add_api_route("/refuse", _oauth_refusal, methods=["POST"])
+    with TestClient(app) as client:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="app.access"):
+            assert client.post("/refuse").status_code == 401
+    [line] = access_lines(caplog)
+    assert (line["error"], line["detail"]) == ("invalid_client", "the client is not known")
+    assert "scim_type" not in line
