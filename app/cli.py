@@ -16,7 +16,9 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 from scim2_models import SCIMException
 
+from app import logs
 from app.attributes import CORE_USER, POSIX_USER
+from app.audit import AuditSinkError
 from app.clientconfig import PARTS, ClientConfigError, ClientOptions, render
 from app.clientsecrets import hash_secret, secret_problem
 from app.config import AuthSettings, Settings, load_settings
@@ -55,9 +57,10 @@ def _settings(config: Path | None) -> Settings | str:
 def _serve(settings: Settings, host: str, port: int) -> int:
     from app.main import create_app
 
+    log_config = logs.configure(settings.log_format, settings.log_level)
     try:
         app = create_app(settings)
-    except MappingError as exc:
+    except (MappingError, AuditSinkError) as exc:
         return _fail(str(exc))
     directory: Directory = app.state.directory
     try:
@@ -70,6 +73,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        log_config=log_config,
         access_log=False,
         proxy_headers=False,
         server_header=False,

@@ -785,6 +785,61 @@ class AuthSettings(Section):
         return bool(self.tokens or self.oauth.clients)
 
 
+class AuditSettings(Section):
+    """Where the audit trail of directory changes goes (one JSON line per change)."""
+
+    sink: Literal["stdout", "file", "syslog", "off"] = Field(
+        default="stdout",
+        description="stdout (logs go to stderr), file (audit.path), syslog "
+        "(audit.syslog_address) or off.",
+    )
+    path: Path | None = Field(
+        default=None, description="File the trail is appended to when audit.sink is 'file'."
+    )
+    syslog_address: str = Field(
+        default="/dev/log",
+        description="Syslog socket path, or host:port (UDP), when audit.sink is 'syslog'.",
+    )
+
+    @field_validator("syslog_address")
+    @classmethod
+    def _check_syslog_address(cls, value: str) -> str:
+        if value.startswith("/"):
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be a socket path (/dev/log) or host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _check_path(self) -> AuditSettings:
+        if self.sink == "file" and self.path is None:
+            raise ValueError("audit.sink 'file' needs audit.path")
+        return self
+
+
+class MetricsSettings(Section):
+    """Who may read the Prometheus metrics at /metrics."""
+
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a scraper must send; without one (and metrics.public off) "
+        "/metrics answers 403.",
+    )
+    public: bool = Field(
+        default=False,
+        description="Serve /metrics without a token (only where the port is not reachable "
+        "from untrusted networks).",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("the metrics token must be at least 16 characters long")
+        return token
+
+
 class HttpSettings(Section):
     """The HTTP side: paths, limits and the reverse proxy in front."""
 
@@ -852,6 +907,11 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json (one object per line) or text (key=value)."
+    )
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _default_pool(self) -> Settings:

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app import audit, metrics
 from app.api import discovery, errors, groups, health, oauth, openapi, search, users
+from app.api import metrics as metrics_route
 from app.api.deps import require_token
 from app.api.guard import RequestGuard
 from app.auth import BearerAuth
@@ -41,6 +43,10 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     """
     logging.getLogger("app").setLevel(settings.log_level.upper())
     directory = Directory(settings.ldap)
+    audit.configure(settings.audit)
+    metrics.observe_pool(
+        lambda: directory.in_use, lambda: directory.waiting, settings.ldap.pool_size
+    )
     schema = read_schema(directory) if read_directory_schema else None
     mapping = UserMapping(settings.users, settings.ldap, settings.posix, settings.accounts, schema)
     if schema is not None and (problems := schema_problems(mapping, schema)):
@@ -83,6 +89,7 @@ def create_app(settings: Settings, *, read_directory_schema: bool = True) -> Fas
     app.include_router(scim)
     app.include_router(health.router)
     app.include_router(oauth.router)
+    app.include_router(metrics_route.router)
     errors.install(app)
     app.add_middleware(RequestGuard, timeout=settings.http.request_timeout)
     app.openapi = openapi.generator(app)  # type: ignore[method-assign]

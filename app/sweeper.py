@@ -13,6 +13,7 @@ import threading
 
 from scim2_models import SCIMException
 
+from app import context
 from app.config import Settings
 from app.ldap.changes import UserChanges
 
@@ -45,7 +46,8 @@ class Sweeper:
         A failure never ends the schedule: the next round tries again.
         """
         try:
-            done = self.changes.sweep(self.grace, self.settle)
+            with context.opened(context.RequestContext(given_operation="sweep")):
+                done = self.changes.sweep(self.grace, self.settle)
         except SCIMException as exc:
             log.warning("the sweep of unfinished writes could not run: %s", exc.detail)
             return 0

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import IO
 
 from tests.test_scripts import ROOT, free_port, wait_healthy
 
@@ -22,19 +24,31 @@ def serving(environments: Sequence[Mapping[str, str]]) -> Iterator[list[str]]:
     """One server process per environment, healthy; their base URLs (``http://127.0.0.1:N``).
 
     On the way out each is interrupted, and its output must hold no traceback
-    and no 500.
+    and no 500. The output (logs and audit trail) goes to a file, not a pipe no
+    one reads while the server runs, which would stall it once full.
     """
+    with ExitStack() as files:
+        outputs = [
+            files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+            for _ in environments
+        ]
+        yield from _serve(environments, outputs)
+
+
+def _serve(
+    environments: Sequence[Mapping[str, str]], outputs: Sequence[IO[str]]
+) -> Iterator[list[str]]:
     ports = [free_port() for _ in environments]
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],
             cwd=ROOT,
             env={**clean_environment(), **environment},
-            stdout=subprocess.PIPE,
+            stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for port, environment in zip(ports, environments, strict=True)
+        for port, environment, out in zip(ports, environments, outputs, strict=True)
     ]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
@@ -44,7 +58,9 @@ def serving(environments: Sequence[Mapping[str, str]]) -> Iterator[list[str]]:
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)
-        for process in processes:
-            output, _ = process.communicate(timeout=30)
+        for process, out in zip(processes, outputs, strict=True):
+            process.wait(timeout=30)
+            out.seek(0)
+            output = out.read()
             assert "Traceback" not in output, output
             assert " 500 " not in output, output

@@ -61,7 +61,7 @@ def test_the_document_lists_the_statuses_answered() -> None:
         assert "422" not in responses, operation_id
 
 
-NOT_SCIM = ("health", "readiness", "issueToken")
+NOT_SCIM = ("health", "readiness", "issueToken", "metrics")
 """Operations outside the SCIM base: health answers JSON, the token endpoint RFC 6749 §5.1's."""
 
 

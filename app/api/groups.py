@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from app import context
 from app.api.deps import BaseUrlDep, BodyDep, IfMatch
 from app.api.responses import ScimResponse, resource_response
 from app.api.users import request_names, request_number, request_text, search_request
@@ -26,6 +27,7 @@ GroupsDep = Annotated[GroupService, Depends(get_groups)]
 @router.post("/Groups", operation_id="createGroup", status_code=201)
 def create_group(groups: GroupsDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     created, version = groups.create(body, base)
+    context.current().resource_id = created["id"]
     return resource_response(created, version, 201, created["meta"]["location"])
 
 

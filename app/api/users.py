@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from scim2_models import InvalidValueException
 
+from app import context
 from app.api.deps import BaseUrlDep, BodyDep, IfMatch, UsersDep
 from app.api.responses import ScimResponse, resource_response
 from app.scim.resource import split_list
@@ -28,6 +29,7 @@ def _answer(written: Written, status: int = 200, location: str | None = None) ->
 @router.post("/Users", operation_id="createUser", status_code=201)
 def create_user(users: UsersDep, body: BodyDep, base: BaseUrlDep) -> ScimResponse:
     written = users.create(body, f"{base}/Users")
+    context.current().resource_id = written.body["id"]
     return _answer(written, 201, written.body["meta"]["location"])
 
 

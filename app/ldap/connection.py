@@ -21,7 +21,7 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -37,6 +37,7 @@ from ldap3.core.exceptions import (
 )
 from scim2_models import InvalidValueException
 
+from app import audit, context, metrics
 from app.config import LdapSettings
 from app.ldap.dn import first_rdn
 from app.ldap.errors import DirectoryUnavailable, raise_for_result
@@ -106,11 +107,55 @@ def _check_rdn(rdn: str, action: str) -> None:
         )
 
 
+POST_READ_OID = "1.3.6.1.1.13.2"
+
+
+def _new_entry_id(result: dict[str, Any]) -> str | None:
+    """The entryUUID a post-read control (RFC 4527) returned with an add, if any."""
+    control = (result.get("controls") or {}).get(POST_READ_OID) or {}
+    values = (control.get("value") or {}).get("result", {}).get("entryUUID")
+    value = values[0] if isinstance(values, list) and values else values
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).lower() if value else None
+
+
 class Session:
-    """One borrowed connection; every operation checks its result in one place."""
+    """One borrowed connection; every operation checks its result in one place.
+
+    Every operation is counted here (``metrics.LDAP_OPERATIONS``) and every
+    change is written to the audit trail here (app/audit.py), so no write
+    goes unrecorded.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def _send(
+        self,
+        kind: str,
+        call: Callable[[], object],
+        change: tuple[str, str, Iterable[str]] | None = None,
+        new_dn: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one operation; count it, audit it when it is a ``change``; its result."""
+        started = time.monotonic()
+        try:
+            call()
+        except _TRANSPORT_ERRORS:
+            metrics.ldap_result(kind, None, time.monotonic() - started)
+            if change is not None:
+                audit.record(*change, None, new_dn=new_dn)
+            raise
+        result = dict(self.conn.result or {})
+        code = int(result.get("result", 0))
+        metrics.ldap_result(kind, code, time.monotonic() - started)
+        if change is not None:
+            work = context.current()
+            if change[0] == audit.ADD and code == 0 and work.resource_id is None:
+                work.resource_id = _new_entry_id(result)
+            audit.record(*change, result, new_dn=new_dn)
+        return result
 
     def search(
         self,
@@ -128,15 +173,17 @@ class Session:
 
         A size limit that is hit is not an error: ``limited`` tells it afterwards.
         """
-        self.conn.search(
-            base,
-            ldap_filter,
-            search_scope=scope,
-            attributes=list(attributes),
-            controls=list(controls) if controls else None,
-            size_limit=size_limit,
+        result = self._send(
+            "search",
+            lambda: self.conn.search(
+                base,
+                ldap_filter,
+                search_scope=scope,
+                attributes=list(attributes),
+                controls=list(controls) if controls else None,
+                size_limit=size_limit,
+            ),
         )
-        result = self.conn.result
         if result["result"] == 32:
             return []
         if result["result"] not in (4, *tolerate):
@@ -148,8 +195,8 @@ class Session:
         """Whether the last search stopped at its size limit."""
         return bool(self.conn.result.get("result") == 4)
 
-    def _check(self, tolerate: Collection[int], action: str) -> dict[str, Any]:
-        result = dict(self.conn.result)
+    @staticmethod
+    def _check(result: dict[str, Any], tolerate: Collection[int], action: str) -> dict[str, Any]:
         if int(result.get("result", 0)) not in tolerate:
             raise_for_result(result, action)
         return result
@@ -165,8 +212,14 @@ class Session:
     ) -> dict[str, Any]:
         """Add an entry; a result code in ``tolerate`` is returned rather than raised."""
         _check_rdn(first_rdn(dn), action)
-        self.conn.add(dn, attributes=attributes, controls=list(controls) if controls else None)
-        return self._check(tolerate, action)
+        result = self._send(
+            "add",
+            lambda: self.conn.add(
+                dn, attributes=attributes, controls=list(controls) if controls else None
+            ),
+            (audit.ADD, dn, attributes),
+        )
+        return self._check(result, tolerate, action)
 
     def modify(
         self,
@@ -177,8 +230,12 @@ class Session:
         tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
-        self.conn.modify(dn, changes, controls=list(controls) if controls else None)
-        return self._check(tolerate, action)
+        result = self._send(
+            "modify",
+            lambda: self.conn.modify(dn, changes, controls=list(controls) if controls else None),
+            (audit.MODIFY, dn, changes),
+        )
+        return self._check(result, tolerate, action)
 
     def rename(
         self,
@@ -191,19 +248,29 @@ class Session:
         action: str,
     ) -> dict[str, Any]:
         _check_rdn(new_rdn, action)
-        self.conn.modify_dn(
-            dn,
-            new_rdn,
-            delete_old_dn=True,
-            new_superior=new_superior,
-            controls=list(controls) if controls else None,
+        parent = new_superior if new_superior is not None else dn.partition(",")[2]
+        result = self._send(
+            "modrdn",
+            lambda: self.conn.modify_dn(
+                dn,
+                new_rdn,
+                delete_old_dn=True,
+                new_superior=new_superior,
+                controls=list(controls) if controls else None,
+            ),
+            (audit.MODRDN, dn, _rdn_attributes(new_rdn)),
+            new_dn=f"{new_rdn},{parent}" if parent else new_rdn,
         )
-        return self._check(tolerate, action)
+        return self._check(result, tolerate, action)
 
     def set_password(self, dn: str, plaintext: str, *, action: str) -> None:
         """LDAP Password Modify (RFC 3062); the directory hashes by its own policy."""
-        self.conn.extend.standard.modify_password(user=dn, new_password=plaintext)
-        raise_for_result(self.conn.result, action)
+        result = self._send(
+            "extended",
+            lambda: self.conn.extend.standard.modify_password(user=dn, new_password=plaintext),
+            (audit.PASSWORD, dn, ["userPassword"]),
+        )
+        raise_for_result(result, action)
 
     def delete(
         self,
@@ -213,8 +280,17 @@ class Session:
         tolerate: Collection[int] = (),
         action: str,
     ) -> dict[str, Any]:
-        self.conn.delete(dn, controls=list(controls) if controls else None)
-        return self._check(tolerate, action)
+        result = self._send(
+            "delete",
+            lambda: self.conn.delete(dn, controls=list(controls) if controls else None),
+            (audit.DELETE, dn, ()),
+        )
+        return self._check(result, tolerate, action)
+
+
+def _rdn_attributes(rdn: str) -> list[str]:
+    """The attribute names of an RDN (``uid=a+uidNumber=5``: uid, uidNumber)."""
+    return [part.partition("=")[0].strip() for part in rdn.split("+") if "=" in part]
 
 
 def _is_alive(conn: Connection) -> bool:
@@ -316,12 +392,14 @@ class Directory:
                         )
                     raise_for_result(conn.result, "bind to the directory")
                 self.last_problem = ""
+                metrics.REACHABLE.set(1)
                 return conn
             except LDAPException as exc:
                 problem = describe_failure(exc)
                 problems.append(f"{server.host}:{server.port}: {problem}")
                 log.warning("cannot reach %s:%s: %s", server.host, server.port, problem)
         self.last_problem = "; ".join(problems)
+        metrics.REACHABLE.set(0)
         log.warning("no directory server reachable (%s)", self.last_problem)
         raise DirectoryUnavailable()
 
@@ -354,6 +432,7 @@ class Directory:
                 "", "(objectClass=*)", ["1.1"], scope="BASE", action="read the root DSE"
             )
         except _TRANSPORT_ERRORS:
+            metrics.REACHABLE.set(0)
             raise DirectoryUnavailable() from None
         finally:
             self._discard(conn)
@@ -380,6 +459,7 @@ class Directory:
                 yield Session(conn)
             except _TRANSPORT_ERRORS as exc:
                 log.warning("directory connection lost: %s", type(exc).__name__)
+                metrics.REACHABLE.set(0)
                 self._discard(conn)
                 raise DirectoryUnavailable() from None
             except DirectoryUnavailable:
@@ -398,6 +478,11 @@ class Directory:
     def in_use(self) -> int:
         """Sessions holding a connection slot right now."""
         return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Sessions waiting for a connection slot right now."""
+        return self._waiting
 
     def _acquire(self) -> None:
         """Take a connection slot, waiting boundedly and only if few others already wait."""

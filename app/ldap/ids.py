@@ -91,6 +91,7 @@ from scim2_models import (
     UniquenessException,
 )
 
+from app import context, metrics
 from app.attributes import GID_NUMBER, UID_NUMBER, Slot, SlotValue
 from app.config import GroupSettings, PosixSettings
 from app.ldap import writes
@@ -234,7 +235,7 @@ class NumberPool:
     def allocate(self, session: Session) -> int:
         """The next free number of the session's slice, claimed in the directory."""
         part = self.slice_for(session)
-        with self._turns[part.pool_dn]:
+        with self._turns[part.pool_dn], context.acting_as("allocate"):
             return self._allocate(session, part)
 
     def taken(self, session: Session, numbers: Sequence[int]) -> set[int]:
@@ -263,6 +264,7 @@ class NumberPool:
             number, following = free[0], (free[1] if len(free) > 1 else high + 1)
             if self._claim(session, counter, following):
                 return number
+            metrics.ALLOCATION_RETRIES.labels(name).inc()
             log.debug("the %s counter moved under us; reading it again", name)
         log.warning("gave up allocating a %s after %d conflicting attempts", name, ATTEMPTS)
         raise DirectoryUnavailable(
@@ -277,13 +279,18 @@ class NumberPool:
         the number stays unused. A number whose entry was in fact made (its
         answer lost) is skipped by the next allocation's collision search.
         """
-        code = writes.modify(
-            session,
-            self.slice_for(session).pool_dn,
-            {self.attribute: [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
-            tolerate=(writes.NO_SUCH_ATTRIBUTE, writes.CONSTRAINT_VIOLATION, writes.NO_SUCH_OBJECT),
-            action=f"give back an unused {self.attribute}",
-        )
+        with context.acting_as("allocate"):
+            code = writes.modify(
+                session,
+                self.slice_for(session).pool_dn,
+                {self.attribute: [(MODIFY_DELETE, [str(number + 1)]), (MODIFY_ADD, [str(number)])]},
+                tolerate=(
+                    writes.NO_SUCH_ATTRIBUTE,
+                    writes.CONSTRAINT_VIOLATION,
+                    writes.NO_SUCH_OBJECT,
+                ),
+                action=f"give back an unused {self.attribute}",
+            )
         if code != writes.SUCCESS:
             log.info("%s %d stays unused: another allocation followed it", self.attribute, number)
 

@@ -24,6 +24,7 @@ from scim2_models import (
 )
 from scim2_models.path import AttrPath, CompareOperator, Comparison, Path, ValuePath
 
+from app import metrics
 from app.config import Settings
 from app.ldap.groupentries import GroupDirectory, GroupRecord
 from app.ldap.groupsearch import GroupFilterBuilder
@@ -272,6 +273,7 @@ class GroupService:
 
     def delete(self, group_id: str, if_match: str | None) -> None:
         self.groups.delete(group_id, parse_if_match(if_match))
+        metrics.DELETES.labels("Group").inc()
 
     # ---- bodies and operations
 

@@ -10,6 +10,7 @@ from scim2_models import (
     PreconditionFailedException,
 )
 
+from app import metrics
 from app.attributes import ACTIVE, Slot
 from app.config import Settings
 from app.ldap.changes import UserChanges
@@ -150,11 +151,16 @@ class UserService:
                 if wanted is not None:
                     raise
                 continue
+            was_active = current.values.get(ACTIVE) is not False
+            now_active = record.values.get(ACTIVE) is not False
+            if was_active != now_active:
+                (metrics.ENABLES if now_active else metrics.DISABLES).inc()
             return self._answer(record, users_url)
         raise PreconditionFailedException(detail="the user kept changing during the update; retry")
 
     def delete(self, user_id: str, if_match: str | None) -> None:
         self.changes.delete(user_id, parse_if_match(if_match))
+        metrics.DELETES.labels("User").inc()
 
     def search(
         self,
