@@ -10,7 +10,9 @@ therefore claimed first by adding ``cn=<number>`` below ``cn=scim-ldap-uids``
 a second claim of the same number fails with entryAlreadyExists. A claim
 already held by the same userName is a retry of the same create and is
 accepted. A deleted account's claim is given back (a returning person may be
-given their number again); an archived account keeps it.
+given their number again); an archived account keeps it. A claim names the
+userName the account was created with: after a userName change, the claim is
+given back when no entry under the base DN holds the number any more.
 
 Numbers of accounts made before claims existed, or by hand, have none: the
 search of ``IdAllocator.check`` still refuses them, without the atomicity.
@@ -36,6 +38,7 @@ class NumberClaims:
     """The claim entries of uidNumbers below ``cn=scim-ldap-uids,<base_dn>``."""
 
     def __init__(self, base_dn: str, path: str) -> None:
+        self.base_dn = base_dn
         self.container = f"{CLAIMS_RDN},{base_dn}"
         self.path = path
         self._container_made = False
@@ -65,11 +68,48 @@ class NumberClaims:
         raise UniquenessException(detail=f"{self.path} {number} already belongs to another account")
 
     def release(self, session: Session, number: int, user_name: str) -> None:
-        """Give the number back, if ``user_name`` holds it."""
-        writes.delete(
+        """Give the number back, if ``user_name`` holds it or no entry holds the number."""
+        code = writes.delete(
             session,
             self.dn_of(number),
             controls=[assertion_control(f"(description={assertion_value(folded(user_name))})")],
+            tolerate=(writes.NO_SUCH_OBJECT, writes.ASSERTION_FAILED),
+            action=f"give back the claim of uidNumber {number}",
+        )
+        if code == writes.ASSERTION_FAILED:
+            self._release_unheld(session, number)
+
+    def _release_unheld(self, session: Session, number: int) -> None:
+        """Give back a claim made under an earlier userName, once no entry has its number.
+
+        The claim keeps the userName of the create; a renamed account's delete
+        finds another name there. The number is free when no entry under the
+        base DN (active, disabled or archived) holds it; the delete asserts the
+        holder read, so a claim taken again in between stays.
+        """
+        holders = session.search(
+            self.base_dn,
+            f"(&(uidNumber={int(number)})(!(objectClass={POOL_CLASS})))",
+            ["1.1"],
+            size_limit=1,
+            action=f"look for holders of uidNumber {number}",
+        )
+        if holders:
+            return
+        found = session.search(
+            self.dn_of(number),
+            "(objectClass=*)",
+            ["description"],
+            scope="BASE",
+            action=f"read the claim of uidNumber {number}",
+        )
+        names = [str(v) for e in found for v in e["attributes"].get("description") or []]
+        if len(names) != 1:
+            return
+        writes.delete(
+            session,
+            self.dn_of(number),
+            controls=[assertion_control(f"(description={assertion_value(names[0])})")],
             tolerate=(writes.NO_SUCH_OBJECT, writes.ASSERTION_FAILED),
             action=f"give back the claim of uidNumber {number}",
         )

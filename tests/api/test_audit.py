@@ -176,6 +176,7 @@ def test_a_lifecycle_writes_exactly_these_audit_lines(
         ("t-delete", "Users.delete", user_id, group, None, "modify", ["member", "memberUid"], *ok),
         ("t-delete", "Users.delete", user_id, moved, None, "delete", [], *ok),
         ("t-delete", "Users.delete", user_id, number, None, "delete", [], *lost),
+        ("t-delete", "Users.delete", user_id, number, None, "delete", [], *ok),
         ("t-ungroup", "Groups.delete", group_id, group, None, "delete", [], *ok),
     ]
 

@@ -265,6 +265,57 @@ def test_deleted_login_can_be_created_again(client: TestClient, ldap: Connection
         delete_quietly(client, again["id"])
 
 
+def claim_of(ldap: Connection, sandbox: Sandbox, number: int) -> list[str] | None:
+    ldap.search(
+        f"cn={number},cn=scim-ldap-uids,{sandbox.directory.base_dn}",
+        "(objectClass=*)",
+        search_scope="BASE",
+        attributes=["description"],
+    )
+    return [str(v) for v in ldap.entries[0].description.values] if ldap.entries else None
+
+
+def test_a_renamed_users_delete_gives_its_uid_number_back(
+    client: TestClient, ldap: Connection, sandbox: Sandbox
+) -> None:
+    """The claim names the userName of the create; the delete after a rename still frees it."""
+    created = new_user(client)
+    number = created[POSIX]["uidNumber"]
+    assert claim_of(ldap, sandbox, number) == [created["userName"].lower()]
+    renamed = f"{unique('renamed')}@example.com"
+    patched = patch(client, created["id"], {"op": "replace", "path": "userName", "value": renamed})
+    assert patched.status_code == 200, patched.text
+    assert client.delete(f"{USERS}/{created['id']}").status_code == 204
+    assert claim_of(ldap, sandbox, number) is None
+
+
+def test_a_claim_whose_number_another_entry_holds_stays(
+    client: TestClient, ldap: Connection, sandbox: Sandbox
+) -> None:
+    """A claim that names another userName is kept while any entry has the number."""
+    created = new_user(client)
+    number = created[POSIX]["uidNumber"]
+    dn = raw_of(ldap, created["id"])["dn"][0]
+    base = sandbox.directory.base_dn
+    twin = f"uid={unique('twin')},ou=people,{base}"
+    # Not a posixAccount, which the sandbox's unique overlay would refuse: a directory
+    # without that overlay can hold such a twin in any class.
+    assert ldap.add(twin, ["top", "account", "extensibleObject"], {"uidNumber": number}), (
+        ldap.result
+    )
+    try:
+        ldap.modify(
+            f"cn={number},cn=scim-ldap-uids,{base}",
+            {"description": [("MODIFY_REPLACE", ["someone-else@example.com"])]},
+        )
+        assert client.delete(f"{USERS}/{created['id']}").status_code == 204
+        assert entry(ldap, dn) is None
+        assert claim_of(ldap, sandbox, number) == ["someone-else@example.com"]
+    finally:
+        ldap.delete(twin)
+        ldap.delete(f"cn={number},cn=scim-ldap-uids,{base}")
+
+
 @pytest.mark.parametrize("user_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "*"])
 def test_delete_unknown(client: TestClient, user_id: str) -> None:
     assert_error(client.delete(f"{USERS}/{user_id}"), 404)
