@@ -155,7 +155,9 @@ def test_counters_move_by_what_the_requests_did(scim: TestClient) -> None:
     ldap = "scim_ldap_ldap_operations_total"
     assert moved(ldap, operation="modrdn", result="0") == 1
     assert moved(ldap, operation="add", result="0") == 3
-    assert moved(ldap, operation="delete", result="0") == 2
+    # The user, the group, and the uidNumber claim (given back after a first delete
+    # asserting the renamed user's new userName fails: the claim names the old one).
+    assert moved(ldap, operation="delete", result="0") == 3
     assert moved(ldap, operation="delete", result="122") == 1
     assert moved(ldap, operation="search", result="0") > 0
     assert moved(ldap, operation="extended", result="0") == 0
