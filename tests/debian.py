@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 ALLOW = "SCIM_TESTS_INSTALL_PACKAGES"
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
@@ -87,3 +89,21 @@ def install_packages(packages: Sequence[str]) -> list[str]:
     if still:
         raise PackageError(f"still missing after apt-get install: {' '.join(still)}")
     return missing
+
+
+def tool(package: str, command: str) -> str:
+    """The path of ``command``, installing its Debian ``package`` where this run may.
+
+    Skips (saying why) where installing is not allowed; fails when it is and does not work.
+    """
+    if missing_packages([package]):
+        reason = why_not_installable([package])
+        if reason is not None:
+            pytest.skip(reason)
+        try:
+            install_packages([package])
+        except PackageError as exc:
+            pytest.fail(f"cannot install {package}: {exc}", pytrace=False)
+    found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin")
+    assert found, f"{package} is installed but {command} is not on the path"
+    return found

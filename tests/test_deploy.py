@@ -20,6 +20,7 @@ import yaml
 
 from tests.api.helpers import user_body
 from tests.conftest import TOKEN
+from tests.debian import tool
 from tests.servers import clean_environment, serving
 from tests.test_scripts import free_port
 
@@ -28,9 +29,11 @@ UNIT = ROOT / "deploy" / "scim-ldap.service"
 INSTALLED = "/opt/scim-ldap/bin/scim-ldap"
 ENTRY_POINT = Path(sys.executable).parent / "scim-ldap"
 
-needs_systemd_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
-)
+
+@pytest.fixture(scope="module")
+def systemd_analyze() -> str:
+    """systemd-analyze, from Debian's systemd package (installed in CI when missing)."""
+    return tool("systemd", "systemd-analyze")
 
 
 def directives(text: str) -> dict[str, list[str]]:
@@ -60,10 +63,9 @@ def unit(tmp_path: Path) -> Path:
     return path
 
 
-@needs_systemd_analyze
-def test_the_unit_passes_systemd_analyze_verify(unit: Path) -> None:
+def test_the_unit_passes_systemd_analyze_verify(unit: Path, systemd_analyze: str) -> None:
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)],
+        [systemd_analyze, "verify", "--man=no", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -73,11 +75,10 @@ def test_the_unit_passes_systemd_analyze_verify(unit: Path) -> None:
     assert result.stderr.strip() == "", result.stderr
 
 
-@needs_systemd_analyze
-def test_the_unit_is_rated_well_sandboxed(unit: Path) -> None:
+def test_the_unit_is_rated_well_sandboxed(unit: Path, systemd_analyze: str) -> None:
     """systemd's own exposure score (0 = locked down, 10 = unprotected) stays under 2."""
     result = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", "--threshold=20", str(unit)],
+        [systemd_analyze, "security", "--offline=yes", "--threshold=20", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import ssl
 import subprocess
@@ -29,7 +28,7 @@ import trustme
 from app.ldap.sandbox import Sandbox
 from tests.api.helpers import USERS, user_body
 from tests.conftest import TOKEN
-from tests.debian import PackageError, install_packages, missing_packages, why_not_installable
+from tests.debian import tool
 from tests.servers import serving
 from tests.test_scripts import free_port
 
@@ -50,21 +49,6 @@ def substitute(text: str, pattern: str, replacement: str) -> str:
     changed, count = re.subn(pattern, replacement, text, flags=re.M)
     assert count == 1, f"the example should hold {pattern!r} once, found {count}"
     return changed
-
-
-def tool(package: str, command: str) -> str:
-    """The path of ``command``, installing its Debian ``package`` where this run may."""
-    if missing_packages([package]):
-        reason = why_not_installable([package])
-        if reason is not None:
-            pytest.skip(reason)
-        try:
-            install_packages([package])
-        except PackageError as exc:
-            pytest.fail(f"cannot install {package}: {exc}", pytrace=False)
-    found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin")
-    assert found, f"{package} is installed but {command} is not on the path"
-    return found
 
 
 @dataclass
