@@ -84,8 +84,8 @@ class NumberClaims:
 
         The claim keeps the userName of the create; a renamed account's delete
         finds another name there. The number is free when no entry under the
-        base DN (active, disabled or archived) holds it; the delete asserts the
-        holder read, so a claim taken again in between stays.
+        base DN (active, disabled or archived) holds it. No create can take the
+        claim in between: it exists, so a claim of the number fails.
         """
         holders = session.search(
             self.base_dn,
@@ -96,21 +96,10 @@ class NumberClaims:
         )
         if holders:
             return
-        found = session.search(
-            self.dn_of(number),
-            "(objectClass=*)",
-            ["description"],
-            scope="BASE",
-            action=f"read the claim of uidNumber {number}",
-        )
-        names = [str(v) for e in found for v in e["attributes"].get("description") or []]
-        if len(names) != 1:
-            return
         writes.delete(
             session,
             self.dn_of(number),
-            controls=[assertion_control(f"(description={assertion_value(names[0])})")],
-            tolerate=(writes.NO_SUCH_OBJECT, writes.ASSERTION_FAILED),
+            tolerate=(writes.NO_SUCH_OBJECT,),
             action=f"give back the claim of uidNumber {number}",
         )
 
