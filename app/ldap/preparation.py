@@ -79,7 +79,6 @@ CONFIG_ATTRIBUTES = (
     "olcSuffix",
     "olcDbIndex",
     "olcOverlay",
-    "olcPPolicyDefault",
     "olcServerID",
     "olcSyncrepl",
     "olcMultiProvider",

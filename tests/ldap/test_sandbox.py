@@ -27,8 +27,8 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgb
 def connect(directory: SandboxDirectory) -> Connection:
     return Connection(
         Server(directory.url, connect_timeout=2),
-        user=directory.bind_dn,
-        password=directory.bind_password,
+        user=directory.admin_dn,
+        password=directory.admin_password,
         auto_bind=True,
         receive_timeout=5,
     )
@@ -83,7 +83,7 @@ def test_bind_accepts_generated_password(directory: SandboxDirectory) -> None:
     connection = connect(directory)
     try:
         assert connection.bound
-        assert connection.extend.standard.who_am_i() == f"dn:{directory.bind_dn}"
+        assert connection.extend.standard.who_am_i() == f"dn:{directory.admin_dn}"
     finally:
         connection.unbind()
 
@@ -195,8 +195,9 @@ def test_stop_removes_files_and_is_idempotent(tmp_path: Path) -> None:
     directory = sandbox.start()
     root = sandbox.root
     assert (root / "slapd.d").is_dir()
-    password = directory.bind_password.encode()
-    assert all(password not in path.read_bytes() for path in root.rglob("*") if path.is_file())
+    for secret in (directory.admin_password, directory.bind_password, directory.nss_password):
+        password = secret.encode()
+        assert all(password not in p.read_bytes() for p in root.rglob("*") if p.is_file())
     sandbox.stop()
     assert not root.exists()
     assert list(tmp_path.iterdir()) == []
