@@ -33,6 +33,10 @@ With ``ppolicy=False`` it loads neither the ppolicy module nor its overlay (so t
 directory's schema has no ``pwdAccountLockedTime``) and has no default policy entry:
 a directory on which the lock action cannot work.
 
+The server may also write below ``ldap.disabled_dn``, ``ldap.archive_dn`` (which tests
+create when they need them) and ``SandboxDirectory.counters_dn``, for counters of a
+test's own.
+
 ``access`` puts olcAccess rules (without their ``{n}``) before the generated ones on the
 database, e.g. to let an account added by a test write only some entries.
 
@@ -120,6 +124,11 @@ class SandboxDirectory:
     @property
     def policies_dn(self) -> str:
         return f"ou=policies,{self.base_dn}"
+
+    @property
+    def counters_dn(self) -> str:
+        """A container where the server may make counters of a test's own."""
+        return f"ou=counters,{self.base_dn}"
 
     @property
     def sudoers_dn(self) -> str:
@@ -360,7 +369,7 @@ class Sandbox:
             sort_values=True,
             locks=self._ppolicy,
             extra_modules=("pw-sha2",),
-            writable=(ldap.disabled_dn, ldap.archive_dn),
+            writable=(ldap.disabled_dn, ldap.archive_dn, directory.counters_dn),
         )
 
     def stop_server(self) -> None:
@@ -645,6 +654,8 @@ class Sandbox:
         entries = [_ldif_entry(directory.base_dn, _base_entry(directory.base_dn))]
         if self._preparation is not None:
             entries += [entry.ldif() for entry in self._preparation.entries()]
+            ou = [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "counters")]
+            entries.append(_ldif_entry(directory.counters_dn, ou))
         return "\n".join(entries)
 
     def _launch(self, slapd: Path) -> None:

@@ -66,8 +66,8 @@ def servers(pair: Replicas) -> Iterator[tuple[list[httpx.Client], tuple[int, int
     ]
     directory = pair.directory
     base = {
-        "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
-        "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,
+        "SCIM_LDAP_LDAP__BIND_DN": directory.admin_dn,
+        "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.admin_password,
         "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
         "SCIM_LDAP_LDAP__CONNECT_TIMEOUT": "2",
         "SCIM_LDAP_LDAP__RECEIVE_TIMEOUT": "5",
