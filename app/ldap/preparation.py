@@ -328,14 +328,21 @@ class Preparation:
         """The database's access rules, in order; the first rule that matches decides."""
         server, hosts = quoted_dn(self.accounts.server_dn), quoted_dn(self.accounts.hosts_dn)
         s, h = f"dn.exact={server}", f"dn.exact={hosts}"
+        users = quoted_dn(self.users_dn)
         rules = [
             Rule(
-                "attrs=userPassword",
+                f"dn.subtree={users} attrs=userPassword",
                 (f"{s} =w", "self =wx", "anonymous auth", "* none"),
-                "Passwords: the server sets them (add, replace, or the Password Modify "
-                "extended operation) but never reads one; a user changes their own (=w) and "
-                "proves the old one (=x) without reading it; an anonymous connection may only "
-                "bind with it (auth); nobody, the hosts' account included, reads a hash.",
+                "Passwords of accounts: the server sets them (add, replace, or the Password "
+                "Modify extended operation) but never reads one; a user changes their own (=w) "
+                "and proves the old one (=x) without reading it; an anonymous connection may "
+                "only bind with it (auth); nobody, the hosts' account included, reads a hash.",
+            ),
+            Rule(
+                "attrs=userPassword",
+                ("self =wx", "anonymous auth", "* none"),
+                "Every other password (the two accounts', anyone's outside ldap.users_dn): its "
+                "owner changes it and binds with it; the server cannot set it, nobody reads it.",
             ),
         ]
         user_attrs = ",".join(self.user_host_attributes())
@@ -451,9 +458,10 @@ class Preparation:
         return rules
 
     def config_access(self) -> list[Rule]:
+        attributes = [*CONFIG_ATTRIBUTES, *(["olcPPolicyDefault"] if self.locks else [])]
         return [
             Rule(
-                f'dn.subtree="cn=config" attrs={",".join(CONFIG_ATTRIBUTES)}',
+                f'dn.subtree="cn=config" attrs={",".join(attributes)}',
                 (f"dn.exact={quoted_dn(self.accounts.server_dn)} read", "* break"),
                 "check verifies indexes, the ppolicy overlay and replication in cn=config; "
                 "the server's account reads these attributes only (no olcRootPW, no ACLs).",
