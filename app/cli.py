@@ -223,7 +223,7 @@ def cmd_adoption_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _secret_file(path: str | None) -> str | None | int:
+def _secret_file(path: str | None) -> str | int | None:
     """The first line of ``path`` (None without one); an exit code when it cannot be read."""
     if not path:
         return None
