@@ -150,9 +150,9 @@ def test_directory_ldif_prepares_a_bare_directory_that_check_passes(tmp_path: Pa
             assert applied.returncode == 0, f"{part}: {applied.stderr}"
         rootpw = tmp_path / "rootpw"
         rootpw.write_text(directory.admin_password, encoding="utf-8")
+        rootdn = ["-D", directory.admin_dn, "-y", str(rootpw)]
         data = subprocess.run(
-            ["ldapadd", "-x", "-H", directory.url, "-D", directory.admin_dn, "-y", str(rootpw)]
-            + ["-f", str(parts["data"])],
+            ["ldapadd", "-x", "-H", directory.url, *rootdn, "-f", str(parts["data"])],
             capture_output=True,
             text=True,
             check=False,
