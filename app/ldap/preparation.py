@@ -349,10 +349,12 @@ class Preparation:
         rules += [
             Rule(
                 f"dn.subtree={quoted_dn(self.users_dn)} attrs={user_attrs}",
-                (f"{s} write", f"{h} read", "* none"),
+                (f"{s} write", f"{h} read", "self read", "* none"),
                 "Accounts as the hosts see them: what NSS (passwd, shadow), PAM's account "
                 "phase (the active flag, shadowExpire, the ppolicy lock), and the SSH key "
-                "lookup read of an account below ldap.users_dn; the server writes them.",
+                "lookup read of an account below ldap.users_dn; the server writes them. A "
+                "user reads the same of their own entry: nslcd confirms a password bind by "
+                "reading the entry as the user.",
             ),
             Rule(
                 f"dn.subtree={quoted_dn(self.users_dn)}",

@@ -277,8 +277,13 @@ def test_a_user_binds_with_their_password_and_the_server_reads_no_hash(
     user_dn = f"uid={seen['uid'][0]},{users}"
     with bound(directory, user_dn, "Gina-password-42!") as user:
         assert user.bound
-        user.search(users, "(objectClass=*)", SUBTREE, attributes=["uid"])
-        assert user.entries == []
+        user.search(user_dn, "(objectClass=*)", BASE, attributes=["*"])
+        assert [e.entry_dn for e in user.entries] == [user_dn]
+        own = user.entries[0].entry_attributes_as_dict
+        assert own["uid"] == seen["uid"]
+        assert "scimUnmapped" not in own and "userPassword" not in own
+        user.search(users, "(uid=*)", SUBTREE, attributes=["uid"])
+        assert [e.entry_dn for e in user.entries] in ([], [user_dn])
 
 
 def test_the_server_account_writes_only_below_its_containers(prepared: SandboxDirectory) -> None:
