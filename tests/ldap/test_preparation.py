@@ -20,7 +20,16 @@ from fastapi.testclient import TestClient
 from ldap3 import BASE, MODIFY_ADD, MODIFY_REPLACE, SUBTREE, Connection
 from pydantic import SecretStr
 
-from app.config import AccountSettings, AuthSettings, GroupSettings, LdapSettings, Settings
+from app.config import (
+    AccountSettings,
+    AuthSettings,
+    GroupSettings,
+    IdProvider,
+    LdapSettings,
+    PosixSettings,
+    Settings,
+    UserSettings,
+)
 from app.ldap.connection import Directory
 from app.ldap.mapping import read_schema
 from app.ldap.preparation import Accounts, Preparation, default_accounts
@@ -337,3 +346,75 @@ def test_group_members_are_kept_sorted(prepared: SandboxDirectory) -> None:
             assert stored == ["abe", "bob", "alice", "carol"]  # by length, then by octets
         finally:
             admin.delete(dn)
+
+
+def rendered(**sections: object) -> Preparation:
+    settings = Settings(**sections)  # type: ignore[arg-type]
+    return Preparation(settings, default_accounts(settings.ldap.base_dn))
+
+
+def test_indexes_follow_the_mapping() -> None:
+    moved = rendered(
+        users=UserSettings(
+            mapping={'emails[type eq "work"].value': "description"}, pending_attribute=None
+        )
+    )
+    indexed = " ".join(moved.indexes)
+    assert "description" in indexed
+    assert "mail" not in indexed.split(" ")[0].split(",")
+    assert "scimPending" not in indexed
+    assert any(line.endswith(" eq") and "uidNumber" in line for line in moved.indexes)
+
+
+def test_what_the_profile_does_not_use_is_left_out() -> None:
+    plain = rendered(accounts=AccountSettings(disable=["expire", "hide"]))
+    assert "ppolicy" not in plain.modules
+    assert all(overlay.name != "ppolicy" for overlay in plain.overlays())
+    assert "pwdAccountLockedTime" not in plain.render("cn-config", "database")
+    assert "pwdPolicy" not in plain.render("cn-config", "data")
+    assert "ou=disabled" not in plain.render("cn-config")
+    assert "sudo" not in plain.render("slapd-conf", "schema")
+    assert "linux-login" not in plain.render("cn-config", "data")
+
+
+def test_what_the_settings_use_is_put_in() -> None:
+    full = rendered(
+        accounts=AccountSettings(
+            disable=["lock", "move", "remove-group"], delete="archive", password_storage="ssha512"
+        ),
+        groups=GroupSettings(sudo={"Admins": ["ALL"]}),
+        posix=PosixSettings(
+            providers=[
+                IdProvider(url="ldap://a.example.org", uid_range=(10000, 19999)),
+                IdProvider(url="ldap://b.example.org", uid_range=(20000, 29999)),
+            ]
+        ),
+    )
+    assert full.modules == ["sssvlv", "ppolicy", "pw-sha2", "unique"]
+    data = full.render("cn-config", "data")
+    for dn in (
+        "ou=disabled,dc=example,dc=org",
+        "ou=archive,dc=example,dc=org",
+        "ou=sudoers,dc=example,dc=org",
+        "cn=linux-login,ou=groups,dc=example,dc=org",
+        "cn=scim-ldap-ids-10000,dc=example,dc=org",
+        "cn=scim-ldap-ids-20000,dc=example,dc=org",
+        "cn=default,ou=policies,dc=example,dc=org",
+    ):
+        assert f"dn: {dn}\n" in data, dn
+    access = full.render("slapd-conf", "database")
+    assert 'to dn.base="cn=scim-ldap-ids-20000,dc=example,dc=org"' in access
+    assert 'to dn.subtree="ou=archive,dc=example,dc=org" by' in access
+    assert "sudoCommand" in full.render("slapd-conf", "schema")
+    assert all(rule.reason for rule in full.access())
+
+
+def test_no_password_is_printed_that_was_not_given() -> None:
+    settings = Settings()
+    secret = "a-secret-never-printed"
+    given = Preparation(
+        settings, Accounts("cn=a,ou=s,dc=example,dc=org", "cn=b,ou=s,dc=example,dc=org", secret)
+    )
+    text = given.render("cn-config")
+    assert secret not in text
+    assert text.lower().count("userpassword: {ssha}") == 1

@@ -340,3 +340,25 @@ def test_plain_sandbox_has_no_tls(directory: SandboxDirectory) -> None:
             connection.start_tls()
     finally:
         connection.unbind()
+
+
+def test_a_sandbox_configured_by_slapd_conf_is_prepared_alike(tmp_path: Path) -> None:
+    """slapd -f with the generated fragments included: the server's account may write its
+    containers, the hosts' account reads accounts, neither reads a password."""
+    with Sandbox(config_style="slapd-conf", workdir=tmp_path) as sandbox:
+        directory = sandbox.directory
+        assert (sandbox.root / "slapd.conf").is_file()
+        assert not (sandbox.root / "slapd.d").exists()
+        server = Connection(directory.url, directory.bind_dn, directory.bind_password)
+        assert server.bind()
+        dn = f"uid=conf-style,{directory.users_dn}"
+        attributes = {"cn": "c", "sn": "c", "uid": "conf-style", "userPassword": "pw-1234"}
+        assert server.add(dn, ["inetOrgPerson"], attributes), server.result
+        hosts = Connection(directory.url, directory.nss_dn, directory.nss_password)
+        assert hosts.bind()
+        hosts.search(dn, "(objectClass=*)", BASE, attributes=["uid", "userPassword"])
+        seen = {k: v for k, v in hosts.entries[0].entry_attributes_as_dict.items() if v}
+        assert seen == {"uid": ["conf-style"]}
+        assert server.delete(dn), server.result
+        server.unbind()
+        hosts.unbind()
