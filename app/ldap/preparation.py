@@ -80,12 +80,12 @@ CONFIG_ATTRIBUTES = (
     "olcDbIndex",
     "olcOverlay",
     "olcServerID",
-    "olcSyncrepl",
     "olcMultiProvider",
     "olcMirrorMode",
 )
 """What ``check`` reads of cn=config: which database holds the users, its indexes, its
-ppolicy default, and the replication settings the topology report describes."""
+ppolicy default, and whether it is one of several providers. Not ``olcSyncrepl``: it holds
+the replication account's credentials, which may read every password hash."""
 
 PASSWORD_POLICY = (
     ("objectClass", "top"),
