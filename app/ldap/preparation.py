@@ -324,25 +324,39 @@ class Preparation:
             names += line.split(" ")[0].split(",")
         return _unique(names)
 
+    @property
+    def password_containers(self) -> list[str]:
+        """Where the server sets passwords: the users' container, and where the move action
+        puts disabled accounts (an account created inactive is made there)."""
+        found: list[str] = []
+        for dn in (self.users_dn, self.disabled_dn, *self.writable):
+            if dn and dn.lower() not in {known.lower() for known in found}:
+                found.append(dn)
+        return found
+
     def access(self) -> list[Rule]:
         """The database's access rules, in order; the first rule that matches decides."""
         server, hosts = quoted_dn(self.accounts.server_dn), quoted_dn(self.accounts.hosts_dn)
         s, h = f"dn.exact={server}", f"dn.exact={hosts}"
-        users = quoted_dn(self.users_dn)
         rules = [
             Rule(
-                f"dn.subtree={users} attrs=userPassword",
+                f"dn.subtree={quoted_dn(dn)} attrs=userPassword",
                 (f"{s} =w", "self =wx", "anonymous auth", "* none"),
-                "Passwords of accounts: the server sets them (add, replace, or the Password "
-                "Modify extended operation) but never reads one; a user changes their own (=w) "
-                "and proves the old one (=x) without reading it; an anonymous connection may "
-                "only bind with it (auth); nobody, the hosts' account included, reads a hash.",
-            ),
+                f"Passwords of accounts below {dn}: the server sets them (add, replace, or the "
+                "Password Modify extended operation) but never reads one; a user changes "
+                "their own (=w) and proves the old one (=x) without reading it; an anonymous "
+                "connection may only bind with it (auth); nobody, the hosts' account "
+                "included, reads a hash.",
+            )
+            for dn in self.password_containers
+        ]
+        rules += [
             Rule(
                 "attrs=userPassword",
                 ("self =wx", "anonymous auth", "* none"),
-                "Every other password (the two accounts', anyone's outside ldap.users_dn): its "
-                "owner changes it and binds with it; the server cannot set it, nobody reads it.",
+                "Every other password (the two accounts', anyone's outside the containers "
+                "above): its owner changes it and binds with it; the server cannot set it, "
+                "nobody reads it.",
             ),
         ]
         user_attrs = ",".join(self.user_host_attributes())
