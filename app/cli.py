@@ -25,6 +25,15 @@ from app.config import AuthSettings, Settings, load_settings
 from app.ldap.connection import Directory, DirectoryConfigError
 from app.ldap.groupentries import GroupDirectory
 from app.ldap.mapping import MappingError, UserMapping, read_schema
+from app.ldap.preparation import (
+    DEFAULT_DATABASE,
+    DEFAULT_MODULE_PATH,
+    STYLES,
+    Accounts,
+    Preparation,
+    default_accounts,
+)
+from app.ldap.preparation import PARTS as PREPARATION_PARTS
 from app.ldap.readiness import Readiness, assess, connection_findings
 from app.ldap.rootdse import offers_start_tls
 from app.ldap.topology import read_topology, replication_warnings
@@ -233,6 +242,49 @@ def cmd_adoption_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_file(path: str | None) -> str | int | None:
+    """The first line of ``path`` (None without one); an exit code when it cannot be read."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc.strerror}")
+
+
+def cmd_directory_ldif(args: argparse.Namespace) -> int:
+    """Print what prepares a directory for the current settings (docs/directory.md)."""
+    settings = _settings(args.config)
+    if isinstance(settings, str):
+        return _fail(settings)
+    defaults = default_accounts(settings.ldap.base_dn)
+    server_password = _secret_file(args.server_password_file)
+    hosts_password = _secret_file(args.hosts_password_file)
+    if isinstance(server_password, int):
+        return server_password
+    if isinstance(hosts_password, int):
+        return hosts_password
+    accounts = Accounts(
+        args.server_dn or defaults.server_dn,
+        args.hosts_dn or defaults.hosts_dn,
+        server_password,
+        hosts_password,
+    )
+    try:
+        preparation = Preparation(
+            settings,
+            accounts,
+            database=args.database,
+            module_path=args.module_path,
+            sort_values=args.sort_values,
+        )
+        text = preparation.render(args.style, args.part)
+    except ValueError as exc:
+        return _fail(str(exc))
+    sys.stdout.write(text)
+    return 0
+
+
 def cmd_client_config(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if isinstance(settings, str):
@@ -294,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scim-ldap",
         description="SCIM 2.0 provisioning of Linux accounts into an LDAP directory: run the "
-        "server, check a directory, report what adoption would do, hash an OAuth client "
-        "secret, print host or API configuration.",
+        "server, check a directory, report what adoption would do, print what prepares the "
+        "directory, hash an OAuth client secret, print host or API configuration.",
     )
     parser.add_argument("--version", action="version", version=f"scim-ldap {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +382,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adoption.add_argument("--config", type=Path, help="TOML configuration file")
     adoption.set_defaults(func=cmd_adoption_report)
+
+    prepare = commands.add_parser(
+        "directory-ldif",
+        help="print what prepares the directory: schema, modules, indexes, access rules, "
+        "overlays, containers, groups and counters (docs/directory.md)",
+    )
+    prepare.add_argument("--config", type=Path, help="TOML configuration file")
+    prepare.add_argument(
+        "--style",
+        choices=STYLES,
+        default="cn-config",
+        help="cn-config: LDIF for ldapmodify/ldapadd (slapd -F); slapd-conf: directives to "
+        "include in slapd.conf (slapd -f). The data part is LDIF in both (default cn-config)",
+    )
+    prepare.add_argument(
+        "--part",
+        choices=PREPARATION_PARTS,
+        help="print only this part (default: every part, each under a '# ==> part <==' line)",
+    )
+    prepare.add_argument(
+        "--server-dn",
+        help="DN the SCIM server binds as (default cn=scim-ldap,ou=services,<base_dn>)",
+    )
+    prepare.add_argument(
+        "--hosts-dn",
+        help="DN the Linux hosts bind as to read accounts (default cn=nss,ou=services,<base_dn>)",
+    )
+    prepare.add_argument(
+        "--server-password-file",
+        help="file holding the server account's password: the data part then carries its "
+        "salted hash (without it: set the password with ldappasswd)",
+    )
+    prepare.add_argument(
+        "--hosts-password-file",
+        help="file holding the hosts' account's password (as --server-password-file)",
+    )
+    prepare.add_argument(
+        "--database",
+        default=DEFAULT_DATABASE,
+        help=f"cn=config DN of the database holding ldap.base_dn (default {DEFAULT_DATABASE})",
+    )
+    prepare.add_argument(
+        "--module-path",
+        default=DEFAULT_MODULE_PATH,
+        help=f"where slapd's modules are (default {DEFAULT_MODULE_PATH}, Debian's)",
+    )
+    prepare.add_argument(
+        "--sort-values",
+        action="store_true",
+        help="add the sortvals part (member and memberUid kept sorted): only for a database "
+        "that holds no group yet, or followed by a reload (docs/directory.md)",
+    )
+    prepare.set_defaults(func=cmd_directory_ldif)
 
     client = commands.add_parser(
         "client-config", help="print the sssd or nslcd configuration for Linux hosts"

@@ -55,7 +55,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def ldap(sandbox: Sandbox) -> Iterator[Connection]:
     """A raw admin connection, to assert what landed in the directory."""
     directory = sandbox.directory
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    conn = Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
     try:
         yield conn
     finally:

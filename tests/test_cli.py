@@ -189,3 +189,81 @@ def test_every_command_and_option_has_help() -> None:
         usage = run(name, "--help")
         assert usage.returncode == 0
         assert "``" not in usage.stdout
+
+
+def test_directory_ldif_prepares_a_bare_directory_that_check_passes(tmp_path: Path) -> None:
+    """Every part of ``directory-ldif``, applied as docs/directory.md says, to a slapd with
+    nothing of ours; then ``check`` bound as the server's account exits 0."""
+    secrets = {"server": "server-secret-0123456789", "hosts": "hosts-secret-0123456789"}
+    files = {}
+    for name, value in secrets.items():
+        files[name] = tmp_path / f"{name}.pw"
+        files[name].write_text(value + "\n", encoding="utf-8")
+    with Sandbox(bare=True) as sandbox:
+        directory = sandbox.directory
+        assert directory.ldapi_url is not None
+        settings = {
+            "SCIM_LDAP_LDAP__URLS": f'["{directory.url}"]',
+            "SCIM_LDAP_LDAP__BASE_DN": directory.base_dn,
+            "SCIM_LDAP_ACCOUNTS__DISABLE": '["lock", "expire", "hide", "remove-group"]',
+        }
+        options = ["--server-password-file", str(files["server"])]
+        options += ["--hosts-password-file", str(files["hosts"])]
+        generated = run("directory-ldif", *options, env=settings)
+        assert generated.returncode == 0, generated.stderr
+        assert all(value not in generated.stdout for value in secrets.values())
+        assert generated.stdout.lower().count("userpassword: {ssha}") == 2
+        for part in ("schema", "modules", "config", "database", "overlays", "data"):
+            assert f"# ==> {part} <==" in generated.stdout
+        parts = {}
+        for part in ("schema", "modules", "config", "database", "overlays", "data"):
+            printed = run("directory-ldif", "--part", part, *options, env=settings)
+            assert printed.returncode == 0, printed.stderr
+            parts[part] = tmp_path / f"{part}.ldif"
+            parts[part].write_text(printed.stdout, encoding="utf-8")
+        for part in ("schema", "modules", "config", "database", "overlays"):
+            tool = "ldapmodify" if part in ("config", "database") else "ldapadd"
+            command = [tool, "-Q", "-Y", "EXTERNAL", "-H", directory.ldapi_url, "-f"]
+            applied = subprocess.run(
+                [*command, str(parts[part])], capture_output=True, text=True, check=False
+            )
+            assert applied.returncode == 0, f"{part}: {applied.stderr}"
+        rootpw = tmp_path / "rootpw"
+        rootpw.write_text(directory.admin_password, encoding="utf-8")
+        rootdn = ["-D", directory.admin_dn, "-y", str(rootpw)]
+        data = subprocess.run(
+            ["ldapadd", "-x", "-H", directory.url, *rootdn, "-f", str(parts["data"])],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert data.returncode == 0, data.stderr
+        checked = run(
+            "check",
+            env={
+                **settings,
+                "SCIM_LDAP_LDAP__BIND_DN": f"cn=scim-ldap,ou=services,{directory.base_dn}",
+                "SCIM_LDAP_LDAP__BIND_PASSWORD": secrets["server"],
+                "SCIM_LDAP_AUTH__TOKENS": '["a-token-of-at-least-sixteen-chars"]',
+            },
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "configuration is valid" in checked.stdout
+        assert "warning" not in checked.stdout
+
+
+def test_directory_ldif_names_a_password_file_it_cannot_read(tmp_path: Path) -> None:
+    result = run("directory-ldif", "--server-password-file", str(tmp_path / "absent"))
+    assert result.returncode == 2
+    assert str(tmp_path / "absent") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_directory_ldif_without_passwords_leaves_them_to_ldappasswd() -> None:
+    result = run("directory-ldif", "--part", "data")
+    assert result.returncode == 0, result.stderr
+    assert "userPassword:" not in result.stdout
+    assert "set its password with ldappasswd -S" in result.stdout
+    slapd = run("directory-ldif", "--style", "slapd-conf", "--part", "database")
+    assert slapd.stdout.startswith("index ")
+    assert "access to attrs=userPassword" in slapd.stdout

@@ -72,7 +72,7 @@ def test_a_round_that_cannot_reach_the_directory_is_skipped() -> None:
             sweeper = client.app.state.sweeper  # type: ignore[attr-defined]
             login = made.json()["userName"]
             conn = Connection(
-                directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+                directory.url, directory.admin_dn, directory.admin_password, auto_bind=True
             )
             dn = f"uid={login},{directory.users_dn}"
             marker = Pending(op="update", login=login, dn=dn, at=LONG_AGO)

@@ -4,12 +4,27 @@ The server is configured through cn=config (OLC) built offline with ``slapadd -n
 runs in the foreground as a child process of this one, listens on 127.0.0.1 only and
 keeps every file (configuration, data, log) in a private temporary directory.
 
-Access: the admin DN is the rootdn and reads and writes everything; Linux clients
-(sssd, nslcd, key lookups) bind as it too. Anonymous clients may only bind
-(simple bind on userPassword), so people can log in with their own password, and see
-nothing else. The ppolicy overlay applies ``cn=default,ou=policies,<base>`` to every
-entry: ``pwdAccountLockedTime: 000001010000Z`` locks an account until it is removed,
-and five failed binds in a row lock it as well.
+Access: the sandbox is prepared as ``python -m app directory-ldif`` prepares a
+directory (app/ldap/preparation.py): its schema, indexes, overlays, containers,
+counters and access rules come from there. ``SandboxDirectory.bind_dn`` is the
+server's least-privilege account (``cn=scim-ldap,ou=services,<base>``), which the
+settings and environment it gives bind as; ``nss_dn`` is the hosts' read account
+(``cn=nss,ou=services,<base>``); ``admin_dn``, the rootdn, reads and writes
+everything, for tests that seed or break the directory. Anonymous clients may only
+bind (simple bind on userPassword). The ppolicy overlay applies
+``cn=default,ou=policies,<base>`` to every entry: ``pwdAccountLockedTime:
+000001010000Z`` locks an account until it is removed, and five failed binds in a
+row lock it as well.
+
+With ``bare=True`` it holds nothing of the project: the system schemas (core,
+cosine, inetorgperson, nis), an mdb database with the rootdn and the base entry,
+no access rule; every account is the rootdn. It listens on ``ldapi_url`` too,
+where the process's own user (SASL EXTERNAL) manages cn=config, as root does on a
+Debian slapd, so a test can apply the generated LDIF with the documented commands.
+
+With ``config_style="slapd-conf"`` slapd runs from a slapd.conf(5) (``slapd -f``)
+instead of cn=config; ``includes`` names files (``global``, ``config``,
+``database``) included where the generated fragments belong.
 
 With ``sudo=True`` it also loads sudo's schema (app/ldap/schema/sudo.ldif, from
 Debian's sudo-ldap package) and adds ``ou=sudoers,<base>`` for sudoRole entries.
@@ -18,9 +33,12 @@ With ``ppolicy=False`` it loads neither the ppolicy module nor its overlay (so t
 directory's schema has no ``pwdAccountLockedTime``) and has no default policy entry:
 a directory on which the lock action cannot work.
 
-``access`` puts olcAccess rules (without their ``{n}``) before the sandbox's own on the
-database, e.g. to let an account added by a test write only some entries: bound as any
-account but the rootdn, the sandbox otherwise allows reading only.
+The server may also write below ``ldap.disabled_dn``, ``ldap.archive_dn`` (which tests
+create when they need them) and ``SandboxDirectory.counters_dn``, for counters of a
+test's own.
+
+``access`` puts olcAccess rules (without their ``{n}``) before the generated ones on the
+database, e.g. to let an account added by a test write only some entries.
 
 With ``tls=True`` the sandbox makes a private certificate authority (``trustme``, a
 development dependency), gives slapd a certificate for 127.0.0.1 and localhost signed by
@@ -33,6 +51,7 @@ show what a client without TLS would do.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -44,7 +63,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Literal, Self
+from urllib.parse import quote
 
 from ldap3 import HASHED_SALTED_SHA, NONE, Connection, Server
 from ldap3.core.exceptions import LDAPException
@@ -52,8 +72,8 @@ from ldap3.utils.dn import parse_dn
 from ldap3.utils.hashed import hashed
 from pydantic import SecretStr
 
-from app.config import LdapSettings
-from app.ldap.accounts import unique_uid_numbers
+from app.config import AccountSettings, GroupSettings, LdapSettings, Settings
+from app.ldap.preparation import Accounts, Preparation, quoted_dn
 
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
@@ -67,22 +87,9 @@ INSTALL_HINT = "apt-get install slapd ldap-utils"
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
-INDEXES = (
-    "objectClass eq",
-    "uid,cn,mail,givenName,sn,displayName,scimUserName eq,sub",
-    "scimExternalId,entryUUID,entryCSN,uidNumber,gidNumber,memberUid,member,"
-    "employeeNumber,manager,homeDirectory eq",
-    "scimPending pres",
-)
-PASSWORD_POLICY = (
-    ("objectClass", "top"),
-    ("objectClass", "device"),
-    ("objectClass", "pwdPolicy"),
-    ("cn", "default"),
-    ("pwdAttribute", "userPassword"),
-    ("pwdLockout", "TRUE"),
-    ("pwdMaxFailure", "5"),
-)
+EXTRA_INDEXES = ("entryCSN eq",)
+"""Beyond the generated indexes: what syncrepl between replicas of the tests looks up."""
+ConfigStyle = Literal["cn-config", "slapd-conf"]
 
 
 class SandboxError(RuntimeError):
@@ -101,6 +108,13 @@ class SandboxDirectory:
     groups_dn: str
     ca_file: str | None = None
     ldaps_url: str | None = None
+    admin_dn: str = ""
+    """The rootdn: reads and writes everything (seeding, breaking, asserting)."""
+    admin_password: str = ""
+    nss_dn: str = ""
+    """The hosts' read account (NSS, PAM, SSH keys, sudo)."""
+    nss_password: str = ""
+    ldapi_url: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -110,6 +124,11 @@ class SandboxDirectory:
     @property
     def policies_dn(self) -> str:
         return f"ou=policies,{self.base_dn}"
+
+    @property
+    def counters_dn(self) -> str:
+        """A container where the server may make counters of a test's own."""
+        return f"ou=counters,{self.base_dn}"
 
     @property
     def sudoers_dn(self) -> str:
@@ -133,6 +152,12 @@ class SandboxDirectory:
             variables["SCIM_LDAP_LDAP__START_TLS"] = "true"
             variables["SCIM_LDAP_LDAP__CA_FILE"] = self.ca_file
         return variables
+
+    def admin_settings(self) -> LdapSettings:
+        """``ldap_settings`` bound as the rootdn, for a server that must write anywhere."""
+        return self.ldap_settings().model_copy(
+            update={"bind_dn": self.admin_dn, "bind_password": SecretStr(self.admin_password)}
+        )
 
     def ldap_settings(self) -> LdapSettings:
         """Settings that point the server at this sandbox (StartTLS with its CA when TLS is on)."""
@@ -212,7 +237,7 @@ def _base_entry(base_dn: str) -> list[tuple[str, str]]:
 
 
 class Sandbox:
-    """A private slapd with the SCIM schema, an mdb database and the sssvlv and ppolicy overlays."""
+    """A private slapd prepared as ``directory-ldif`` prepares one (or ``bare``)."""
 
     def __init__(
         self,
@@ -224,11 +249,17 @@ class Sandbox:
         sudo: bool = False,
         ppolicy: bool = True,
         access: Sequence[str] = (),
+        bare: bool = False,
+        config_style: ConfigStyle = "cn-config",
+        includes: dict[str, Path] | None = None,
     ) -> None:
         self._base_dn = base_dn
         self._access = tuple(access)
         self._sudo = sudo
         self._ppolicy = ppolicy
+        self._bare = bare
+        self._style: ConfigStyle = config_style
+        self._includes = dict(includes or {})
         self._port = port
         self._tls = tls
         self._ldaps_port: int | None = None
@@ -237,12 +268,20 @@ class Sandbox:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._directory: SandboxDirectory | None = None
+        self._preparation: Preparation | None = None
 
     @property
     def directory(self) -> SandboxDirectory:
         if self._directory is None:
             raise SandboxError("sandbox is not started")
         return self._directory
+
+    @property
+    def preparation(self) -> Preparation:
+        """What prepared this sandbox (``directory-ldif`` for the sandbox's settings)."""
+        if self._preparation is None:
+            raise SandboxError("a bare sandbox is not prepared")
+        return self._preparation
 
     @property
     def root(self) -> Path:
@@ -276,16 +315,36 @@ class Sandbox:
                 ca_file = str(self._make_certificates())
                 self._ldaps_port = self._ldaps_port or _free_port()
                 ldaps_url = f"ldaps://127.0.0.1:{self._ldaps_port}"
+            admin_dn = f"cn=admin,{self._base_dn}"
+            admin_password = secrets.token_urlsafe(24)
+            if self._bare:
+                accounts = Accounts(admin_dn, admin_dn, admin_password, admin_password)
+            else:
+                accounts = Accounts(
+                    f"cn=scim-ldap,ou=services,{self._base_dn}",
+                    f"cn=nss,ou=services,{self._base_dn}",
+                    secrets.token_urlsafe(24),
+                    secrets.token_urlsafe(24),
+                )
             directory = SandboxDirectory(
                 url=f"ldap://127.0.0.1:{port}",
                 base_dn=self._base_dn,
-                bind_dn=f"cn=admin,{self._base_dn}",
-                bind_password=secrets.token_urlsafe(24),
+                bind_dn=accounts.server_dn,
+                bind_password=accounts.server_password or "",
                 users_dn=f"ou=people,{self._base_dn}",
                 groups_dn=f"ou=groups,{self._base_dn}",
                 ca_file=ca_file,
                 ldaps_url=ldaps_url,
+                admin_dn=admin_dn,
+                admin_password=admin_password,
+                nss_dn=accounts.hosts_dn,
+                nss_password=accounts.hosts_password or "",
+                ldapi_url=(
+                    "ldapi://" + quote(str(self.root / "ldapi"), safe="") if self._bare else None
+                ),
             )
+            if not self._bare:
+                self._preparation = self._prepare(directory, accounts)
             self._build(slapadd, directory)
             self._directory = directory
             self._port = port
@@ -294,6 +353,24 @@ class Sandbox:
             self.stop()
             raise
         return directory
+
+    def _prepare(self, directory: SandboxDirectory, accounts: Accounts) -> Preparation:
+        """The settings the sandbox is prepared for: the defaults, with or without sudo and
+        ppolicy; the server may also write where tests move and archive accounts."""
+        ldap = LdapSettings(base_dn=directory.base_dn)
+        settings = Settings(
+            ldap=ldap,
+            accounts=AccountSettings(password_storage="ssha512"),
+            groups=GroupSettings(sudo={"sandbox": ["ALL"]} if self._sudo else {}),
+        )
+        return Preparation(
+            settings,
+            accounts,
+            sort_values=True,
+            locks=self._ppolicy,
+            extra_modules=("pw-sha2",),
+            writable=(ldap.disabled_dn, ldap.archive_dn, directory.counters_dn),
+        )
 
     def stop_server(self) -> None:
         """Stop slapd but keep its configuration and data for start_server()."""
@@ -383,19 +460,30 @@ class Sandbox:
     def _build(self, slapadd: Path, directory: SandboxDirectory) -> None:
         data_dir = self.root / "data"
         data_dir.mkdir(mode=0o700)
+        base_ldif = self.root / "base.ldif"
+        base_ldif.write_text(self._base_ldif(directory), encoding="utf-8")
+        if self._style == "slapd-conf":
+            self._slapd_conf.write_text(self._conf_text(directory, data_dir), encoding="utf-8")
+            self._slapadd(slapadd, "1", base_ldif)
+            return
         self._config_dir.mkdir(mode=0o700)
-
         config_ldif = self.root / "config.ldif"
         config_ldif.write_text(self._config_ldif(directory, data_dir), encoding="utf-8")
         self._slapadd(slapadd, "0", config_ldif)
-
-        base_ldif = self.root / "base.ldif"
-        base_ldif.write_text(self._base_ldif(directory), encoding="utf-8")
         self._slapadd(slapadd, "1", base_ldif)
+
+    @property
+    def _slapd_conf(self) -> Path:
+        return self.root / "slapd.conf"
+
+    def _config_args(self) -> list[str]:
+        if self._style == "slapd-conf":
+            return ["-f", str(self._slapd_conf)]
+        return ["-F", str(self._config_dir)]
 
     def _slapadd(self, slapadd: Path, database: str, ldif: Path) -> None:
         result = subprocess.run(
-            [str(slapadd), "-n", database, "-F", str(self._config_dir), "-l", str(ldif)],
+            [str(slapadd), "-n", database, *self._config_args(), "-l", str(ldif)],
             capture_output=True,
             text=True,
             check=False,
@@ -404,15 +492,115 @@ class Sandbox:
             output = (result.stderr or result.stdout).strip()
             raise SandboxError(f"slapadd -n{database} failed (exit {result.returncode}): {output}")
 
+    def _tls_settings(self, directory: SandboxDirectory) -> list[tuple[str, str]]:
+        if not directory.tls:
+            return []
+        return [
+            ("olcTLSCACertificateFile", str(self._tls_dir / "ca.pem")),
+            ("olcTLSCertificateFile", str(self._tls_dir / "server.pem")),
+            ("olcTLSCertificateKeyFile", str(self._tls_dir / "server.key")),
+        ]
+
+    @property
+    def _peercred(self) -> str:
+        return f"gidNumber={os.getgid()}+uidNumber={os.getuid()},cn=peercred,cn=external,cn=auth"
+
+    def _conf_text(self, directory: SandboxDirectory, data_dir: Path) -> str:
+        """slapd.conf: the bare server, the generated fragments included (or ``includes``)."""
+        includes = dict(self._includes)
+        prepared = self._preparation
+        if prepared is not None:
+            for part, names in (
+                ("global", ("modules", "sortvals", "schema")),
+                ("config", ("config",)),
+                ("database", ("database", "overlays")),
+            ):
+                path = self.root / f"{part}.conf"
+                text = "\n".join(prepared.render("slapd-conf", name) for name in names)
+                path.write_text(text, encoding="utf-8")
+                includes[part] = path
+        keywords = {
+            "olcTLSCACertificateFile": "TLSCACertificateFile",
+            "olcTLSCertificateFile": "TLSCertificateFile",
+            "olcTLSCertificateKeyFile": "TLSCertificateKeyFile",
+        }
+        lines = [
+            *(f"include {SYSTEM_SCHEMA_DIR / name}.schema" for name in SYSTEM_SCHEMAS),
+            f"pidfile {self.root / 'slapd.pid'}",
+            f"argsfile {self.root / 'slapd.args'}",
+            *(f"{keywords[k]} {v}" for k, v in self._tls_settings(directory)),
+            f"modulepath {MODULE_PATH}",
+            "moduleload back_mdb",
+            "sizelimit 500",
+            'access to dn.base="" by * read',
+            'access to dn.base="cn=Subschema" by * read',
+        ]
+        if "global" in includes:
+            lines.append(f"include {includes['global']}")
+        if "config" in includes:
+            lines.append(f"include {includes['config']}")
+        lines += [
+            "database mdb",
+            f"suffix {quoted_dn(directory.base_dn)}",
+            f"rootdn {quoted_dn(directory.admin_dn)}",
+            f"rootpw {_ssha(directory.admin_password)}",
+            f"directory {data_dir}",
+            f"maxsize {1 << 30}",
+            f"limits dn.exact={quoted_dn(directory.admin_dn)} size=unlimited time=unlimited",
+            *(f"access {rule}" for rule in self._access),
+        ]
+        if prepared is not None:
+            lines += [f"index {index}" for index in EXTRA_INDEXES]
+        if "database" in includes:
+            lines.append(f"include {includes['database']}")
+        return "\n".join(lines) + "\n"
+
     def _config_ldif(self, directory: SandboxDirectory, data_dir: Path) -> str:
-        unique = 2 if self._ppolicy else 1
-        tls: list[tuple[str, str]] = []
-        if directory.tls:
-            tls = [
-                ("olcTLSCACertificateFile", str(self._tls_dir / "ca.pem")),
-                ("olcTLSCertificateFile", str(self._tls_dir / "server.pem")),
-                ("olcTLSCertificateKeyFile", str(self._tls_dir / "server.key")),
-            ]
+        """cn=config, built offline: the bare server, and what the preparation adds to it."""
+        prepared = self._preparation
+        modules = ["back_mdb", *(prepared.modules if prepared else [])]
+        schemas = [_schema_ldif(SYSTEM_SCHEMA_DIR / f"{name}.ldif") for name in SYSTEM_SCHEMAS]
+        if prepared is not None:
+            schemas += [_project_schema_ldif(name) for name in prepared.schemas]
+        config_access = [rule.text for rule in prepared.config_access()] if prepared else []
+        config_access.append(
+            f"to * by dn.exact={quoted_dn(self._peercred)} manage "
+            f'by dn.exact="{directory.admin_dn}" read by * none'
+        )
+        database: list[tuple[str, str]] = [
+            ("objectClass", "olcDatabaseConfig"),
+            ("objectClass", "olcMdbConfig"),
+            ("olcDatabase", "{1}mdb"),
+            ("olcDbDirectory", str(data_dir)),
+            ("olcDbMaxSize", str(1 << 30)),
+            ("olcSuffix", directory.base_dn),
+            ("olcRootDN", directory.admin_dn),
+            ("olcRootPW", _ssha(directory.admin_password)),
+            ("olcLimits", f'dn.exact="{directory.admin_dn}" size=unlimited time=unlimited'),
+            ("olcLastMod", "TRUE"),
+        ]
+        overlays: list[str] = []
+        if prepared is not None:
+            database += [("olcLimits", limit) for limit in prepared.limits]
+            indexes = [*prepared.indexes, *EXTRA_INDEXES]
+            database += [("olcDbIndex", index) for index in indexes]
+            rules = [*self._access, *(rule.text for rule in prepared.access())]
+            database += [("olcAccess", f"{{{n}}}{rule}") for n, rule in enumerate(rules)]
+            for number, overlay in enumerate(prepared.overlays()):
+                name = f"{{{number}}}{overlay.name}"
+                overlays.append(
+                    _ldif_entry(
+                        f"olcOverlay={name},olcDatabase={{1}}mdb,cn=config",
+                        [
+                            ("objectClass", "olcOverlayConfig"),
+                            ("objectClass", overlay.object_class),
+                            ("olcOverlay", name),
+                            *((olc, value) for olc, _, value in overlay.settings),
+                        ],
+                    )
+                )
+        elif self._access:
+            database += [("olcAccess", f"{{{n}}}{rule}") for n, rule in enumerate(self._access)]
         entries = [
             _ldif_entry(
                 "cn=config",
@@ -421,7 +609,7 @@ class Sandbox:
                     ("cn", "config"),
                     ("olcPidFile", str(self.root / "slapd.pid")),
                     ("olcArgsFile", str(self.root / "slapd.args")),
-                    *tls,
+                    *self._tls_settings(directory),
                 ],
             ),
             _ldif_entry(
@@ -430,19 +618,13 @@ class Sandbox:
                     ("objectClass", "olcModuleList"),
                     ("cn", "module{0}"),
                     ("olcModulePath", str(MODULE_PATH)),
-                    *(
-                        ("olcModuleLoad", module)
-                        for module in MODULES
-                        if self._ppolicy or module != "ppolicy"
-                    ),
+                    *(("olcModuleLoad", module) for module in modules),
                 ],
             ),
             _ldif_entry(
                 "cn=schema,cn=config", [("objectClass", "olcSchemaConfig"), ("cn", "schema")]
             ),
-            *(_schema_ldif(SYSTEM_SCHEMA_DIR / f"{name}.ldif") for name in SYSTEM_SCHEMAS),
-            *(_project_schema_ldif(name) for name in PROJECT_SCHEMAS),
-            *([_project_schema_ldif(SUDO_SCHEMA)] if self._sudo else []),
+            *schemas,
             _ldif_entry(
                 "olcDatabase={-1}frontend,cn=config",
                 [
@@ -450,6 +632,7 @@ class Sandbox:
                     ("objectClass", "olcFrontendConfig"),
                     ("olcDatabase", "{-1}frontend"),
                     ("olcSizeLimit", "500"),
+                    *([("olcSortVals", prepared.sorted)] if prepared and prepared.sorted else []),
                     ("olcAccess", '{0}to dn.base="" by * read'),
                     ("olcAccess", '{1}to dn.base="cn=Subschema" by * read'),
                 ],
@@ -459,102 +642,20 @@ class Sandbox:
                 [
                     ("objectClass", "olcDatabaseConfig"),
                     ("olcDatabase", "{0}config"),
-                    ("olcAccess", f'{{0}}to * by dn.exact="{directory.bind_dn}" read by * none'),
+                    *(("olcAccess", f"{{{n}}}{rule}") for n, rule in enumerate(config_access)),
                 ],
             ),
-            _ldif_entry(
-                "olcDatabase={1}mdb,cn=config",
-                [
-                    ("objectClass", "olcDatabaseConfig"),
-                    ("objectClass", "olcMdbConfig"),
-                    ("olcDatabase", "{1}mdb"),
-                    ("olcDbDirectory", str(data_dir)),
-                    ("olcDbMaxSize", str(1 << 30)),
-                    ("olcSuffix", directory.base_dn),
-                    ("olcRootDN", directory.bind_dn),
-                    ("olcRootPW", _ssha(directory.bind_password)),
-                    ("olcLimits", f'dn.exact="{directory.bind_dn}" size=unlimited time=unlimited'),
-                    ("olcLastMod", "TRUE"),
-                    *(("olcDbIndex", index) for index in INDEXES),
-                    *(
-                        ("olcAccess", f"{{{number}}}{rule}")
-                        for number, rule in enumerate(
-                            [
-                                *self._access,
-                                "to attrs=userPassword by self write by anonymous auth by * none",
-                                "to * by users read by * none",
-                            ]
-                        )
-                    ),
-                ],
-            ),
-            _ldif_entry(
-                "olcOverlay={0}sssvlv,olcDatabase={1}mdb,cn=config",
-                [
-                    ("objectClass", "olcOverlayConfig"),
-                    ("objectClass", "olcSssVlvConfig"),
-                    ("olcOverlay", "{0}sssvlv"),
-                    ("olcSssVlvMax", "64"),
-                    ("olcSssVlvMaxKeys", "5"),
-                    ("olcSssVlvMaxPerConn", "16"),
-                ],
-            ),
-            _ldif_entry(
-                f"olcOverlay={{{unique}}}unique,olcDatabase={{1}}mdb,cn=config",
-                [
-                    ("objectClass", "olcOverlayConfig"),
-                    ("objectClass", "olcUniqueConfig"),
-                    ("olcOverlay", f"{{{unique}}}unique"),
-                    ("olcUniqueURI", unique_uid_numbers(directory.base_dn)),
-                ],
-            ),
+            _ldif_entry("olcDatabase={1}mdb,cn=config", database),
+            *overlays,
         ]
-        if self._ppolicy:
-            entries.insert(-1, self._ppolicy_ldif(directory))
         return "\n".join(entry.strip() + "\n" for entry in entries)
 
-    @staticmethod
-    def _ppolicy_ldif(directory: SandboxDirectory) -> str:
-        return _ldif_entry(
-            "olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config",
-            [
-                ("objectClass", "olcOverlayConfig"),
-                ("objectClass", "olcPPolicyConfig"),
-                ("olcOverlay", "{1}ppolicy"),
-                ("olcPPolicyDefault", directory.password_policy_dn),
-                ("olcPPolicyUseLockout", "TRUE"),
-            ],
-        )
-
     def _base_ldif(self, directory: SandboxDirectory) -> str:
-        entries = [
-            _ldif_entry(directory.base_dn, _base_entry(directory.base_dn)),
-            _ldif_entry(
-                directory.users_dn,
-                [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "people")],
-            ),
-            _ldif_entry(
-                directory.groups_dn,
-                [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "groups")],
-            ),
-            _ldif_entry(
-                directory.policies_dn,
-                [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "policies")],
-            ),
-        ]
-        if self._ppolicy:
-            entries.append(_ldif_entry(directory.password_policy_dn, list(PASSWORD_POLICY)))
-        if self._sudo:
-            entries.append(
-                _ldif_entry(
-                    directory.sudoers_dn,
-                    [
-                        ("objectClass", "top"),
-                        ("objectClass", "organizationalUnit"),
-                        ("ou", "sudoers"),
-                    ],
-                )
-            )
+        entries = [_ldif_entry(directory.base_dn, _base_entry(directory.base_dn))]
+        if self._preparation is not None:
+            entries += [entry.ldif() for entry in self._preparation.entries()]
+            ou = [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", "counters")]
+            entries.append(_ldif_entry(directory.counters_dn, ou))
         return "\n".join(entries)
 
     def _launch(self, slapd: Path) -> None:
@@ -562,17 +663,11 @@ class Sandbox:
         listeners = [f"{directory.url}/"]
         if directory.ldaps_url is not None:
             listeners.append(f"{directory.ldaps_url}/")
+        if directory.ldapi_url is not None:
+            listeners.append(f"{directory.ldapi_url}/")
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [
-                str(slapd),
-                "-d",
-                "none",
-                "-h",
-                " ".join(listeners),
-                "-F",
-                str(self._config_dir),
-            ],
+            [str(slapd), "-d", "none", "-h", " ".join(listeners), *self._config_args()],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -594,8 +689,8 @@ class Sandbox:
             try:
                 connection = Connection(
                     Server(directory.url, connect_timeout=1, get_info=NONE),
-                    user=directory.bind_dn,
-                    password=directory.bind_password,
+                    user=directory.admin_dn,
+                    password=directory.admin_password,
                     receive_timeout=2,
                 )
                 try:

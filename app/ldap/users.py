@@ -38,6 +38,22 @@ log = logging.getLogger(__name__)
 POST_READ = "1.3.6.1.1.13.2"
 
 
+def user_indexes(mapping: UserMapping) -> dict[str, str]:
+    """What user reads and writes search on, with the index type each needs: ids, the
+    login and userName (Entra's matching filter), externalId, the work e-mail, homes
+    taken, and the pending marker the sweep looks for."""
+    needed = {"objectClass": "eq", "entryUUID": "eq", mapping.rdn: "eq"}
+    for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL, HOME_DIRECTORY):
+        attribute = mapping.attribute_of(slot)
+        if attribute:
+            needed[attribute] = "eq"
+    if mapping.user_name_attribute:
+        needed[mapping.user_name_attribute] = "eq"
+    if mapping.pending_attribute:
+        needed[mapping.pending_attribute] = "pres"
+    return needed
+
+
 class UserDirectory:
     """User entries below the users' container, addressed by entryUUID."""
 
@@ -125,15 +141,7 @@ class UserDirectory:
 
     def preflight_warnings(self) -> list[str]:
         """What the directory lacks for this mapping: schema elements, then indexes."""
-        needed = {"objectClass": "eq", "entryUUID": "eq", self.mapping.rdn: "eq"}
-        for slot in (USER_NAME, EXTERNAL_ID, WORK_EMAIL, HOME_DIRECTORY):
-            attribute = self.mapping.attribute_of(slot)
-            if attribute:
-                needed[attribute] = "eq"
-        if self.mapping.user_name_attribute:
-            needed[self.mapping.user_name_attribute] = "eq"
-        if self.mapping.pending_attribute:
-            needed[self.mapping.pending_attribute] = "pres"
+        needed = user_indexes(self.mapping)
         with self.directory.session() as session:
             return [
                 *schema_warnings(

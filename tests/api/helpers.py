@@ -114,13 +114,18 @@ def configured_client(
     accounts: AccountSettings | None = None,
     posix: PosixSettings | None = None,
     users: UserSettings | None = None,
+    admin: bool = False,
     **ldap: str,
 ) -> Iterator[TestClient]:
     """A client of a second app on the session sandbox, with other account settings.
 
-    ``ldap`` overrides LDAP settings such as ``disabled_dn``.
+    ``ldap`` overrides LDAP settings such as ``disabled_dn``. The app binds as the
+    server's least-privilege account, or with ``admin`` as the rootdn (for counters and
+    containers of a test's own, which that account may not write).
     """
     settings = make_settings(sandbox.directory)
+    if admin:
+        settings.ldap = sandbox.directory.admin_settings()
     for name, value in ldap.items():
         setattr(settings.ldap, name, value)
     if accounts is not None:

@@ -21,7 +21,7 @@ LOW = 36000
 
 @pytest.fixture
 def pool_dn(sandbox: Sandbox, ldap: Connection) -> Iterator[str]:
-    dn = f"cn={unique('concurrent')},{sandbox.directory.base_dn}"
+    dn = f"cn={unique('concurrent')},{sandbox.directory.counters_dn}"
     yield dn
     ldap.delete(dn)
 

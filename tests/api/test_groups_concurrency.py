@@ -142,7 +142,7 @@ def test_concurrent_patches_by_filter_remove_every_member(
 
 @pytest.fixture
 def pool_dn(sandbox: Sandbox, ldap: Connection) -> Iterator[str]:
-    dn = f"cn={unique('gids')},{sandbox.directory.base_dn}"
+    dn = f"cn={unique('gids')},{sandbox.directory.counters_dn}"
     yield dn
     ldap.delete(dn)
 

@@ -147,7 +147,9 @@ def crashable() -> Iterator[Sandbox]:
     with Sandbox() as sandbox:
         directory = sandbox.directory
         base = directory.base_dn
-        conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+        conn = Connection(
+            directory.url, directory.admin_dn, directory.admin_password, auto_bind=True
+        )
         ensure_entry(conn, f"ou=disabled,{base}", ["top", "organizationalUnit"], ou="disabled")
         ensure_entry(conn, f"ou=archive,{base}", ["top", "organizationalUnit"], ou="archive")
         group = f"cn={LOGIN_GROUP},{directory.groups_dn}"
@@ -158,7 +160,7 @@ def crashable() -> Iterator[Sandbox]:
 
 def _admin(sandbox: Sandbox) -> Connection:
     directory = sandbox.directory
-    return Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    return Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
 
 
 def assert_converged(sandbox: Sandbox, scenario: Scenario) -> None:

@@ -61,7 +61,7 @@ def uid_of(body: dict[str, Any]) -> int:
 
 
 def pool(sandbox: Sandbox, name: str) -> str:
-    return f"cn={name}-{unique('p')},{sandbox.directory.base_dn}"
+    return f"cn={name}-{unique('p')},{sandbox.directory.counters_dn}"
 
 
 def group(ldap: Connection, sandbox: Sandbox, *member_uids: str) -> str:

@@ -60,11 +60,15 @@ def servers(pair: Replicas) -> Iterator[tuple[list[httpx.Client], tuple[int, int
         group = f"cn={LOGIN_GROUP},{pair.directory.groups_dn}"
         conn.add(group, ["posixGroup"], {"cn": LOGIN_GROUP, "gidNumber": "9000"})
     pair.wait_converged()
-    providers = [
-        {"url": pair.urls[0], "uid_range": [low, low + SLICE - 1]},
-        {"url": pair.urls[1], "uid_range": [low + SLICE, low + 2 * SLICE - 1]},
-    ]
     directory = pair.directory
+    providers = [
+        {
+            "url": url,
+            "uid_range": [start, start + SLICE - 1],
+            "id_pool_dn": f"cn=ids-{start},{directory.counters_dn}",
+        }
+        for url, start in ((pair.urls[0], low), (pair.urls[1], low + SLICE))
+    ]
     base = {
         "SCIM_LDAP_LDAP__BIND_DN": directory.bind_dn,
         "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.bind_password,

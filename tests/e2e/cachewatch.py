@@ -130,7 +130,7 @@ def measure(directory: SandboxDirectory, identity: Path, duration: float, interv
 
 
 def _login(directory: SandboxDirectory, user_id: str) -> str:
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    conn = Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
     try:
         conn.search(directory.base_dn, f"(entryUUID={user_id})", SUBTREE, attributes=["uid"])
         return str(conn.entries[0].uid.value)

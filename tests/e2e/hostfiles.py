@@ -247,9 +247,9 @@ def sssd_config(
         "ldap_search_base": directory.base_dn,
         "ldap_user_search_base": directory.users_dn,
         "ldap_group_search_base": directory.groups_dn,
-        "ldap_default_bind_dn": directory.bind_dn,
+        "ldap_default_bind_dn": directory.nss_dn,
         "ldap_default_authtok_type": "password",
-        "ldap_default_authtok": directory.bind_password,
+        "ldap_default_authtok": directory.nss_password,
         "ldap_auth_disable_tls_never_use_in_production": "true",
         "cache_credentials": "false",
         "enumerate": "false",
@@ -285,8 +285,8 @@ def nslcd_config(directory: SandboxDirectory, extra: Sequence[str] = ()) -> str:
         f"base passwd {directory.users_dn}",
         f"base shadow {directory.users_dn}",
         f"base group {directory.groups_dn}",
-        f"binddn {directory.bind_dn}",
-        f"bindpw {directory.bind_password}",
+        f"binddn {directory.nss_dn}",
+        f"bindpw {directory.nss_password}",
         *extra,
     ]
     return "\n".join(lines) + "\n"

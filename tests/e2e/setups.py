@@ -57,8 +57,8 @@ def stock_sssd_config(directory: SandboxDirectory, extra: Mapping[str, str] | No
         "auth_provider": "ldap",
         "ldap_uri": directory.url,
         "ldap_search_base": directory.base_dn,
-        "ldap_default_bind_dn": directory.bind_dn,
-        "ldap_default_authtok": directory.bind_password,
+        "ldap_default_bind_dn": directory.nss_dn,
+        "ldap_default_authtok": directory.nss_password,
         "ldap_id_use_start_tls": "true",
         "ldap_tls_cacert": directory.ca_file,
         **(extra or {}),
@@ -83,8 +83,8 @@ def stock_nslcd_config(directory: SandboxDirectory, extra: tuple[str, ...] = ())
         "gid nslcd",
         f"uri {directory.url}/",
         f"base {directory.base_dn}",
-        f"binddn {directory.bind_dn}",
-        f"bindpw {directory.bind_password}",
+        f"binddn {directory.nss_dn}",
+        f"bindpw {directory.nss_password}",
         "ssl start_tls",
         "tls_reqcert demand",
         f"tls_cacertfile {directory.ca_file}",
@@ -141,7 +141,7 @@ def generate(
     options (the only inputs besides the server's own settings). ``settings`` are more
     ``SCIM_LDAP_*`` variables, the server's settings beyond the directory's."""
     secret = workdir / f"{kind}-bindpw"
-    secret.write_text(directory.bind_password, encoding="utf-8")
+    secret.write_text(directory.nss_password, encoding="utf-8")
     secret.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_LDAP_")}
     env.update(directory.environment())
@@ -154,7 +154,7 @@ def generate(
         "--for",
         kind,
         "--bind-dn",
-        directory.bind_dn,
+        directory.nss_dn,
         "--bind-password-file",
         str(secret),
         "--cache-timeout",

@@ -261,7 +261,7 @@ def sudo_sandbox() -> Iterator[Sandbox]:
 
 
 def connect(directory: SandboxDirectory) -> Connection:
-    return Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    return Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
 
 
 def entry_of(

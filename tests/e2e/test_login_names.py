@@ -40,7 +40,7 @@ class Account:
 
 
 def login_of(directory: SandboxDirectory, user_id: str) -> str:
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    conn = Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
     try:
         conn.search(directory.base_dn, f"(entryUUID={user_id})", SUBTREE, attributes=["uid"])
         return str(conn.entries[0].uid.value)

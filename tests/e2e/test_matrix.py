@@ -83,7 +83,7 @@ class Lifecycle:
 def account_of(directory: SandboxDirectory, user_id: str) -> tuple[str, int, int]:
     """The uid, uidNumber and gidNumber the server gave the account with SCIM id
     ``user_id`` (its entryUUID)."""
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    conn = Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
     try:
         conn.search(
             directory.base_dn,

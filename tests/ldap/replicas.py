@@ -30,6 +30,7 @@ import pytest
 from ldap3 import BASE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
+from app.ldap.preparation import Accounts, Preparation
 from app.ldap.sandbox import MODULES, Sandbox, SandboxDirectory, SandboxError, _free_port
 
 CONVERGE_TIMEOUT = 30.0
@@ -61,7 +62,15 @@ class Provider(Sandbox):
         self.delta = delta
 
     def _shared(self, directory: SandboxDirectory) -> SandboxDirectory:
-        return replace(directory, bind_password=self.link.password)
+        password = self.link.password
+        return replace(
+            directory, bind_password=password, admin_password=password, nss_password=password
+        )
+
+    def _prepare(self, directory: SandboxDirectory, accounts: Accounts) -> Preparation:
+        password = self.link.password
+        shared = replace(accounts, server_password=password, hosts_password=password)
+        return super()._prepare(directory, shared)
 
     def _build(self, slapadd: Path, directory: SandboxDirectory) -> None:
         super()._build(slapadd, self._shared(directory))
@@ -101,7 +110,7 @@ class Provider(Sandbox):
         text = _insert_after(text, "cn: config\n", f"olcServerID: {self.link.server_id}\n", count=1)
         syncrepl = (
             f"rid={self.link.server_id:03d} provider={self.link.peer_url} bindmethod=simple "
-            f'binddn="{directory.bind_dn}" credentials={self.link.password} '
+            f'binddn="{directory.admin_dn}" credentials={self.link.password} '
             f'searchbase="{directory.base_dn}" type=refreshAndPersist '
             'retry="1 +" timeout=3 network-timeout=2 keepalive=30:3:5'
         )
@@ -148,7 +157,7 @@ class Provider(Sandbox):
                 f"olcDbDirectory: {log_dir}",
                 f"olcDbMaxSize: {1 << 30}",
                 f"olcSuffix: {ACCESSLOG}",
-                f"olcRootDN: {directory.bind_dn}",
+                f"olcRootDN: {directory.admin_dn}",
                 "olcDbIndex: default eq",
                 "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart,reqDN",
                 "",
@@ -225,8 +234,8 @@ class Replicas:
         directory = self.providers[index].directory
         conn = Connection(
             directory.url,
-            directory.bind_dn,
-            directory.bind_password,
+            directory.admin_dn,
+            directory.admin_password,
             auto_bind=True,
             receive_timeout=10,
         )

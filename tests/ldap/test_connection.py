@@ -80,7 +80,7 @@ def test_outage_answers_503_and_recovers(outage_sandbox: Sandbox) -> None:
 
     directory = outage_sandbox.directory
     with Connection(
-        directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+        directory.url, directory.admin_dn, directory.admin_password, auto_bind=True
     ) as conn:
         conn.search(directory.users_dn, "(objectClass=posixAccount)", attributes=["uid"])
         assert sorted(str(e.uid) for e in conn.entries) == ["before", "during"]

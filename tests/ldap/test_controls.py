@@ -59,8 +59,8 @@ class Tree:
 def connect(directory: SandboxDirectory) -> Connection:
     return Connection(
         Server(directory.url, get_info="NO_INFO"),
-        directory.bind_dn,
-        directory.bind_password,
+        directory.admin_dn,
+        directory.admin_password,
         auto_bind=True,
         raise_exceptions=False,
     )

@@ -28,7 +28,7 @@ LOW = 47000
 def pool(sandbox: Sandbox, ldap: Connection) -> Iterator[tuple[TestClient, str]]:
     pool_dn = f"cn={unique('release')},{sandbox.directory.base_dn}"
     posix = PosixSettings(uid_range=(LOW, LOW + 99), id_pool_dn=pool_dn)
-    with configured_client(sandbox, posix=posix) as client:
+    with configured_client(sandbox, posix=posix, admin=True) as client:
         yield client, pool_dn
     ldap.delete(pool_dn)
 

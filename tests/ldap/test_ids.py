@@ -290,7 +290,7 @@ def test_two_processes_never_get_the_same_number(sandbox: Sandbox, scratch: Scra
     context = multiprocessing.get_context("spawn")
     go = context.Event()
     out: Queue[Any] = context.Queue()
-    settings = sandbox.directory.ldap_settings()
+    settings = sandbox.directory.admin_settings()
     workers = [
         context.Process(target=_allocate_in_process, args=(settings, posix, 25, go, out))
         for _ in range(2)

@@ -37,12 +37,21 @@ EVERYTHING = ["lock", "expire", "hide", "nologin", "strip-keys", "move", "remove
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Sandbox]:
-    """StartTLS, sudo's schema, ou=disabled, ou=archive, the login group and a reader."""
-    with Sandbox(sudo=True, tls=True) as sandbox:
+    """StartTLS, sudo's schema, ou=disabled, ou=archive, the login group and a reader; the
+    counters and the default group the preparation made are taken away, so the server (here
+    the rootdn) has to make them."""
+    reader = 'dn.exact="cn=reader,dc=example,dc=org"'
+    with Sandbox(sudo=True, tls=True, access=[f"to * by {reader} read by * break"]) as sandbox:
         directory = sandbox.directory
         base = directory.base_dn
         conn = admin(directory)
         try:
+            for made in (
+                f"cn=scim-ldap-ids,{base}",
+                f"cn=scim-ldap-gids,{base}",
+                f"cn=scim-users,{directory.groups_dn}",
+            ):
+                assert conn.delete(made), conn.result
             for ou in ("disabled", "archive"):
                 conn.add(f"ou={ou},{base}", ["top", "organizationalUnit"], {"ou": ou})
                 assert conn.result["result"] == 0, conn.result
@@ -70,7 +79,7 @@ def without_ppolicy() -> Iterator[Sandbox]:
 
 def admin(directory: SandboxDirectory) -> Connection:
     """A plain connection as the rootdn, to prepare and inspect (the sandbox allows it)."""
-    return Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    return Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
 
 
 def settings_for(
@@ -80,7 +89,7 @@ def settings_for(
     tokens: list[str] | None = None,
     **sections: Any,
 ) -> Settings:
-    base = directory.ldap_settings()
+    base = directory.admin_settings()
     return Settings(
         ldap=LdapSettings(**{**base.model_dump(), **(ldap or {})}),
         auth=AuthSettings(tokens=[SecretStr(t) for t in ([TOKEN] if tokens is None else tokens)]),
@@ -97,7 +106,7 @@ def assess_with(settings: Settings) -> Readiness:
 
 
 def probe_entries(directory: SandboxDirectory) -> list[str]:
-    pool = Directory(directory.ldap_settings())
+    pool = Directory(directory.admin_settings())
     try:
         with pool.session() as session:
             found = leftovers(session, directory.base_dn)
@@ -302,7 +311,7 @@ def test_a_default_group_of_another_gid_is_named(server: Sandbox) -> None:
 
 
 def probe_entries_without_login_group(directory: SandboxDirectory) -> list[str]:
-    pool = Directory(directory.ldap_settings())
+    pool = Directory(directory.admin_settings())
     try:
         with pool.session() as session:
             return leftovers(session, directory.base_dn)
@@ -330,6 +339,8 @@ def test_check_command_on_a_prepared_directory(server: Sandbox) -> None:
     directory = server.directory
     env = {
         **directory.environment(),
+        "SCIM_LDAP_LDAP__BIND_DN": directory.admin_dn,
+        "SCIM_LDAP_LDAP__BIND_PASSWORD": directory.admin_password,
         "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
         "SCIM_LDAP_ACCOUNTS__DISABLE": json.dumps(EVERYTHING),
         "SCIM_LDAP_ACCOUNTS__DELETE": "archive",
@@ -361,6 +372,7 @@ def device_writer() -> Iterator[Sandbox]:
         f'by dn.exact="{writer}" write by * break',
         f'to dn.base="ou=groups,{base}" attrs=children by dn.exact="{adder}" =rscxa by * break',
         f'to dn.children="ou=groups,{base}" by dn.exact="{adder}" write by * break',
+        f'to * by dn.exact="{writer}" read by dn.exact="{adder}" read by * break',
     ]
     with Sandbox(base_dn=base, access=rules) as sandbox:
         conn = admin(sandbox.directory)

@@ -37,8 +37,8 @@ def settings(pair: Replicas, urls: list[str]) -> LdapSettings:
     directory = pair.directory
     return LdapSettings(
         urls=urls,
-        bind_dn=directory.bind_dn,
-        bind_password=SecretStr(directory.bind_password),
+        bind_dn=directory.admin_dn,
+        bind_password=SecretStr(directory.admin_password),
         base_dn=directory.base_dn,
     )
 

@@ -27,8 +27,8 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgb
 def connect(directory: SandboxDirectory) -> Connection:
     return Connection(
         Server(directory.url, connect_timeout=2),
-        user=directory.bind_dn,
-        password=directory.bind_password,
+        user=directory.admin_dn,
+        password=directory.admin_password,
         auto_bind=True,
         receive_timeout=5,
     )
@@ -83,7 +83,7 @@ def test_bind_accepts_generated_password(directory: SandboxDirectory) -> None:
     connection = connect(directory)
     try:
         assert connection.bound
-        assert connection.extend.standard.who_am_i() == f"dn:{directory.bind_dn}"
+        assert connection.extend.standard.who_am_i() == f"dn:{directory.admin_dn}"
     finally:
         connection.unbind()
 
@@ -195,8 +195,9 @@ def test_stop_removes_files_and_is_idempotent(tmp_path: Path) -> None:
     directory = sandbox.start()
     root = sandbox.root
     assert (root / "slapd.d").is_dir()
-    password = directory.bind_password.encode()
-    assert all(password not in path.read_bytes() for path in root.rglob("*") if path.is_file())
+    for secret in (directory.admin_password, directory.bind_password, directory.nss_password):
+        password = secret.encode()
+        assert all(password not in p.read_bytes() for p in root.rglob("*") if p.is_file())
     sandbox.stop()
     assert not root.exists()
     assert list(tmp_path.iterdir()) == []
@@ -339,3 +340,25 @@ def test_plain_sandbox_has_no_tls(directory: SandboxDirectory) -> None:
             connection.start_tls()
     finally:
         connection.unbind()
+
+
+def test_a_sandbox_configured_by_slapd_conf_is_prepared_alike(tmp_path: Path) -> None:
+    """slapd -f with the generated fragments included: the server's account may write its
+    containers, the hosts' account reads accounts, neither reads a password."""
+    with Sandbox(config_style="slapd-conf", workdir=tmp_path) as sandbox:
+        directory = sandbox.directory
+        assert (sandbox.root / "slapd.conf").is_file()
+        assert not (sandbox.root / "slapd.d").exists()
+        server = Connection(directory.url, directory.bind_dn, directory.bind_password)
+        assert server.bind()
+        dn = f"uid=conf-style,{directory.users_dn}"
+        attributes = {"cn": "c", "sn": "c", "uid": "conf-style", "userPassword": "pw-1234"}
+        assert server.add(dn, ["inetOrgPerson"], attributes), server.result
+        hosts = Connection(directory.url, directory.nss_dn, directory.nss_password)
+        assert hosts.bind()
+        hosts.search(dn, "(objectClass=*)", BASE, attributes=["uid", "userPassword"])
+        seen = {k: v for k, v in hosts.entries[0].entry_attributes_as_dict.items() if v}
+        assert seen == {"uid": ["conf-style"]}
+        assert server.delete(dn), server.result
+        server.unbind()
+        hosts.unbind()

@@ -31,8 +31,8 @@ def listing(sandbox_directory: SandboxDirectory) -> Iterator[tuple[Connection, s
     directory = sandbox_directory
     conn = Connection(
         Server(directory.url, get_info="NO_INFO"),
-        directory.bind_dn,
-        directory.bind_password,
+        directory.admin_dn,
+        directory.admin_password,
         auto_bind=True,
         raise_exceptions=False,
     )

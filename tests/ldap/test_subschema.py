@@ -21,7 +21,7 @@ from tests.ldap.scratch import Scratch
 
 @pytest.fixture(scope="module")
 def directory_pool(sandbox: Sandbox) -> Iterator[Directory]:
-    pool = Directory(sandbox.directory.ldap_settings())
+    pool = Directory(sandbox.directory.admin_settings())
     yield pool
     pool.close()
 
@@ -261,7 +261,7 @@ ADDED = (1, 2, 0)
 @pytest.fixture(scope="module")
 def people(sandbox: Sandbox) -> Iterator[str]:
     directory = sandbox.directory
-    conn = Connection(directory.url, directory.bind_dn, directory.bind_password, auto_bind=True)
+    conn = Connection(directory.url, directory.admin_dn, directory.admin_password, auto_bind=True)
     box = Scratch(conn, directory.base_dn, "subschema")
     try:
         for index in ADDED:

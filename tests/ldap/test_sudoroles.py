@@ -37,14 +37,14 @@ def sudo_sandbox() -> Iterator[Sandbox]:
 def conn(sudo_sandbox: Sandbox) -> Iterator[Connection]:
     directory = sudo_sandbox.directory
     connection = Connection(
-        directory.url, directory.bind_dn, directory.bind_password, auto_bind=True
+        directory.url, directory.admin_dn, directory.admin_password, auto_bind=True
     )
     yield connection
     connection.unbind()
 
 
 def groups_for(sandbox: Sandbox, **options: object) -> Iterator[GroupDirectory]:
-    settings = Settings(ldap=sandbox.directory.ldap_settings())
+    settings = Settings(ldap=sandbox.directory.admin_settings())
     settings.groups = GroupSettings(sudo=RULES, **options)
     settings.groups.sudoers_dn = settings.groups.sudoers_dn or sandbox.directory.sudoers_dn
     pool = Directory(settings.ldap)
