@@ -213,7 +213,7 @@ def test_the_token_name_set_by_authentication_reaches_the_trail(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The auth dependency names the token in ``request.state.token_name``."""
-    dn = f"ou=audited,{sandbox.directory.base_dn}"
+    dn = f"ou=audited,{sandbox.directory.counters_dn}"
     ensure_entry(ldap, dn, ["top", "organizationalUnit"], ou="audited")
 
     audited_app.state.touched = dn
