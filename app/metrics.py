@@ -18,8 +18,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REQUESTS = Counter(
     f"{PREFIX}_http_requests",
-    "HTTP requests answered, by SCIM operation and status.",
-    ["operation", "status"],
+    "HTTP requests answered, by SCIM operation, status and the name of the token used.",
+    ["operation", "status", "token"],
 )
 LATENCY = Histogram(
     f"{PREFIX}_http_request_duration_seconds",

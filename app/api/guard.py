@@ -160,7 +160,7 @@ class RequestGuard:
     @staticmethod
     def _log(scope: Scope, reply: _Reply, work: context.RequestContext, seconds: float) -> None:
         status = reply.status or 500
-        metrics.REQUESTS.labels(work.operation, str(status)).inc()
+        metrics.REQUESTS.labels(work.operation, str(status), work.token_name).inc()
         metrics.LATENCY.labels(work.operation).observe(seconds)
         fields: dict[str, Any] = {
             "request_id": work.request_id,

@@ -52,7 +52,9 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 def value(
     scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
 ) -> float:
-    return scraped.get((name, tuple(sorted(labels.items()))), 0.0)
+    """The sum of the series of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in scraped.items() if n == name and wanted <= set(have))
 
 
 def test_metrics_are_off_without_a_token_of_their_own(sandbox: Sandbox) -> None:
@@ -142,6 +144,8 @@ def test_counters_move_by_what_the_requests_did(scim: TestClient) -> None:
     assert moved(requests, operation="Groups.delete", status="204") == 1
     assert moved(requests, operation="Users.delete", status="204") == 1
     assert moved(requests, operation="Users.list", status="401") == 1
+    assert moved(requests, operation="Users.list", status="401", token="-") == 1
+    assert moved(requests, operation="Users.create", status="201", token="token-1") == 1
     assert moved(requests, operation="metrics", status="200") == 1
     latency = "scim_ldap_http_request_duration_seconds"
     assert moved(f"{latency}_count", operation="Users.patch") == 3
