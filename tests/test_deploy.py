@@ -125,7 +125,7 @@ def compose() -> dict[str, Any]:
 def test_the_compose_example_is_consistent() -> None:
     document = compose()
     services = document["services"]
-    assert set(services) == {"openldap", "scim-ldap"}
+    assert set(services) == {"prepare", "openldap", "scim-ldap"}
     for service in services.values():
         build = service["build"]
         context = (COMPOSE.parent / build["context"]).resolve()
@@ -136,18 +136,28 @@ def test_the_compose_example_is_consistent() -> None:
             assert volume.split(":")[0] in document["volumes"]
     for secret in document["secrets"].values():
         assert secret["file"].startswith("./secrets/")
-    server = services["scim-ldap"]
+    prepare, directory, server = (services[name] for name in ("prepare", "openldap", "scim-ldap"))
+    assert directory["depends_on"]["prepare"]["condition"] == "service_completed_successfully"
     assert server["depends_on"]["openldap"]["condition"] == "service_healthy"
+    assert prepare["build"] == server["build"]
     assert server["ports"] == ["127.0.0.1:8080:8080"]
     environment: dict[str, str] = server["environment"]
+    settings = {key: value for key, value in environment.items() if not key.endswith("_FILE")}
+    del settings["PORT"]
+    assert prepare["environment"] == settings
     assert json.loads(environment["SCIM_LDAP_LDAP__URLS"]) == ["ldap://openldap:389"]
-    assert environment["SCIM_LDAP_LDAP__BIND_PASSWORD_FILE"] == "/run/secrets/ldap_admin_password"
+    assert environment["SCIM_LDAP_LDAP__BIND_PASSWORD_FILE"] == "/run/secrets/ldap_server_password"
     assert environment["SCIM_LDAP_AUTH__TOKENS_FILE"] == "/run/secrets/scim_tokens"
     assert not [key for key in environment if key.endswith(("PASSWORD", "TOKENS", "SECRET"))]
-    directory = services["openldap"]["environment"]
-    assert directory["LDAP_BASE_DN"] == environment["SCIM_LDAP_LDAP__BASE_DN"]
-    assert environment["SCIM_LDAP_LDAP__BIND_DN"] == f"cn=admin,{directory['LDAP_BASE_DN']}"
-    assert directory["LDAP_ADMIN_PASSWORD_FILE"] == "/run/secrets/ldap_admin_password"
+    assert "ldap_admin_password" not in server["secrets"]
+    assert set(prepare["secrets"]) == {"ldap_server_password", "ldap_hosts_password"}
+    assert set(directory["secrets"]) == {"ldap_admin_password"}
+    ldap = directory["environment"]
+    assert ldap["LDAP_BASE_DN"] == environment["SCIM_LDAP_LDAP__BASE_DN"]
+    assert environment["SCIM_LDAP_LDAP__BIND_DN"] == f"cn=scim-ldap,ou=services,{ldap['LDAP_BASE_DN']}"
+    assert ldap["LDAP_ADMIN_PASSWORD_FILE"] == "/run/secrets/ldap_admin_password"
+    assert f"ldap-prepared:{ldap['SLAPD_PREPARED_DIR']}:ro" in directory["volumes"]
+    assert f"ldap-prepared:{ldap['SLAPD_PREPARED_DIR']}" in prepare["volumes"]
 
 
 def test_the_compose_settings_are_valid_settings() -> None:
@@ -171,36 +181,73 @@ def test_the_compose_settings_are_valid_settings() -> None:
 
 
 def test_the_openldap_image_copies_what_its_entrypoint_reads() -> None:
+    """Only the entrypoint: the directory's preparation comes from the prepare service."""
     dockerfile = (OPENLDAP / "Dockerfile").read_text(encoding="utf-8")
     copied = re.findall(r"^COPY (.+) (\S+)$", dockerfile, re.M)
     sources = [source for names, _ in copied for source in names.split()]
     for source in sources:
         assert (ROOT / source).is_file(), source
-    names = {Path(source).name for source in sources}
-    assert {"config.ldif", "base.ldif", "openssh-lpk.ldif", "scim-ldap.ldif"} <= names
+    assert sources == ["deploy/openldap/entrypoint.sh"]
+    assert sorted(path.name for path in OPENLDAP.iterdir()) == ["Dockerfile", "entrypoint.sh"]
+
+
+def prepare_script(prepared: Path, secrets_dir: Path) -> str:
+    """The prepare service's script as its shell runs it, its paths moved here."""
+    service = compose()["services"]["prepare"]
+    assert service["entrypoint"] == ["sh", "-c"]
+    (script,) = service["command"]
+    assert isinstance(script, str)
+    return (
+        script.replace("$$", "$")
+        .replace("/prepared/", f"{prepared}/")
+        .replace("/run/secrets/", f"{secrets_dir}/")
+    )
 
 
 @pytest.fixture
-def compose_directory(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """deploy/openldap/entrypoint.sh run here, its paths moved under ``tmp_path``."""
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    for source in ("config.ldif", "base.ldif"):
-        shutil.copy(OPENLDAP / source, templates)
-    for schema in ("openssh-lpk.ldif", "scim-ldap.ldif"):
-        shutil.copy(ROOT / "app" / "ldap" / "schema" / schema, templates)
-    password = tmp_path / "ldap-admin-password"
-    password.write_text(f"{secrets.token_urlsafe(18)}\n")
-    password.chmod(0o600)
+def compose_directory(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The prepare service's script, then deploy/openldap/entrypoint.sh, run here.
+
+    Their paths are moved under ``tmp_path``; yields the URL and the server account's
+    password.
+    """
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    passwords = {}
+    for name in ("ldap_admin_password", "ldap_server_password", "ldap_hosts_password"):
+        passwords[name] = secrets.token_urlsafe(18)
+        (secrets_dir / name).write_text(f"{passwords[name]}\n")
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    service = compose()["services"]["prepare"]
+    made = subprocess.run(
+        ["sh", "-c", prepare_script(prepared, secrets_dir)],
+        cwd=tmp_path,
+        env={
+            **clean_environment(),
+            **service["environment"],
+            "PATH": f"{ENTRY_POINT.parent}:/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    parts = sorted(path.name for path in prepared.iterdir())
+    assert parts == sorted(
+        f"{part}.ldif" for part in ("schema", "modules", "config", "database", "overlays", "data")
+    )
+    assert all((prepared / part).stat().st_mode & 0o077 == 0 for part in parts)
     port = free_port()
     url = f"ldap://127.0.0.1:{port}"
     environment = {
         **compose()["services"]["openldap"]["environment"],
-        "LDAP_ADMIN_PASSWORD_FILE": str(password),
+        "LDAP_ADMIN_PASSWORD_FILE": str(secrets_dir / "ldap_admin_password"),
+        "SLAPD_PREPARED_DIR": str(prepared),
         "SLAPD_CONFIG_DIR": str(tmp_path / "slapd.d"),
         "SLAPD_DATA_DIR": str(tmp_path / "data"),
         "SLAPD_RUN_DIR": str(tmp_path / "run"),
-        "SLAPD_TEMPLATE_DIR": str(templates),
         "SLAPD_URLS": f"{url}/",
         "SLAPD_USER": "",
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -213,7 +260,7 @@ def compose_directory(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, process.communicate()[0]
             with socket.socket() as probe:
@@ -221,27 +268,29 @@ def compose_directory(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                     break
             assert time.monotonic() < deadline, "slapd did not listen"
             time.sleep(0.1)
-        yield url, password
+        yield url, passwords["ldap_server_password"]
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
-        assert password.read_text().strip() not in output
+        assert not [password for password in passwords.values() if password in output]
 
 
 @pytest.mark.skipif(shutil.which("slapadd", path="/usr/sbin:/usr/bin") is None, reason="no slapd")
 def test_the_compose_directory_passes_check_and_takes_a_user(
-    compose_directory: tuple[str, Path],
+    compose_directory: tuple[str, str],
 ) -> None:
-    """The OpenLDAP image's first start makes a directory ``scim-ldap check`` finds complete."""
+    """The directory the prepare service and the OpenLDAP image's first start make is one
+    ``scim-ldap check`` finds complete, with the server bound as its own account."""
     url, password = compose_directory
     environment = {
         key: value
         for key, value in compose()["services"]["scim-ldap"]["environment"].items()
         if key.startswith("SCIM_LDAP_") and not key.endswith("_FILE")
     }
+    assert environment["SCIM_LDAP_LDAP__BIND_DN"].startswith("cn=scim-ldap,ou=services,")
     environment |= {
         "SCIM_LDAP_LDAP__URLS": json.dumps([url]),
-        "SCIM_LDAP_LDAP__BIND_PASSWORD": password.read_text().strip(),
+        "SCIM_LDAP_LDAP__BIND_PASSWORD": password,
         "SCIM_LDAP_AUTH__TOKENS": json.dumps([TOKEN]),
     }
     checked = subprocess.run(
