@@ -154,7 +154,8 @@ def test_the_compose_example_is_consistent() -> None:
     assert set(directory["secrets"]) == {"ldap_admin_password"}
     ldap = directory["environment"]
     assert ldap["LDAP_BASE_DN"] == environment["SCIM_LDAP_LDAP__BASE_DN"]
-    assert environment["SCIM_LDAP_LDAP__BIND_DN"] == f"cn=scim-ldap,ou=services,{ldap['LDAP_BASE_DN']}"
+    server_dn = f"cn=scim-ldap,ou=services,{ldap['LDAP_BASE_DN']}"
+    assert environment["SCIM_LDAP_LDAP__BIND_DN"] == server_dn
     assert ldap["LDAP_ADMIN_PASSWORD_FILE"] == "/run/secrets/ldap_admin_password"
     assert f"ldap-prepared:{ldap['SLAPD_PREPARED_DIR']}:ro" in directory["volumes"]
     assert f"ldap-prepared:{ldap['SLAPD_PREPARED_DIR']}" in prepare["volumes"]
