@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests import debian
 from tests.e2e.processes import ClientError, host_daemons, kill
 
 SSSD_PACKAGES = ("sssd-ldap", "sssd-tools", "libnss-sss", "libpam-sss")
@@ -28,18 +29,8 @@ DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
 
 
 def missing_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
-    """The Debian packages of ``packages`` that are not installed."""
-    missing = []
-    for package in packages:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", package],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not result.stdout.endswith(" installed"):
-            missing.append(package)
-    return missing
+    """The Debian packages of ``packages`` (default: every e2e stack's) that are not installed."""
+    return debian.missing_packages(list(packages))
 
 
 def _snapshot() -> dict[Path, tuple[bytes, int]]:
