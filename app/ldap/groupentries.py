@@ -22,7 +22,7 @@ Round trips (pooled connection):
   replacing all members adds 1 read of the member values; a new displayName
   adds 1 search of the names taken, and a rename 1 modrdn + 1 search of the
   groups nesting it (+1 modify each) + 1 read back;
-- delete: 1 read + 1 delete + 1 search of the groups nesting it (+1 modify each).
+- delete: 1 read + 1 search of the groups nesting it (+1 modify each) + 1 delete.
 """
 
 from __future__ import annotations
@@ -489,14 +489,30 @@ class GroupDirectory:
             return self._reread(session, dn, members)
 
     def delete(self, group_id: str, if_match: str | None) -> None:
-        """Delete the group, then take its DN out of the groups nesting it.
+        """Take the group's DN out of the groups nesting it and its sudoRole away, then
+        delete it: all undone when the directory refuses a step (a stale ``If-Match``).
 
-        Its gidNumber is not handed out again: the counter only moves forward.
+        The entry goes last, so a write the directory's death cuts short leaves the
+        group in place, and Entra's next DELETE of it finishes the work. Its gidNumber
+        is not handed out again: the counter only moves forward.
         """
-        with self.directory.session() as session:
+        with self.directory.session() as session, Steps() as steps:
             record = self._records(session, [self._find(session, group_id, False)], False)[0]
             guard = version_guard(if_match, record.version)
+            if self.resolver.by_dn:
+                nesting = self.posix_groups.remove_dn_everywhere(session, record.dn)
+                steps.done(
+                    "the nesting",
+                    lambda: [
+                        self.posix_groups.add_value(session, parent, "member", record.dn)
+                        for parent in nesting
+                    ],
+                )
             self.sudo.revoke(session, record.name, record.display_name)
+            steps.done(
+                "the sudoRole",
+                lambda: self.sudo.grant(session, record.name, record.display_name),
+            )
             writes.delete(
                 session,
                 record.dn,
@@ -504,5 +520,3 @@ class GroupDirectory:
                 tolerate=(writes.NO_SUCH_OBJECT,),
                 action=f"delete group {record.name}",
             )
-            if self.resolver.by_dn:
-                self.posix_groups.remove_dn_everywhere(session, record.dn)

@@ -231,6 +231,33 @@ def test_nested_group(client: TestClient, ldap: Connection, group: dict[str, Any
     assert "member" not in raw, "a deleted group leaves no dangling member"
 
 
+def test_a_refused_delete_leaves_the_nesting(
+    client: TestClient, ldap: Connection, group: dict[str, Any]
+) -> None:
+    """The nesting goes before the entry; a delete slapd refuses (the group has an entry
+    below it: notAllowedOnNonLeaf) puts it back (all or nothing)."""
+    inner = client.post(GROUPS, json={"schemas": [CORE_GROUP], "displayName": unique("inner")})
+    assert inner.status_code == 201, inner.text
+    inner_id = inner.json()["id"]
+    try:
+        patch_group(
+            client, group["id"], {"op": "add", "path": "members", "value": [{"value": inner_id}]}
+        )
+        child = f"cn=child,{dn_of(ldap, inner_id)}"
+        assert ldap.add(child, ["top", "organizationalRole"], {"cn": "child"}), ldap.result
+        try:
+            refused = client.delete(f"{GROUPS}/{inner_id}")
+        finally:
+            ldap.delete(child)
+        assert refused.status_code >= 400, refused.text
+        assert client.get(f"{GROUPS}/{inner_id}").status_code == 200
+        raw = group_entry(ldap, dn_of(ldap, group["id"]))
+        assert raw["member"] == [dn_of(ldap, inner_id)]
+    finally:
+        assert client.delete(f"{GROUPS}/{inner_id}").status_code == 204
+    assert "member" not in group_entry(ldap, dn_of(ldap, group["id"]))
+
+
 def test_bad_requests(client: TestClient, group: dict[str, Any]) -> None:
     assert_error(client.post(GROUPS, json={"schemas": [CORE_GROUP]}), 400, "invalidValue")
     unknown = "00000000-0000-4000-8000-000000000000"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from ldap3 import SUBTREE, Connection
+from scim2_models import SCIMException
 
 from app.config import GroupSettings, Settings
 from app.ldap.connection import Directory
@@ -143,6 +144,24 @@ def test_delete_takes_the_role(
     record = groups.create("Linux Admins", external_id=None, gid_number=None, member_ids=[])
     groups.delete(record.id, None)
     assert roles(conn, sudo_sandbox.directory.sudoers_dn) == {}
+
+
+def test_a_refused_delete_keeps_the_role(
+    groups: GroupDirectory, conn: Connection, sudo_sandbox: Sandbox
+) -> None:
+    """A delete the directory refuses gives the role back: all or nothing.
+
+    An entry below the group makes slapd refuse to delete it (notAllowedOnNonLeaf).
+    """
+    record = groups.create("Linux Admins", external_id=None, gid_number=None, member_ids=[])
+    child = f"cn=child,{record.dn}"
+    assert conn.add(child, ["top", "organizationalRole"], {"cn": "child"}), conn.result
+    try:
+        with pytest.raises(SCIMException):
+            groups.delete(record.id, None)
+        assert list(roles(conn, sudo_sandbox.directory.sudoers_dn)) == [record.name]
+    finally:
+        conn.delete(child)
 
 
 def test_a_missing_container_is_made(conn: Connection, sudo_sandbox: Sandbox) -> None:
