@@ -7,6 +7,7 @@ The tree of errors the directory layer raises (all ``SCIMException``)::
     ├── UniquenessException          68 entryAlreadyExists, 20 attributeOrValueExists
     │   └── ValueNotUnique           19 from the unique overlay (slapo-unique)
     ├── PreconditionFailedException  122 assertionFailed (If-Match, RFC 4528)
+    ├── ConflictException (409)      66 notAllowedOnNonLeaf (entries made below it by hand)
     ├── InvalidValueException        schema violations (17, 18, 19, 21, 34, 64, 65, 67, 69)
     ├── DirectoryUnavailable (503)   server down, busy, unavailable, timeouts
     └── DirectoryFailure (500)       anything else; the detail never carries internals
@@ -18,6 +19,7 @@ import logging
 from typing import Any
 
 from scim2_models import (
+    ConflictException,
     InvalidValueException,
     NotFoundException,
     PreconditionFailedException,
@@ -75,6 +77,11 @@ def raise_for_result(result: dict[str, Any], action: str) -> None:
     if code == 122:
         raise PreconditionFailedException(
             detail=f"Cannot {action}: the resource changed since the version given in If-Match"
+        )
+    if code == 66:
+        raise ConflictException(
+            detail=f"Cannot {action}: the directory holds entries below it that this server "
+            "did not make; move or delete them first"
         )
     if code in _SCHEMA:
         detail = f"Cannot {action}: the directory rejected the value"
