@@ -52,7 +52,8 @@ def why_not_installable(packages: Sequence[str]) -> str | None:
 
 
 @contextmanager
-def _services_kept_stopped() -> Iterator[None]:
+def services_kept_stopped() -> Iterator[None]:
+    """Deny every service start during package installation (invoke-rc.d's policy hook)."""
     if POLICY_RC.exists() or POLICY_RC.is_symlink():
         yield
         return
@@ -82,7 +83,7 @@ def install_packages(packages: Sequence[str]) -> list[str]:
     missing = missing_packages(packages)
     if not missing:
         return []
-    with _services_kept_stopped():
+    with services_kept_stopped():
         _run(["apt-get", "update", "-qq"])
         _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing])
     still = missing_packages(packages)

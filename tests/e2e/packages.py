@@ -7,8 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tests import debian
@@ -24,7 +23,6 @@ PACKAGES = (*SSSD_PACKAGES, *NSLCD_PACKAGES, *TOOL_PACKAGES, *SUDO_PACKAGES)
 NSSWITCH = Path("/etc/nsswitch.conf")
 PAM_DIR = Path("/etc/pam.d")
 PAM_PROFILES = Path("/usr/share/pam-configs")
-POLICY_RC = Path("/usr/sbin/policy-rc.d")
 DEBCONF_SELECTIONS = "libnss-ldapd libnss-ldapd/nsswitch multiselect \n"
 
 
@@ -47,20 +45,6 @@ def _restore(snapshot: Mapping[Path, tuple[bytes, int]]) -> None:
     changed = [path for path, (content, _) in snapshot.items() if path.read_bytes() != content]
     if changed:
         raise ClientError(f"could not restore {', '.join(map(str, changed))}")
-
-
-@contextmanager
-def _daemons_kept_stopped() -> Iterator[None]:
-    """Deny every service start during package installation (invoke-rc.d's policy hook)."""
-    if POLICY_RC.exists() or POLICY_RC.is_symlink():
-        yield
-        return
-    POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
-    POLICY_RC.chmod(0o755)
-    try:
-        yield
-    finally:
-        POLICY_RC.unlink(missing_ok=True)
 
 
 def _run_root(argv: Sequence[str], what: str, *, input: str | None = None) -> None:
@@ -93,7 +77,7 @@ def install_packages(packages: Iterable[str] = PACKAGES) -> list[str]:
     profiles = {path.name for path in PAM_PROFILES.iterdir()}
     daemons = host_daemons()
     try:
-        with _daemons_kept_stopped():
+        with debian.services_kept_stopped():
             _run_root(
                 ["debconf-set-selections"], "debconf-set-selections", input=DEBCONF_SELECTIONS
             )
