@@ -213,14 +213,18 @@ def test_user_rename_and_delete_keep_memberships_right(
     assert "member" not in raw and "memberUid" not in raw
 
 
-def test_nested_group(client: TestClient, ldap: Connection, group: dict[str, Any]) -> None:
+def nested_in(client: TestClient, group_id: str) -> str:
+    """The id of a new group made a member of the group ``group_id``."""
     inner = client.post(GROUPS, json={"schemas": [CORE_GROUP], "displayName": unique("inner")})
     assert inner.status_code == 201, inner.text
-    inner_id = inner.json()["id"]
+    inner_id: str = inner.json()["id"]
+    patch_group(client, group_id, {"op": "add", "path": "members", "value": [{"value": inner_id}]})
+    return inner_id
+
+
+def test_nested_group(client: TestClient, ldap: Connection, group: dict[str, Any]) -> None:
+    inner_id = nested_in(client, group["id"])
     try:
-        patch_group(
-            client, group["id"], {"op": "add", "path": "members", "value": [{"value": inner_id}]}
-        )
         members = client.get(f"{GROUPS}/{group['id']}").json()["members"]
         assert [(m["value"], m["type"]) for m in members] == [(inner_id, "Group")]
         raw = group_entry(ldap, dn_of(ldap, group["id"]))
@@ -236,13 +240,8 @@ def test_a_refused_delete_leaves_the_nesting(
 ) -> None:
     """The nesting goes before the entry; a delete slapd refuses (the group has an entry
     below it: notAllowedOnNonLeaf, a 409 naming why) puts it back (all or nothing)."""
-    inner = client.post(GROUPS, json={"schemas": [CORE_GROUP], "displayName": unique("inner")})
-    assert inner.status_code == 201, inner.text
-    inner_id = inner.json()["id"]
+    inner_id = nested_in(client, group["id"])
     try:
-        patch_group(
-            client, group["id"], {"op": "add", "path": "members", "value": [{"value": inner_id}]}
-        )
         child = f"cn=child,{dn_of(ldap, inner_id)}"
         assert ldap.add(child, ["top", "organizationalRole"], {"cn": "child"}), ldap.result
         try:
