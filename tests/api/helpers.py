@@ -157,3 +157,12 @@ def assert_error(response: Response, status: int, scim_type: str | None = None) 
     if scim_type is not None:
         assert body.get("scimType") == scim_type, body
     return body
+
+
+def binds(sandbox: Sandbox, dn: str, password: str) -> bool:
+    """Whether a simple bind as ``dn`` with ``password`` succeeds (as a host's login does)."""
+    conn = Connection(sandbox.directory.url, dn, password)
+    try:
+        return bool(conn.bind())
+    finally:
+        conn.unbind()

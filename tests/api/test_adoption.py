@@ -30,6 +30,7 @@ from tests.api.helpers import (
     ENTERPRISE,
     USERS,
     assert_error,
+    binds,
     configured_client,
     entry,
     patch,
@@ -61,14 +62,6 @@ def hand_made(
         attributes["mail"] = mail
     assert ldap.add(dn, ["inetOrgPerson", "posixAccount", "shadowAccount"], attributes), ldap.result
     return dn
-
-
-def binds(sandbox: Sandbox, dn: str, password: str) -> bool:
-    conn = Connection(sandbox.directory.url, dn, password)
-    try:
-        return bool(conn.bind())
-    finally:
-        conn.unbind()
 
 
 def found(client: TestClient, scim_filter: str) -> list[dict[str, Any]]:

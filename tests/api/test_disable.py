@@ -17,6 +17,7 @@ from tests.api.helpers import (
     POSIX,
     USERS,
     assert_error,
+    binds,
     configured_client,
     delete_quietly,
     ensure_entry,
@@ -63,14 +64,6 @@ def found_by(client: TestClient, condition: str) -> list[str]:
     response = client.get(USERS, params={"filter": condition})
     assert response.status_code == 200, response.text
     return [r["id"] for r in response.json()["Resources"]]
-
-
-def binds(sandbox: Sandbox, dn: str, password: str) -> bool:
-    conn = Connection(sandbox.directory.url, dn, password)
-    try:
-        return bool(conn.bind())
-    finally:
-        conn.unbind()
 
 
 def members(ldap: Connection, group_dn: str) -> list[str]:

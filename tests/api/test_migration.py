@@ -39,6 +39,7 @@ from tests.api.helpers import (
     PATCH_OP,
     USERS,
     assert_error,
+    binds,
     by_login,
     configured_client,
     delete_quietly,
@@ -118,14 +119,6 @@ def kept(ldap: Connection, dn: str) -> dict[str, list[str]]:
     raw = entry(ldap, dn)
     assert raw is not None, f"{dn} is gone"
     return {name: raw.get(name, []) for name in KEPT}
-
-
-def binds(sandbox: Sandbox, dn: str, password: str) -> bool:
-    conn = Connection(sandbox.directory.url, dn, password)
-    try:
-        return bool(conn.bind())
-    finally:
-        conn.unbind()
 
 
 def holders(ldap: Connection, sandbox: Sandbox, person: Person) -> list[str]:

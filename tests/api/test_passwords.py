@@ -20,6 +20,7 @@ from app.ldap.sandbox import Sandbox
 from tests.api.helpers import (
     USERS,
     assert_error,
+    binds,
     by_login,
     configured_client,
     delete_quietly,
@@ -31,14 +32,6 @@ from tests.api.helpers import (
 
 PASSWORD = "Correct-Horse-7-battery"
 OTHER_PASSWORD = "Tr0ub4dor&3-staple"
-
-
-def binds(sandbox: Sandbox, dn: str, password: str) -> bool:
-    conn = Connection(sandbox.directory.url, dn, password)
-    try:
-        return bool(conn.bind())
-    finally:
-        conn.unbind()
 
 
 def loads_module(ldap: Connection, name: str) -> bool:
