@@ -62,14 +62,15 @@ class UserDirectory:
         self.directory = directory
         self.mapping = mapping
         self.pages = PageReader(directory, mapping, small_search)
+        reachable = reachable_filter(mapping)
+        self._base_filter = (
+            mapping.search_filter if reachable is None else f"(&{mapping.search_filter}{reachable})"
+        )
 
     # ---- reading
 
     def _filter(self, condition: str) -> str:
-        base = self.mapping.search_filter
-        reachable = reachable_filter(self.mapping)
-        if reachable is not None:
-            base = f"(&{base}{reachable})"
+        base = self._base_filter
         return base if condition == TRUE else f"(&{base}{condition})"
 
     def find(self, session: Session, user_id: str) -> UserRecord:
